@@ -1,0 +1,187 @@
+/* store.c - backend selection and the thin dispatch layer over wg_store_ops_t, plus the record
+ * destructors. Backends live in their own files (sqlite.c; postgres.c later). */
+#include "store/store.h"
+#include "util/codec.h"
+#include "util/err.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int wg_store_open(const char *url, wg_store_t **out)
+{
+    *out = NULL;
+    if (!url || !*url)
+        return WG_EINVAL;
+    if (!strncmp(url, "postgresql://", 13) || !strncmp(url, "postgres://", 11))
+        return WG_EINVAL; /* no PostgreSQL backend yet */
+    return wg_store_sqlite_open(url, out);
+}
+
+void wg_store_close(wg_store_t *st)
+{
+    if (st)
+        st->ops->close(st);
+}
+
+int wg_store_schema_version(wg_store_t *st)
+{
+    return st->ops->schema_version(st);
+}
+
+int wg_store_meta_get(wg_store_t *st, const char *key, char **val)
+{
+    return st->ops->meta_get(st, key, val);
+}
+
+int wg_store_meta_insert(wg_store_t *st, const char *key, const char *val)
+{
+    return st->ops->meta_insert(st, key, val);
+}
+
+int wg_store_account_insert(wg_store_t *st, const wg_account_t *a, const char *key_hash)
+{
+    return st->ops->account_insert(st, a, key_hash);
+}
+
+int wg_store_account_get(wg_store_t *st, const char *id, wg_account_t *out)
+{
+    return st->ops->account_get(st, id, NULL, out);
+}
+
+int wg_store_account_by_key(wg_store_t *st, const char *key_hash, wg_account_t *out)
+{
+    return st->ops->account_get(st, NULL, key_hash, out);
+}
+
+int wg_store_account_list(wg_store_t *st, wg_account_t **out, size_t *n)
+{
+    return st->ops->account_list(st, out, n);
+}
+
+int wg_store_account_update(wg_store_t *st, const char *id, const char *name, const char *plan)
+{
+    return st->ops->account_update(st, id, name, plan, NULL);
+}
+
+int wg_store_account_set_key(wg_store_t *st, const char *id, const char *key_hash)
+{
+    return st->ops->account_update(st, id, NULL, NULL, key_hash);
+}
+
+int wg_store_instance_insert(wg_store_t *st, const wg_instance_t *in, const char *token_hash,
+                             int64_t limit, const wg_store_event_t *ev, const char **conflict)
+{
+    return st->ops->instance_insert(st, in, token_hash, limit, ev, conflict);
+}
+
+int wg_store_instance_get(wg_store_t *st, const char *id, wg_instance_t *out)
+{
+    return st->ops->instance_get(st, id, NULL, out);
+}
+
+int wg_store_instance_by_token(wg_store_t *st, const char *token_hash, wg_instance_t *out)
+{
+    return st->ops->instance_get(st, NULL, token_hash, out);
+}
+
+int wg_store_instance_list(wg_store_t *st, const wg_instance_filter_t *f, wg_instance_t **out,
+                           size_t *n, int64_t *total)
+{
+    return st->ops->instance_list(st, f, out, n, total);
+}
+
+int wg_store_instance_update(wg_store_t *st, const char *id, const char *webhook,
+                             const char *settings, int set_proxy, const char *proxy)
+{
+    return st->ops->instance_update(st, id, webhook, settings, set_proxy, proxy);
+}
+
+int wg_store_instance_set_status(wg_store_t *st, const char *id, const char *status,
+                                 const char *reason, wg_store_status_ev_cb make_ev, void *arg,
+                                 char **prev)
+{
+    return st->ops->instance_set_status(st, id, status, reason, make_ev, arg, prev);
+}
+
+int wg_store_instance_delete(wg_store_t *st, const char *id, const wg_store_event_t *ev)
+{
+    return st->ops->instance_delete(st, id, ev);
+}
+
+int wg_store_instance_counts(wg_store_t *st, wg_store_count_cb cb, void *arg)
+{
+    return st->ops->instance_counts(st, cb, arg);
+}
+
+int wg_store_outbox_list(wg_store_t *st, const char *instance_id, wg_outbox_row_t **out,
+                         size_t *n)
+{
+    return st->ops->outbox_list(st, instance_id, out, n);
+}
+
+void wg_account_dispose(wg_account_t *a)
+{
+    if (!a)
+        return;
+    free(a->id);
+    free(a->name);
+    free(a->plan);
+    memset(a, 0, sizeof(*a));
+}
+
+void wg_account_list_free(wg_account_t *a, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        wg_account_dispose(&a[i]);
+    free(a);
+}
+
+void wg_instance_dispose(wg_instance_t *in)
+{
+    if (!in)
+        return;
+    char **s[] = {&in->id,       &in->owner_id,      &in->name,    &in->api_name, &in->phone,
+                  &in->integration, &in->status,     &in->status_reason, &in->dialect,
+                  &in->webhook,  &in->settings,      &in->proxy,   &in->sinks,    &in->chatwoot,
+                  &in->jid,      &in->push_name,     &in->profile_pic_url};
+    for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+        free(*s[i]);
+    memset(in, 0, sizeof(*in));
+}
+
+void wg_instance_list_free(wg_instance_t *in, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        wg_instance_dispose(&in[i]);
+    free(in);
+}
+
+void wg_outbox_list_free(wg_outbox_row_t *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(r[i].payload);
+    free(r);
+}
+
+int64_t wg_store_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int wg_store_event_id(char *out, size_t cap, int64_t now_ms)
+{
+    uint8_t r[8];
+    if (cap < 33)
+        return WG_EINVAL;
+    if (wg_random_bytes(r, sizeof(r)) != 0)
+        return WG_EIO;
+    /* 12 hex digits of milliseconds sort correctly until the year 10889. */
+    snprintf(out, cap, "evt_%012llx%02x%02x%02x%02x%02x%02x%02x%02x",
+             (unsigned long long)now_ms & 0xffffffffffffULL, r[0], r[1], r[2], r[3], r[4], r[5],
+             r[6], r[7]);
+    return 0;
+}

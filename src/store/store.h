@@ -1,0 +1,172 @@
+/* store.h - the storage interface: accounts, instances, settings (meta) and the event outbox.
+ *
+ * One opaque wg_store_t per thread (a SQLite connection today; a PostgreSQL backend plugs in
+ * behind the same vtable, chosen by the URL given to wg_store_open). Every function that changes
+ * state commits before it returns, so a caller may acknowledge the change to a client at once.
+ * State changes that produce an event (status change, deletion) write the event into the outbox
+ * in the same transaction.
+ *
+ * Ownership: records filled by the store (wg_account_t, wg_instance_t) hold malloc'd strings;
+ * release them with wg_account_dispose / wg_instance_dispose. Inputs are never retained.
+ * Errors: WG_ENOTFOUND, WG_EEXIST (unique constraint: names, token hashes), WG_ELIMIT (plan
+ * limit), WG_ESTORE (backend failure, logged), WG_ENOMEM, WG_EINVAL (bad URL). */
+#ifndef WG_STORE_STORE_H
+#define WG_STORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct wg_store wg_store_t;
+
+typedef struct {
+    char *id;
+    char *name;
+    char *plan;
+    int64_t created_at; /* ms since the epoch, UTC */
+    int64_t updated_at;
+    int64_t instances; /* filled by list/get: how many instances it owns */
+} wg_account_t;
+
+/* JSON columns hold canonical JSON text written by core/ (never NULL once read). */
+typedef struct {
+    char *id;
+    char *owner_id;
+    char *name;
+    char *api_name; /* NULL unless a dialect sets one; globally unique */
+    char *phone;    /* E.164 "+digits" or NULL */
+    char *integration;
+    char *status;
+    char *status_reason; /* NULL or a short reason ("engine_unavailable") */
+    char *dialect;
+    char *webhook;  /* JSON {url, events[], byEvents, base64, secret} */
+    char *settings; /* JSON object */
+    char *proxy;    /* JSON object or NULL */
+    char *sinks;    /* JSON object */
+    char *chatwoot; /* JSON object */
+    char *jid, *push_name, *profile_pic_url;
+    int64_t created_at, updated_at;
+} wg_instance_t;
+
+/* An event to append to the outbox in the same transaction as a state change. The store
+ * assigns id (evt_ + time-ordered id), per-instance seq and created_at. payload is JSON. */
+typedef struct {
+    const char *name;
+    const char *payload;
+} wg_store_event_t;
+
+typedef struct {
+    char id[64];
+    char instance_id[64];
+    int64_t seq;
+    char event[48];
+    char *payload; /* malloc'd */
+    int64_t created_at;
+    char state[16];
+} wg_outbox_row_t;
+
+typedef struct {
+    const char *owner_id;    /* NULL: every owner (admin) */
+    const char *instance_id; /* NULL: any; else only this one (instance tokens) */
+    const char *status;      /* NULL or exact status */
+    const char *name_like;   /* NULL or substring of name (case-insensitive ASCII) */
+    int64_t offset, limit;
+} wg_instance_filter_t;
+
+typedef void (*wg_store_count_cb)(const char *status, int64_t n, void *arg);
+
+/* Opens the store named by url (a file path; "postgresql://" is rejected with WG_EINVAL until
+ * that backend exists) and applies pending migrations. *out is freed with wg_store_close. */
+int wg_store_open(const char *url, wg_store_t **out);
+void wg_store_close(wg_store_t *st);
+/* Schema version after migrations. */
+int wg_store_schema_version(wg_store_t *st);
+
+/* meta: small key/value settings (admin key hash). *val malloc'd. */
+int wg_store_meta_get(wg_store_t *st, const char *key, char **val);
+/* Inserts only if the key is absent (WG_EEXIST otherwise): first writer wins. */
+int wg_store_meta_insert(wg_store_t *st, const char *key, const char *val);
+
+int wg_store_account_insert(wg_store_t *st, const wg_account_t *a, const char *key_hash);
+int wg_store_account_get(wg_store_t *st, const char *id, wg_account_t *out);
+int wg_store_account_by_key(wg_store_t *st, const char *key_hash, wg_account_t *out);
+/* *out is a malloc'd array of *n accounts (oldest first); wg_account_list_free. */
+int wg_store_account_list(wg_store_t *st, wg_account_t **out, size_t *n);
+/* name/plan NULL = unchanged. */
+int wg_store_account_update(wg_store_t *st, const char *id, const char *name, const char *plan);
+int wg_store_account_set_key(wg_store_t *st, const char *id, const char *key_hash);
+
+/* Inserts the instance (status as given) if the owner has fewer than `limit` instances
+ * (limit <= 0: unlimited), plus ev, in one transaction. WG_ELIMIT, WG_EEXIST (name for owner,
+ * api_name or token hash taken: *conflict set to "name", "api_name" or "token"). */
+int wg_store_instance_insert(wg_store_t *st, const wg_instance_t *in, const char *token_hash,
+                             int64_t limit, const wg_store_event_t *ev, const char **conflict);
+int wg_store_instance_get(wg_store_t *st, const char *id, wg_instance_t *out);
+int wg_store_instance_by_token(wg_store_t *st, const char *token_hash, wg_instance_t *out);
+/* *out malloc'd array of *n; *total = matches ignoring offset/limit. */
+int wg_store_instance_list(wg_store_t *st, const wg_instance_filter_t *f, wg_instance_t **out,
+                           size_t *n, int64_t *total);
+/* Replaces the JSON columns that are non-NULL (proxy: set_proxy 1 with NULL clears it). */
+int wg_store_instance_update(wg_store_t *st, const char *id, const char *webhook,
+                             const char *settings, int set_proxy, const char *proxy);
+/* Sets status + reason and appends the event built by make_ev from the previous status, in one
+ * transaction. *prev (optional, malloc'd) receives the previous status. */
+typedef int (*wg_store_status_ev_cb)(const char *prev, wg_store_event_t *ev, void *arg);
+int wg_store_instance_set_status(wg_store_t *st, const char *id, const char *status,
+                                 const char *reason, wg_store_status_ev_cb make_ev, void *arg,
+                                 char **prev);
+int wg_store_instance_delete(wg_store_t *st, const char *id, const wg_store_event_t *ev);
+int wg_store_instance_counts(wg_store_t *st, wg_store_count_cb cb, void *arg);
+
+/* Oldest first; for tests and the later delivery sinks. wg_outbox_list_free. */
+int wg_store_outbox_list(wg_store_t *st, const char *instance_id, wg_outbox_row_t **out,
+                         size_t *n);
+
+void wg_account_dispose(wg_account_t *a);
+void wg_account_list_free(wg_account_t *a, size_t n);
+void wg_instance_dispose(wg_instance_t *in);
+void wg_instance_list_free(wg_instance_t *in, size_t n);
+void wg_outbox_list_free(wg_outbox_row_t *r, size_t n);
+
+/* Backend vtable (store_impl.h style, kept here so a backend is one file). */
+typedef struct wg_store_ops {
+    const char *name;
+    void (*close)(wg_store_t *st);
+    int (*schema_version)(wg_store_t *st);
+    int (*meta_get)(wg_store_t *st, const char *key, char **val);
+    int (*meta_insert)(wg_store_t *st, const char *key, const char *val);
+    int (*account_insert)(wg_store_t *st, const wg_account_t *a, const char *key_hash);
+    int (*account_get)(wg_store_t *st, const char *id, const char *key_hash, wg_account_t *out);
+    int (*account_list)(wg_store_t *st, wg_account_t **out, size_t *n);
+    int (*account_update)(wg_store_t *st, const char *id, const char *name, const char *plan,
+                          const char *key_hash);
+    int (*instance_insert)(wg_store_t *st, const wg_instance_t *in, const char *token_hash,
+                           int64_t limit, const wg_store_event_t *ev, const char **conflict);
+    int (*instance_get)(wg_store_t *st, const char *id, const char *token_hash,
+                        wg_instance_t *out);
+    int (*instance_list)(wg_store_t *st, const wg_instance_filter_t *f, wg_instance_t **out,
+                         size_t *n, int64_t *total);
+    int (*instance_update)(wg_store_t *st, const char *id, const char *webhook,
+                           const char *settings, int set_proxy, const char *proxy);
+    int (*instance_set_status)(wg_store_t *st, const char *id, const char *status,
+                               const char *reason, wg_store_status_ev_cb make_ev, void *arg,
+                               char **prev);
+    int (*instance_delete)(wg_store_t *st, const char *id, const wg_store_event_t *ev);
+    int (*instance_counts)(wg_store_t *st, wg_store_count_cb cb, void *arg);
+    int (*outbox_list)(wg_store_t *st, const char *instance_id, wg_outbox_row_t **out,
+                       size_t *n);
+} wg_store_ops_t;
+
+/* Every backend struct starts with this header. */
+struct wg_store {
+    const wg_store_ops_t *ops;
+};
+
+/* Backends. */
+int wg_store_sqlite_open(const char *path, wg_store_t **out);
+
+/* Helpers shared by backends: "evt_" + 12 hex digits of ms time + 16 random hex digits into
+ * out (>= 33 bytes); ms since the epoch. */
+int wg_store_event_id(char *out, size_t cap, int64_t now_ms);
+int64_t wg_store_now_ms(void);
+
+#endif

@@ -53,7 +53,8 @@ static const char *const migrations[] = {
 
 #define INST_COLS                                                                                  \
     "id, owner_id, name, api_name, phone, integration, status, status_reason, dialect, webhook, " \
-    "settings, proxy, sinks, chatwoot, jid, push_name, profile_pic_url, created_at, updated_at"
+    "settings, proxy, sinks, chatwoot, jid, push_name, profile_pic_url, token_hash, created_at, "   \
+    "updated_at"
 
 static int fail(sq_store_t *s, const char *what)
 {
@@ -221,7 +222,7 @@ static int sq_account_insert(wg_store_t *base, const wg_account_t *a, const char
 
 #define ACC_SELECT                                                                                 \
     "SELECT a.id, a.name, a.plan, a.created_at, a.updated_at, "                                   \
-    "(SELECT COUNT(*) FROM instances i WHERE i.owner_id = a.id) FROM accounts a "
+    "(SELECT COUNT(*) FROM instances i WHERE i.owner_id = a.id), a.key_hash FROM accounts a "
 
 static int read_account(sqlite3_stmt *st, wg_account_t *a)
 {
@@ -233,6 +234,7 @@ static int read_account(sqlite3_stmt *st, wg_account_t *a)
     a->created_at = sqlite3_column_int64(st, 3);
     a->updated_at = sqlite3_column_int64(st, 4);
     a->instances = sqlite3_column_int64(st, 5);
+    a->key_hash = col(st, 6, &oom);
     if (oom) {
         wg_account_dispose(a);
         return WG_ENOMEM;
@@ -459,7 +461,7 @@ static int read_instance(sqlite3_stmt *st, wg_instance_t *in)
                   &in->phone,    &in->integration, &in->status,   &in->status_reason,
                   &in->dialect,  &in->webhook,    &in->settings,  &in->proxy,
                   &in->sinks,    &in->chatwoot,   &in->jid,       &in->push_name,
-                  &in->profile_pic_url};
+                  &in->profile_pic_url, &in->token_hash};
     int nf = (int)(sizeof(f) / sizeof(f[0]));
     for (int i = 0; i < nf; i++)
         *f[i] = col(st, i, &oom);

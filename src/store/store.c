@@ -128,6 +128,7 @@ void wg_account_dispose(wg_account_t *a)
     free(a->id);
     free(a->name);
     free(a->plan);
+    free(a->key_hash);
     memset(a, 0, sizeof(*a));
 }
 
@@ -145,7 +146,7 @@ void wg_instance_dispose(wg_instance_t *in)
     char **s[] = {&in->id,       &in->owner_id,      &in->name,    &in->api_name, &in->phone,
                   &in->integration, &in->status,     &in->status_reason, &in->dialect,
                   &in->webhook,  &in->settings,      &in->proxy,   &in->sinks,    &in->chatwoot,
-                  &in->jid,      &in->push_name,     &in->profile_pic_url};
+                  &in->jid,      &in->push_name,     &in->profile_pic_url, &in->token_hash};
     for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
         free(*s[i]);
     memset(in, 0, sizeof(*in));

@@ -25,6 +25,7 @@ typedef struct {
     int64_t created_at; /* ms since the epoch, UTC */
     int64_t updated_at;
     int64_t instances; /* filled by list/get: how many instances it owns */
+    char *key_hash;    /* SHA-256 hex of the current key, or NULL */
 } wg_account_t;
 
 /* JSON columns hold canonical JSON text written by core/ (never NULL once read). */
@@ -44,6 +45,7 @@ typedef struct {
     char *sinks;    /* JSON object */
     char *chatwoot; /* JSON object */
     char *jid, *push_name, *profile_pic_url;
+    char *token_hash; /* SHA-256 hex of the access token (read only; set on insert) */
     int64_t created_at, updated_at;
 } wg_instance_t;
 

@@ -1,0 +1,47 @@
+/* engine.h - the interface between the core and a WhatsApp engine.
+ *
+ * The engine runs instances (connections, pairing, messaging) and reports what happens back to
+ * the core through `report`. The core calls start/stop/logout; they return quickly:
+ *   start  0 = the engine took the instance (it will report STARTING/SCAN_QR_CODE/WORKING/FAILED
+ *          later); negative = it cannot run it now, and `reason` (short snake_case) says why;
+ *          the core then marks the instance FAILED with that reason.
+ *   stop   forget the connection, keep credentials.  logout  unlink the device, wipe them.
+ * Reports must be delivered on the thread that owns the core they are given to (the engine
+ * posts them to that thread's loop); the core writes each status change and its event in one
+ * transaction (wg_core_instance_set_status).
+ *
+ * wg_engine_unavailable_new() is the engine used until the real one exists: it answers every
+ * start with "engine_unavailable" and never reports anything. */
+#ifndef WG_CORE_ENGINE_H
+#define WG_CORE_ENGINE_H
+
+#include <stddef.h>
+
+typedef struct wg_engine wg_engine_t;
+
+typedef struct {
+    const char *instance_id;
+    const char *status; /* new status (WG_STATUS_*) */
+    const char *reason; /* NULL or snake_case reason */
+} wg_engine_report_t;
+
+typedef void (*wg_engine_report_cb)(void *arg, const wg_engine_report_t *r);
+
+typedef struct {
+    const char *name;
+    int (*start)(wg_engine_t *e, const char *instance_id, char *reason, size_t reason_cap);
+    int (*stop)(wg_engine_t *e, const char *instance_id);
+    int (*logout)(wg_engine_t *e, const char *instance_id);
+    void (*free)(wg_engine_t *e);
+} wg_engine_ops_t;
+
+struct wg_engine {
+    const wg_engine_ops_t *ops;
+    wg_engine_report_cb report; /* set by the core owner; may be NULL */
+    void *report_arg;
+};
+
+wg_engine_t *wg_engine_unavailable_new(void);
+void wg_engine_free(wg_engine_t *e);
+
+#endif

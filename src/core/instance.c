@@ -1,0 +1,638 @@
+/* instance.c - instance lifecycle: create (validation, plan limit, token), read, list, patch,
+ * delete, start/stop/restart/logout, and the single status-change function.
+ *
+ * JSON columns are canonical objects written here: settings {autoRead, autoTyping, rejectCall,
+ * msgCall, groupsIgnore, alwaysOnline, readMessages, readStatus, syncFullHistory}, webhook
+ * {url, events[], byEvents, base64, secret}, proxy {protocol, host, port, username, password}.
+ * Dialects map their own shapes onto these. */
+#include "core/core.h"
+#include "core/token.h"
+#include "core/validate.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int internal(wg_core_err_t *err, int rv)
+{
+    wg_core_err_set(err, 500, "internal_error", NULL, "internal error (%s)", wg_strerror(rv));
+    return rv;
+}
+
+static int not_found(wg_core_err_t *err)
+{
+    wg_core_err_set(err, 404, "not_found", NULL, "instance not found");
+    return WG_ENOTFOUND;
+}
+
+static const struct {
+    const char *key;
+    int is_bool;
+    int def;
+} settings_keys[] = {
+    {"autoRead", 1, 0},     {"autoTyping", 1, 1},   {"rejectCall", 1, 0},
+    {"msgCall", 0, 0},      {"groupsIgnore", 1, 0}, {"alwaysOnline", 1, 0},
+    {"readMessages", 1, 0}, {"readStatus", 1, 0},   {"syncFullHistory", 1, 0},
+};
+#define NSETTINGS (sizeof(settings_keys) / sizeof(settings_keys[0]))
+
+int wg_core_settings_merge(json_t *base, json_t *in, json_t **out, wg_core_err_t *err)
+{
+    json_t *s = json_object();
+    *out = NULL;
+    if (!s)
+        return internal(err, WG_ENOMEM);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        json_t *v = base ? json_object_get(base, settings_keys[i].key) : NULL;
+        if (settings_keys[i].is_bool)
+            json_object_set_new(s, settings_keys[i].key,
+                                json_boolean(v && json_is_boolean(v) ? json_is_true(v)
+                                                                     : settings_keys[i].def));
+        else
+            json_object_set_new(s, settings_keys[i].key,
+                                json_string(v && json_is_string(v) ? json_string_value(v) : ""));
+    }
+    if (in && !json_is_null(in)) {
+        const char *k;
+        json_t *v;
+        if (!json_is_object(in)) {
+            wg_core_err_set(err, 422, "validation_error", "settings", "settings must be an object");
+            goto bad;
+        }
+        json_object_foreach(in, k, v)
+        {
+            size_t i;
+            for (i = 0; i < NSETTINGS; i++)
+                if (!strcmp(k, settings_keys[i].key))
+                    break;
+            char field[64];
+            snprintf(field, sizeof(field), "settings.%.50s", k);
+            if (i == NSETTINGS) {
+                wg_core_err_set(err, 422, "validation_error", field, "unknown setting");
+                goto bad;
+            }
+            if (settings_keys[i].is_bool) {
+                if (!json_is_boolean(v)) {
+                    wg_core_err_set(err, 422, "validation_error", field, "must be a boolean");
+                    goto bad;
+                }
+                json_object_set(s, k, v);
+            } else {
+                if (json_is_null(v) || json_is_false(v)) {
+                    json_object_set_new(s, k, json_string(""));
+                } else if (!json_is_string(v) || !json_string_length(v) ||
+                           !wg_valid_text(json_string_value(v), 500)) {
+                    wg_core_err_set(err, 422, "validation_error", field,
+                                    "must be a text of at most 500 characters");
+                    goto bad;
+                } else
+                    json_object_set(s, k, v);
+            }
+        }
+    }
+    *out = s;
+    return 0;
+bad:
+    json_decref(s);
+    return WG_EINVAL;
+}
+
+int wg_core_proxy_parse(json_t *in, json_t **out, wg_core_err_t *err)
+{
+    json_t *p = NULL;
+    *out = NULL;
+    if (!in || json_is_null(in))
+        return 0;
+    if (!json_is_object(in)) {
+        wg_core_err_set(err, 422, "validation_error", "proxy", "proxy must be an object");
+        return WG_EINVAL;
+    }
+    json_t *proto = json_object_get(in, "protocol"), *host = json_object_get(in, "host"),
+           *port = json_object_get(in, "port"), *user = json_object_get(in, "username"),
+           *pass = json_object_get(in, "password");
+    const char *k;
+    json_t *v;
+    json_object_foreach(in, k, v)
+    {
+        if (strcmp(k, "protocol") && strcmp(k, "host") && strcmp(k, "port") &&
+            strcmp(k, "username") && strcmp(k, "password")) {
+            char field[64];
+            snprintf(field, sizeof(field), "proxy.%.50s", k);
+            wg_core_err_set(err, 422, "validation_error", field, "unknown proxy field");
+            return WG_EINVAL;
+        }
+    }
+    const char *ps = proto ? json_string_value(proto) : "http";
+    if (!ps || (strcmp(ps, "http") && strcmp(ps, "https") && strcmp(ps, "socks5"))) {
+        wg_core_err_set(err, 422, "validation_error", "proxy.protocol",
+                        "protocol must be http, https or socks5");
+        return WG_EINVAL;
+    }
+    const char *hs = host ? json_string_value(host) : NULL;
+    if (!hs || !*hs || strlen(hs) > 253 || strpbrk(hs, " /@?#\t\r\n")) {
+        wg_core_err_set(err, 422, "validation_error", "proxy.host", "host is required");
+        return WG_EINVAL;
+    }
+    long long pn = -1;
+    if (port && json_is_integer(port))
+        pn = json_integer_value(port);
+    else if (port && json_is_string(port)) {
+        const char *s = json_string_value(port);
+        char *e;
+        if (*s && strlen(s) <= 5 && s[0] >= '0' && s[0] <= '9') {
+            pn = strtoll(s, &e, 10);
+            if (*e)
+                pn = -1;
+        }
+    }
+    if (pn < 1 || pn > 65535) {
+        wg_core_err_set(err, 422, "validation_error", "proxy.port",
+                        "port must be an integer from 1 to 65535");
+        return WG_EINVAL;
+    }
+    if ((user && !json_is_null(user) && (!json_is_string(user) || json_string_length(user) > 255)) ||
+        (pass && !json_is_null(pass) && (!json_is_string(pass) || json_string_length(pass) > 255))) {
+        wg_core_err_set(err, 422, "validation_error",
+                        user && !json_is_null(user) && !json_is_string(user) ? "proxy.username"
+                                                                              : "proxy.password",
+                        "must be a text of at most 255 characters");
+        return WG_EINVAL;
+    }
+    p = json_pack("{s:s, s:s, s:I}", "protocol", ps, "host", hs, "port", (json_int_t)pn);
+    if (!p)
+        return internal(err, WG_ENOMEM);
+    if (user && json_is_string(user))
+        json_object_set(p, "username", user);
+    if (pass && json_is_string(pass))
+        json_object_set(p, "password", pass);
+    *out = p;
+    return 0;
+}
+
+int wg_core_events_parse(json_t *in, json_t **out, wg_core_err_t *err)
+{
+    size_t i;
+    json_t *v;
+    *out = NULL;
+    if (!json_is_array(in)) {
+        wg_core_err_set(err, 422, "invalid_webhook_events", "webhookEvents",
+                        "webhookEvents must be an array of event names");
+        return WG_EINVAL;
+    }
+    json_t *a = json_array();
+    if (!a)
+        return internal(err, WG_ENOMEM);
+    json_array_foreach(in, i, v)
+    {
+        const char *s = json_string_value(v);
+        if (!s || !wg_valid_event(s)) {
+            wg_core_err_set(err, 422, "invalid_webhook_events", "webhookEvents",
+                            "unknown webhook event '%.60s'", s ? s : "(not a string)");
+            json_decref(a);
+            return WG_EINVAL;
+        }
+        size_t j;
+        json_t *w;
+        int dup = 0;
+        json_array_foreach(a, j, w) dup |= !strcmp(json_string_value(w), s);
+        if (!dup)
+            json_array_append(a, v);
+    }
+    *out = a;
+    return 0;
+}
+
+static int check_webhook_url(const char *url, wg_core_err_t *err)
+{
+    if (url && !wg_valid_http_url(url)) {
+        wg_core_err_set(err, 422, "invalid_webhook_url", "webhookUrl",
+                        "webhookUrl must be an absolute http(s) URL");
+        return WG_EINVAL;
+    }
+    return 0;
+}
+
+/* JSON text of a webhook object built from url/events over an existing one (may be NULL). */
+static char *webhook_json(const char *old, int set_url, const char *url, json_t *events)
+{
+    json_t *w = old ? json_loads(old, 0, NULL) : NULL;
+    char *s = NULL;
+    if (!w || !json_is_object(w)) {
+        json_decref(w);
+        w = json_pack("{s:n, s:[], s:b, s:b, s:n}", "url", "events", "byEvents", 0, "base64", 0,
+                      "secret");
+    }
+    if (!w)
+        return NULL;
+    if (set_url)
+        json_object_set_new(w, "url", url ? json_string(url) : json_null());
+    if (events)
+        json_object_set(w, "events", events);
+    s = json_dumps(w, JSON_COMPACT);
+    json_decref(w);
+    return s;
+}
+
+typedef struct {
+    const char *id, *status, *reason;
+} status_ev_t;
+
+static int make_status_ev(const char *prev, wg_store_event_t *ev, void *arg)
+{
+    status_ev_t *s = arg;
+    json_t *p = json_pack("{s:s, s:s, s:s?, s:s?}", "instanceId", s->id, "status", s->status,
+                          "previousStatus", prev, "reason", s->reason);
+    if (!p)
+        return WG_ENOMEM;
+    char *txt = json_dumps(p, JSON_COMPACT);
+    json_decref(p);
+    if (!txt)
+        return WG_ENOMEM;
+    ev->name = "connection.updated";
+    ev->payload = txt; /* freed by the caller of wg_store_instance_set_status (below) */
+    return 0;
+}
+
+typedef struct {
+    status_ev_t s;
+    char *payload;
+} status_ev_owned_t;
+
+static int make_status_ev_owned(const char *prev, wg_store_event_t *ev, void *arg)
+{
+    status_ev_owned_t *o = arg;
+    int rv = make_status_ev(prev, ev, &o->s);
+    if (!rv)
+        o->payload = (char *)ev->payload;
+    return rv;
+}
+
+int wg_core_instance_set_status(wg_core_t *c, const char *id, const char *status,
+                                const char *reason)
+{
+    status_ev_owned_t o = {{id, status, reason}, NULL};
+    char *prev = NULL;
+    int rv = wg_store_instance_set_status(c->store, id, status, reason, make_status_ev_owned, &o,
+                                          &prev);
+    free(o.payload);
+    if (rv == 0)
+        wg_log(WG_LOG_INFO, "core", "instance=%s from=%s to=%s reason=%s", id, prev, status,
+               reason ? reason : "-");
+    else
+        wg_log(WG_LOG_ERROR, "core", "instance=%s to=%s err=%s", id, status, wg_strerror(rv));
+    free(prev);
+    return rv;
+}
+
+void wg_core_engine_report(wg_core_t *c, const wg_engine_report_t *r)
+{
+    wg_core_instance_set_status(c, r->instance_id, r->status, r->reason);
+}
+
+/* Asks the engine to start id (already STARTING); FAILED + reason when it cannot. */
+static int engine_start(wg_core_t *c, const char *id)
+{
+    char reason[64] = "engine_unavailable";
+    if (c->engine && c->engine->ops->start(c->engine, id, reason, sizeof(reason)) == 0)
+        return 0;
+    return wg_core_instance_set_status(c, id, WG_STATUS_FAILED, reason);
+}
+
+int wg_core_instance_create(wg_core_t *c, const wg_instance_spec_t *spec, wg_instance_t *out,
+                            char **token, wg_core_err_t *err)
+{
+    json_t *settings = NULL, *proxy = NULL, *events = NULL;
+    char phone[20], h[65];
+    char *wh = NULL, *st_txt = NULL, *px_txt = NULL, *ev_txt = NULL;
+    const char *conflict = NULL;
+    wg_instance_t in = {0};
+    wg_account_t owner = {0};
+    int rv;
+    memset(out, 0, sizeof(*out));
+    *token = NULL;
+
+    if (!spec->name || !*spec->name) {
+        wg_core_err_set(err, 422, "validation_error", "name", "name is required");
+        return WG_EINVAL;
+    }
+    if (!wg_valid_text(spec->name, 50)) {
+        wg_core_err_set(err, 422, "validation_error", "name",
+                        "name must be 1 to 50 characters without control characters");
+        return WG_EINVAL;
+    }
+    if (spec->phone && !wg_valid_e164(spec->phone, phone, sizeof(phone))) {
+        wg_core_err_set(err, 422, "validation_error", "phone",
+                        "phone must be in E.164 format, e.g. +5511999999999");
+        return WG_EINVAL;
+    }
+    if (spec->integration && strcmp(spec->integration, "WHATSAPP-BAILEYS") &&
+        strcmp(spec->integration, "WHATSAPP-BUSINESS")) {
+        wg_core_err_set(err, 422, "validation_error", "integration",
+                        "integration must be WHATSAPP-BAILEYS or WHATSAPP-BUSINESS");
+        return WG_EINVAL;
+    }
+    if (spec->token && !wg_valid_token(spec->token)) {
+        wg_core_err_set(err, 422, "validation_error", "token",
+                        "token must be 16 to 256 printable characters without spaces");
+        return WG_EINVAL;
+    }
+    if ((rv = check_webhook_url(spec->webhook_url, err)) != 0)
+        return rv;
+    if (spec->webhook_events && (rv = wg_core_events_parse(spec->webhook_events, &events, err)))
+        goto out;
+    if ((rv = wg_core_settings_merge(NULL, spec->settings, &settings, err)) != 0 ||
+        (rv = wg_core_proxy_parse(spec->proxy, &proxy, err)) != 0)
+        goto out;
+
+    if ((rv = wg_store_account_get(c->store, spec->owner_id, &owner)) != 0) {
+        if (rv == WG_ENOTFOUND)
+            wg_core_err_set(err, 422, "validation_error", "accountId", "account not found");
+        else
+            internal(err, rv);
+        goto out;
+    }
+    int64_t limit = wg_core_plan_limit(c, owner.plan);
+
+    *token = spec->token ? strdup(spec->token) : wg_token_new("wgi_");
+    in.id = wg_id_new("inst_", 12);
+    wh = webhook_json(NULL, 1, spec->webhook_url, events);
+    st_txt = json_dumps(settings, JSON_COMPACT);
+    px_txt = proxy ? json_dumps(proxy, JSON_COMPACT) : NULL;
+    if (!*token || !in.id || !wh || !st_txt || (proxy && !px_txt)) {
+        rv = internal(err, WG_ENOMEM);
+        goto out;
+    }
+    wg_token_hash(*token, strlen(*token), h);
+    in.owner_id = (char *)spec->owner_id;
+    in.name = (char *)spec->name;
+    in.api_name = (char *)spec->api_name;
+    in.phone = spec->phone ? phone : NULL;
+    in.integration = (char *)(spec->integration ? spec->integration : "WHATSAPP-BAILEYS");
+    in.status = WG_STATUS_STARTING;
+    in.dialect = (char *)(spec->dialect ? spec->dialect : "native");
+    in.webhook = wh;
+    in.settings = st_txt;
+    in.proxy = px_txt;
+    in.created_at = in.updated_at = wg_store_now_ms();
+
+    json_t *evp = json_pack("{s:s, s:s, s:n}", "instanceId", in.id, "status", WG_STATUS_STARTING,
+                            "previousStatus");
+    ev_txt = evp ? json_dumps(evp, JSON_COMPACT) : NULL;
+    json_decref(evp);
+    if (!ev_txt) {
+        rv = internal(err, WG_ENOMEM);
+        goto out;
+    }
+    wg_store_event_t ev = {"connection.updated", ev_txt};
+    rv = wg_store_instance_insert(c->store, &in, h, limit, &ev, &conflict);
+    if (rv == WG_ELIMIT) {
+        wg_core_err_set(err, 403, "instance_limit_reached", NULL,
+                        "plan '%s' allows %lld instance(s)", owner.plan, (long long)limit);
+        goto out;
+    }
+    if (rv == WG_EEXIST) {
+        if (conflict && !strcmp(conflict, "token"))
+            wg_core_err_set(err, 422, "validation_error", "token", "token already in use");
+        else if (conflict && !strcmp(conflict, "api_name"))
+            wg_core_err_set(err, 422, "validation_error", "name", "name already in use");
+        else
+            wg_core_err_set(err, 422, "validation_error", "name",
+                            "an instance with this name already exists");
+        goto out;
+    }
+    if (rv) {
+        internal(err, rv);
+        goto out;
+    }
+    wg_log(WG_LOG_INFO, "core", "instance=%s created owner=%s from=- to=%s", in.id,
+           spec->owner_id, WG_STATUS_STARTING);
+    engine_start(c, in.id); /* a failure here is recorded as FAILED, not returned */
+    if ((rv = wg_store_instance_get(c->store, in.id, out)) != 0)
+        internal(err, rv);
+out:
+    json_decref(settings);
+    json_decref(proxy);
+    json_decref(events);
+    free(wh);
+    free(st_txt);
+    free(px_txt);
+    free(ev_txt);
+    free(in.id);
+    wg_account_dispose(&owner);
+    if (rv) {
+        free(*token);
+        *token = NULL;
+    }
+    return rv;
+}
+
+static int may_see(const wg_auth_t *a, const wg_instance_t *in)
+{
+    switch (a->kind) {
+    case WG_AUTH_ADMIN:
+        return 1;
+    case WG_AUTH_ACCOUNT:
+        return !strcmp(a->account_id, in->owner_id);
+    case WG_AUTH_INSTANCE:
+        return !strcmp(a->instance_id, in->id);
+    default:
+        return 0;
+    }
+}
+
+int wg_core_instance_get(wg_core_t *c, const wg_auth_t *a, const char *id, wg_instance_t *out,
+                         wg_core_err_t *err)
+{
+    int rv = wg_store_instance_get(c->store, id, out);
+    if (rv == WG_ENOTFOUND)
+        return not_found(err);
+    if (rv)
+        return internal(err, rv);
+    if (!may_see(a, out)) {
+        wg_instance_dispose(out);
+        return not_found(err);
+    }
+    return 0;
+}
+
+int wg_core_instance_list(wg_core_t *c, const wg_auth_t *a, const char *status,
+                          const char *name_like, int64_t page, int64_t limit, wg_instance_t **out,
+                          size_t *n, int64_t *total, wg_core_err_t *err)
+{
+    wg_instance_filter_t f = {0};
+    static const char *const statuses[] = {WG_STATUS_STOPPED, WG_STATUS_STARTING,
+                                           WG_STATUS_SCAN_QR, WG_STATUS_WORKING,
+                                           WG_STATUS_FAILED,  WG_STATUS_PENDING};
+    if (status) {
+        size_t i;
+        for (i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+            if (!strcmp(status, statuses[i]))
+                break;
+        if (i == sizeof(statuses) / sizeof(statuses[0])) {
+            wg_core_err_set(err, 422, "validation_error", "status",
+                            "status must be one of STOPPED, STARTING, SCAN_QR_CODE, WORKING, "
+                            "FAILED, PENDING");
+            return WG_EINVAL;
+        }
+    }
+    if (page < 1 || page > 1000000) {
+        wg_core_err_set(err, 422, "validation_error", "page", "page must be a positive integer");
+        return WG_EINVAL;
+    }
+    if (limit < 1 || limit > 100) {
+        wg_core_err_set(err, 422, "validation_error", "limit", "limit must be from 1 to 100");
+        return WG_EINVAL;
+    }
+    if (a->kind == WG_AUTH_ACCOUNT)
+        f.owner_id = a->account_id;
+    else if (a->kind == WG_AUTH_INSTANCE)
+        f.instance_id = a->instance_id;
+    else if (a->kind != WG_AUTH_ADMIN)
+        return not_found(err);
+    f.status = status;
+    f.name_like = name_like && *name_like ? name_like : NULL;
+    f.offset = (page - 1) * limit;
+    f.limit = limit;
+    int rv = wg_store_instance_list(c->store, &f, out, n, total);
+    return rv ? internal(err, rv) : 0;
+}
+
+int wg_core_instance_update(wg_core_t *c, const wg_auth_t *a, const char *id,
+                            const wg_instance_patch_t *p, wg_instance_t *out, wg_core_err_t *err)
+{
+    wg_instance_t cur;
+    json_t *events = NULL, *old_settings = NULL, *settings = NULL, *proxy = NULL;
+    char *wh = NULL, *st_txt = NULL, *px_txt = NULL;
+    int rv;
+    memset(out, 0, sizeof(*out));
+    if ((rv = wg_core_instance_get(c, a, id, &cur, err)) != 0)
+        return rv;
+    if (p->set_webhook_url && (rv = check_webhook_url(p->webhook_url, err)) != 0)
+        goto out;
+    if (p->webhook_events && (rv = wg_core_events_parse(p->webhook_events, &events, err)) != 0)
+        goto out;
+    if (p->settings) {
+        old_settings = json_loads(cur.settings, 0, NULL);
+        if ((rv = wg_core_settings_merge(old_settings, p->settings, &settings, err)) != 0)
+            goto out;
+        if (!(st_txt = json_dumps(settings, JSON_COMPACT))) {
+            rv = internal(err, WG_ENOMEM);
+            goto out;
+        }
+    }
+    if (p->set_proxy) {
+        if ((rv = wg_core_proxy_parse(p->proxy, &proxy, err)) != 0)
+            goto out;
+        if (proxy && !(px_txt = json_dumps(proxy, JSON_COMPACT))) {
+            rv = internal(err, WG_ENOMEM);
+            goto out;
+        }
+    }
+    if (p->set_webhook_url || events) {
+        if (!(wh = webhook_json(cur.webhook, p->set_webhook_url, p->webhook_url, events))) {
+            rv = internal(err, WG_ENOMEM);
+            goto out;
+        }
+    }
+    rv = wg_store_instance_update(c->store, id, wh, st_txt, p->set_proxy, px_txt);
+    if (rv == WG_ENOTFOUND) {
+        not_found(err);
+        goto out;
+    }
+    if (rv || (rv = wg_store_instance_get(c->store, id, out)) != 0) {
+        internal(err, rv);
+        goto out;
+    }
+    wg_log(WG_LOG_INFO, "core", "instance=%s updated", id);
+out:
+    wg_instance_dispose(&cur);
+    json_decref(events);
+    json_decref(old_settings);
+    json_decref(settings);
+    json_decref(proxy);
+    free(wh);
+    free(st_txt);
+    free(px_txt);
+    return rv;
+}
+
+int wg_core_instance_delete(wg_core_t *c, const wg_auth_t *a, const char *id, wg_core_err_t *err)
+{
+    wg_instance_t cur;
+    int rv;
+    if (a->kind == WG_AUTH_INSTANCE) {
+        /* an instance token may operate its instance but not destroy it */
+        if ((rv = wg_core_instance_get(c, a, id, &cur, err)) != 0)
+            return rv;
+        wg_instance_dispose(&cur);
+        wg_core_err_set(err, 403, "forbidden", NULL,
+                        "an instance token cannot delete its instance; use the account key");
+        return WG_EPERM;
+    }
+    if ((rv = wg_core_instance_get(c, a, id, &cur, err)) != 0)
+        return rv;
+    if (c->engine)
+        c->engine->ops->stop(c->engine, id);
+    json_t *p = json_pack("{s:s, s:s, s:s}", "instanceId", id, "name", cur.name,
+                          "previousStatus", cur.status);
+    char *txt = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    json_decref(p);
+    if (!txt) {
+        rv = internal(err, WG_ENOMEM);
+        goto out;
+    }
+    wg_store_event_t ev = {"instance.deleted", txt};
+    rv = wg_store_instance_delete(c->store, id, &ev);
+    free(txt);
+    if (rv == WG_ENOTFOUND)
+        not_found(err);
+    else if (rv)
+        internal(err, rv);
+    else
+        wg_log(WG_LOG_INFO, "core", "instance=%s deleted from=%s", id, cur.status);
+out:
+    wg_instance_dispose(&cur);
+    return rv;
+}
+
+static int is_running(const char *s)
+{
+    return !strcmp(s, WG_STATUS_STARTING) || !strcmp(s, WG_STATUS_SCAN_QR) ||
+           !strcmp(s, WG_STATUS_WORKING) || !strcmp(s, WG_STATUS_PENDING);
+}
+
+int wg_core_instance_action(wg_core_t *c, const wg_auth_t *a, const char *id, wg_action_t act,
+                            wg_instance_t *out, wg_core_err_t *err)
+{
+    wg_instance_t cur;
+    int rv;
+    memset(out, 0, sizeof(*out));
+    if ((rv = wg_core_instance_get(c, a, id, &cur, err)) != 0)
+        return rv;
+    int running = is_running(cur.status);
+    wg_instance_dispose(&cur);
+    if (act == WG_ACTION_STOP || act == WG_ACTION_RESTART || act == WG_ACTION_LOGOUT) {
+        if (c->engine) {
+            if (act == WG_ACTION_LOGOUT)
+                c->engine->ops->logout(c->engine, id);
+            else
+                c->engine->ops->stop(c->engine, id);
+        }
+        if (act == WG_ACTION_LOGOUT)
+            rv = wg_core_instance_set_status(c, id, WG_STATUS_STOPPED, "logout");
+        else if (running || act == WG_ACTION_STOP)
+            rv = wg_core_instance_set_status(c, id, WG_STATUS_STOPPED, NULL);
+        running = 0;
+    }
+    if (!rv && (act == WG_ACTION_START || act == WG_ACTION_RESTART) && !running) {
+        if ((rv = wg_core_instance_set_status(c, id, WG_STATUS_STARTING, NULL)) == 0)
+            rv = engine_start(c, id);
+    }
+    if (rv == WG_ENOTFOUND) /* deleted meanwhile */
+        return not_found(err);
+    if (rv || (rv = wg_store_instance_get(c->store, id, out)) != 0)
+        return rv == WG_ENOTFOUND ? not_found(err) : internal(err, rv);
+    return 0;
+}

@@ -1,0 +1,36 @@
+/* token.c - see token.h. */
+#include "core/token.h"
+#include "util/codec.h"
+
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <string.h>
+
+void wg_token_hash(const char *token, size_t len, char out[WG_TOKEN_HASH_LEN + 1])
+{
+    static const char hx[] = "0123456789abcdef";
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)token, len, md);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
+        out[2 * i] = hx[md[i] >> 4];
+        out[2 * i + 1] = hx[md[i] & 15];
+    }
+    out[WG_TOKEN_HASH_LEN] = 0;
+}
+
+int wg_token_hash_equal(const char *a, const char *b)
+{
+    if (!a || !b || strlen(a) != WG_TOKEN_HASH_LEN || strlen(b) != WG_TOKEN_HASH_LEN)
+        return 0;
+    return CRYPTO_memcmp(a, b, WG_TOKEN_HASH_LEN) == 0;
+}
+
+char *wg_token_new(const char *prefix)
+{
+    return wg_random_token(prefix, 32);
+}
+
+char *wg_id_new(const char *prefix, size_t nbytes)
+{
+    return wg_random_token(prefix, nbytes);
+}

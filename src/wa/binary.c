@@ -364,7 +364,7 @@ static int get_list_size(dec_t *d, uint8_t tag, uint32_t *n)
 /* Length of a BINARY_8/20/32 payload that follows; checked against what is left. */
 static int get_bin_len(dec_t *d, uint8_t tag, size_t *n)
 {
-    uint32_t v;
+    uint32_t v = 0;
     int rv;
 
     switch (tag) {
@@ -438,7 +438,7 @@ static int get_jid(dec_t *d, uint8_t tag, sv_t *sv)
 {
     wg_jid_t j, back;
     sv_t user, server;
-    uint32_t v;
+    uint32_t v = 0;
     uint8_t c;
     int rv;
 

@@ -451,13 +451,21 @@ static int attrs_subset(const wg_node_t *a, const wg_node_t *b)
     return 1;
 }
 
+/* Raw bytes and non-JID text are the same thing on the wire when the text is written raw. */
+static int bytes_like(const wg_node_t *n)
+{
+    return n->kind == WG_NODE_BYTES || (n->kind == WG_NODE_TEXT && !n->text_jid);
+}
+
 int wg_node_equal(const wg_node_t *a, const wg_node_t *b)
 {
     uint32_t i;
 
     if (!a || !b)
         return a == b;
-    if (a->tag_len != b->tag_len || memcmp(a->tag, b->tag, a->tag_len) != 0 || a->kind != b->kind)
+    if (a->tag_len != b->tag_len || memcmp(a->tag, b->tag, a->tag_len) != 0)
+        return 0;
+    if (a->kind != b->kind && !(bytes_like(a) && bytes_like(b)))
         return 0;
     if (!attrs_subset(a, b) || !attrs_subset(b, a))
         return 0;
@@ -471,10 +479,9 @@ int wg_node_equal(const wg_node_t *a, const wg_node_t *b)
         }
         return 1;
     case WG_NODE_TEXT:
+    case WG_NODE_BYTES:
         if (a->text_jid != b->text_jid)
             return 0;
-        /* fall through */
-    case WG_NODE_BYTES:
         return a->u.data.len == b->u.data.len &&
                (a->u.data.len == 0 || memcmp(a->u.data.p, b->u.data.p, a->u.data.len) == 0);
     default:

@@ -87,7 +87,8 @@ wg_node_t *wg_node_child(const wg_node_t *n, size_t i);
 wg_node_t *wg_node_child_by_tag(const wg_node_t *n, const char *tag);
 
 /* 1 when a and b are structurally equal: same tag, same attributes by key (order-insensitive;
- * last duplicate wins; JID marking counts), same content kind and bytes/children. */
+ * last duplicate wins; JID marking counts), same children, same bytes. BYTES and non-JID TEXT
+ * with the same bytes are equal (text written raw decodes as BYTES: the wire cannot tell). */
 int wg_node_equal(const wg_node_t *a, const wg_node_t *b);
 
 /* Printing (node_print.c): the XML-like text form for logs and tests, e.g.

@@ -1,0 +1,612 @@
+/* native.c - see native.h. Routes:
+ *   GET  /health
+ *   POST /v1/accounts  GET /v1/accounts  PATCH /v1/accounts/{id}  POST /v1/accounts/{id}/keys
+ *   POST /v1/instances  GET /v1/instances  GET|PATCH|DELETE /v1/instances/{id}
+ *   POST /v1/instances/{id}/start|stop|restart|logout
+ * Account routes need the admin key. Instance routes accept the admin key (all instances), an
+ * account key (its instances) or an instance token (that instance only); anything else the
+ * credential may not see answers 404, exactly like an id that does not exist. */
+#include "api/native.h"
+#include "api/render.h"
+#include "core/validate.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { RC_NONE = 0, RC_READ, RC_WRITE, RC_CREATE };
+
+static void respond(wg_http_req_t *r, int status, json_t *body)
+{
+    json_decref(r->json);
+    r->status = status;
+    r->json = body;
+}
+
+static void respond_err(wg_http_req_t *r, const wg_core_err_t *e)
+{
+    respond(r, e->status ? e->status : 500,
+            wg_render_error(e->code ? e->code : "internal_error", e->message, e->field));
+}
+
+static void respond_simple(wg_http_req_t *r, int status, const char *code, const char *field,
+                           const char *msg)
+{
+    respond(r, status, wg_render_error(code, msg, field));
+}
+
+void wg_native_error(wg_http_req_t *r, void *ctx, int status, const char *code, const char *msg)
+{
+    (void)ctx;
+    respond_simple(r, status, code, NULL, msg);
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int rate_for(const wg_api_ctx_t *c, int rclass)
+{
+    switch (rclass) {
+    case RC_READ: return c->cfg->rate_read;
+    case RC_WRITE: return c->cfg->rate_write;
+    case RC_CREATE: return c->cfg->rate_create;
+    default: return 0;
+    }
+}
+
+/* 0 when allowed; otherwise the 429 response is set. */
+static int limit(wg_http_req_t *r, wg_api_ctx_t *c, int rclass, const char *who)
+{
+    char key[160];
+    int retry = 1;
+    int per_min = rate_for(c, rclass);
+    if (per_min <= 0 || !c->rl)
+        return 0;
+    snprintf(key, sizeof(key), "%d:%s", rclass, who);
+    if (wg_ratelimit_take(c->rl, key, per_min, mono_ms(), &retry) == 0)
+        return 0;
+    snprintf(r->retry_after, sizeof(r->retry_after), "%d", retry);
+    json_t *e = wg_render_error("rate_limited", "too many requests; retry later", NULL);
+    json_object_set_new(json_object_get(e, "error"), "retryAfter", json_integer(retry));
+    respond(r, 429, e);
+    return WG_ELIMIT;
+}
+
+static const char *who_of(const wg_auth_t *a, char *buf, size_t cap)
+{
+    if (a->kind == WG_AUTH_INSTANCE)
+        snprintf(buf, cap, "i:%s", a->instance_id);
+    else
+        snprintf(buf, cap, "a:%s", a->account_id);
+    return buf;
+}
+
+/* Authenticates and applies the route's rate class. 0, or the response is set. */
+static int authed(wg_http_req_t *r, wg_api_ctx_t *c, wg_auth_t *a)
+{
+    char tok[520], who[96];
+    wg_core_err_t err = {0};
+    const char *t = wg_http_credential(r, tok, sizeof(tok));
+    if (wg_core_authenticate(c->core, t, a, &err) != 0) {
+        respond_err(r, &err);
+        return WG_EPERM;
+    }
+    int rc = r->route ? r->route->rclass : RC_NONE;
+    if (rc == RC_CREATE)
+        rc = RC_WRITE; /* creation is limited per account in the handler as well */
+    return limit(r, c, rc, who_of(a, who, sizeof(who)));
+}
+
+static int admin_only(wg_http_req_t *r, wg_api_ctx_t *c, wg_auth_t *a)
+{
+    if (authed(r, c, a) != 0)
+        return WG_EPERM;
+    if (a->kind != WG_AUTH_ADMIN) {
+        respond_simple(r, 403, "forbidden", NULL, "this route needs the admin key");
+        return WG_EPERM;
+    }
+    return 0;
+}
+
+int wg_native_parse_body(const uint8_t *body, size_t len, json_t **root, wg_core_err_t *err)
+{
+    json_error_t je;
+    *root = NULL;
+    json_t *j = len ? json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, &je) : NULL;
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        wg_core_err_set(err, 400, "invalid_json", NULL,
+                        len ? "request body must be a JSON object"
+                            : "request body is empty; a JSON object is required");
+        return WG_EINVAL;
+    }
+    *root = j;
+    return 0;
+}
+
+/* Optional string member: absent or null -> *out NULL; other types -> field error. */
+static int opt_string(json_t *root, const char *key, const char *field, const char **out,
+                      wg_core_err_t *err)
+{
+    json_t *v = json_object_get(root, key);
+    *out = NULL;
+    if (!v || json_is_null(v))
+        return 0;
+    if (!json_is_string(v)) {
+        wg_core_err_set(err, 422, "validation_error", field, "%s must be a string", field);
+        return WG_EINVAL;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+int wg_native_parse_create(json_t *root, wg_instance_spec_t *spec, json_t **settings_owned,
+                           wg_core_err_t *err)
+{
+    int rv;
+    memset(spec, 0, sizeof(*spec));
+    *settings_owned = NULL;
+    json_t *name = json_object_get(root, "name");
+    if (!name || json_is_null(name) || (json_is_string(name) && !json_string_length(name))) {
+        wg_core_err_set(err, 422, "validation_error", "name", "name is required");
+        return WG_EINVAL;
+    }
+    if (!json_is_string(name)) {
+        wg_core_err_set(err, 422, "validation_error", "name", "name must be a string");
+        return WG_EINVAL;
+    }
+    spec->name = json_string_value(name);
+    if ((rv = opt_string(root, "phone", "phone", &spec->phone, err)) != 0 ||
+        (rv = opt_string(root, "integration", "integration", &spec->integration, err)) != 0 ||
+        (rv = opt_string(root, "token", "token", &spec->token, err)) != 0 ||
+        (rv = opt_string(root, "accountId", "accountId", &spec->owner_id, err)) != 0)
+        return rv;
+    json_t *wu = json_object_get(root, "webhookUrl");
+    if (wu && !json_is_null(wu)) {
+        if (!json_is_string(wu)) {
+            wg_core_err_set(err, 422, "invalid_webhook_url", "webhookUrl",
+                            "webhookUrl must be a string");
+            return WG_EINVAL;
+        }
+        if (json_string_length(wu))
+            spec->webhook_url = json_string_value(wu);
+    }
+    json_t *we = json_object_get(root, "webhookEvents");
+    if (we && !json_is_null(we))
+        spec->webhook_events = we;
+    json_t *proxy = json_object_get(root, "proxy");
+    if (proxy && !json_is_null(proxy))
+        spec->proxy = proxy;
+
+    /* settings: an object, plus EnviaAI's documented dotted form "settings.autoRead": true at
+     * the top level (their own example sends both); dotted keys override. */
+    json_t *settings = json_object_get(root, "settings");
+    json_t *merged = NULL;
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v)
+    {
+        if (strncmp(k, "settings.", 9) != 0)
+            continue;
+        if (!merged) {
+            merged = json_is_object(settings) ? json_deep_copy(settings) : json_object();
+            if (!merged) {
+                wg_core_err_set(err, 500, "internal_error", NULL, "out of memory");
+                return WG_ENOMEM;
+            }
+        }
+        json_object_set(merged, k + 9, v);
+    }
+    if (merged && settings && !json_is_null(settings) && !json_is_object(settings)) {
+        json_decref(merged);
+        wg_core_err_set(err, 422, "validation_error", "settings", "settings must be an object");
+        return WG_EINVAL;
+    }
+    if (merged) {
+        *settings_owned = merged;
+        spec->settings = merged;
+    } else if (settings && !json_is_null(settings))
+        spec->settings = settings;
+    spec->dialect = "native";
+    return 0;
+}
+
+int wg_native_parse_patch(json_t *root, wg_instance_patch_t *p, wg_core_err_t *err)
+{
+    memset(p, 0, sizeof(*p));
+    int any = 0;
+    json_t *wu = json_object_get(root, "webhookUrl");
+    if (wu) {
+        if (!json_is_null(wu) && !json_is_string(wu)) {
+            wg_core_err_set(err, 422, "invalid_webhook_url", "webhookUrl",
+                            "webhookUrl must be a string or null");
+            return WG_EINVAL;
+        }
+        p->set_webhook_url = 1;
+        p->webhook_url = json_is_string(wu) && json_string_length(wu) ? json_string_value(wu) : NULL;
+        any = 1;
+    }
+    json_t *we = json_object_get(root, "webhookEvents");
+    if (we) {
+        p->webhook_events = we;
+        any = 1;
+    }
+    json_t *s = json_object_get(root, "settings");
+    if (s) {
+        if (!json_is_object(s)) {
+            wg_core_err_set(err, 422, "validation_error", "settings", "settings must be an object");
+            return WG_EINVAL;
+        }
+        p->settings = s;
+        any = 1;
+    }
+    json_t *px = json_object_get(root, "proxy");
+    if (px) {
+        p->set_proxy = 1;
+        p->proxy = json_is_null(px) ? NULL : px;
+        any = 1;
+    }
+    if (!any) {
+        wg_core_err_set(err, 422, "validation_error", NULL,
+                        "nothing to update: give webhookUrl, webhookEvents, settings or proxy");
+        return WG_EINVAL;
+    }
+    return 0;
+}
+
+/* ---- handlers ---- */
+
+typedef struct {
+    json_t *counts;
+    int64_t total;
+} counts_t;
+
+static void count_cb(const char *status, int64_t n, void *arg)
+{
+    counts_t *c = arg;
+    json_object_set_new(c->counts, status, json_integer(n));
+    c->total += n;
+}
+
+static void h_health(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    static const char *const statuses[] = {WG_STATUS_STOPPED, WG_STATUS_STARTING,
+                                           WG_STATUS_SCAN_QR, WG_STATUS_WORKING,
+                                           WG_STATUS_FAILED,  WG_STATUS_PENDING};
+    counts_t cnt = {json_object(), 0};
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
+        json_object_set_new(cnt.counts, statuses[i], json_integer(0));
+    if (wg_store_instance_counts(c->core->store, count_cb, &cnt) != 0) {
+        json_decref(cnt.counts);
+        respond(r, 503, json_pack("{s:s, s:s, s:s}", "status", "error", "version", WG_VERSION,
+                                  "error", "database unavailable"));
+        return;
+    }
+    json_object_set_new(cnt.counts, "total", json_integer(cnt.total));
+    respond(r, 200, json_pack("{s:s, s:s, s:o}", "status", "ok", "version", WG_VERSION,
+                              "instances", cnt.counts));
+}
+
+static json_t *render_account(const wg_core_t *core, const wg_account_t *a, const char *key)
+{
+    int64_t lim = wg_core_plan_limit(core, a->plan);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:I, s:o}", "id", a->id, "name", a->name, "plan",
+                          a->plan, "instanceLimit",
+                          lim > 0 ? json_integer(lim) : json_null(), "instances",
+                          (json_int_t)a->instances, "createdAt",
+                          wg_render_time_json(a->created_at));
+    if (o && key)
+        json_object_set_new(o, "apiKey", json_string(key));
+    return o;
+}
+
+static void h_accounts_create(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_core_err_t err = {0};
+    json_t *root = NULL;
+    wg_account_t acc = {0};
+    char *key = NULL;
+    const char *name = NULL, *plan = NULL;
+    if (admin_only(r, c, &a) != 0)
+        return;
+    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0 ||
+        opt_string(root, "name", "name", &name, &err) != 0 ||
+        opt_string(root, "plan", "plan", &plan, &err) != 0 ||
+        wg_core_account_create(c->core, name, plan, &acc, &key, &err) != 0) {
+        respond_err(r, &err);
+        goto out;
+    }
+    respond(r, 201, wg_render_ok(render_account(c->core, &acc, key)));
+out:
+    json_decref(root);
+    wg_account_dispose(&acc);
+    free(key);
+}
+
+static void h_accounts_list(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_account_t *v = NULL;
+    size_t n = 0;
+    if (admin_only(r, c, &a) != 0)
+        return;
+    if (wg_store_account_list(c->core->store, &v, &n) != 0) {
+        respond_simple(r, 500, "internal_error", NULL, "could not list accounts");
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, render_account(c->core, &v[i], NULL));
+    wg_account_list_free(v, n);
+    respond(r, 200, wg_render_ok(arr));
+}
+
+static void h_accounts_patch(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_core_err_t err = {0};
+    json_t *root = NULL;
+    wg_account_t acc = {0};
+    const char *name = NULL, *plan = NULL;
+    if (admin_only(r, c, &a) != 0)
+        return;
+    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0 ||
+        opt_string(root, "name", "name", &name, &err) != 0 ||
+        opt_string(root, "plan", "plan", &plan, &err) != 0) {
+        respond_err(r, &err);
+        goto out;
+    }
+    if (!name && !plan) {
+        respond_simple(r, 422, "validation_error", "plan", "give plan and/or name");
+        goto out;
+    }
+    if (wg_core_account_update(c->core, r->params[0], name, plan, &acc, &err) != 0) {
+        respond_err(r, &err);
+        goto out;
+    }
+    respond(r, 200, wg_render_ok(render_account(c->core, &acc, NULL)));
+out:
+    json_decref(root);
+    wg_account_dispose(&acc);
+}
+
+static void h_accounts_keys(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_core_err_t err = {0};
+    char *key = NULL;
+    if (admin_only(r, c, &a) != 0)
+        return;
+    if (wg_core_account_rotate_key(c->core, r->params[0], &key, &err) != 0) {
+        respond_err(r, &err);
+        return;
+    }
+    respond(r, 201, wg_render_ok(json_pack("{s:s, s:s}", "id", r->params[0], "apiKey", key)));
+    free(key);
+}
+
+static void h_instances_create(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_core_err_t err = {0};
+    json_t *root = NULL, *settings_owned = NULL;
+    wg_instance_spec_t spec;
+    wg_instance_t in = {0};
+    char *token = NULL, who[96];
+    if (authed(r, c, &a) != 0)
+        return;
+    if (a.kind == WG_AUTH_INSTANCE) {
+        respond_simple(r, 403, "forbidden", NULL, "an instance token cannot create instances");
+        return;
+    }
+    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0 ||
+        wg_native_parse_create(root, &spec, &settings_owned, &err) != 0) {
+        respond_err(r, &err);
+        goto out;
+    }
+    if (a.kind == WG_AUTH_ACCOUNT) {
+        if (spec.owner_id && strcmp(spec.owner_id, a.account_id)) {
+            respond_simple(r, 403, "forbidden", "accountId",
+                           "an account key creates instances for its own account only");
+            goto out;
+        }
+        spec.owner_id = a.account_id;
+    } else if (!spec.owner_id)
+        spec.owner_id = WG_ADMIN_ACCOUNT_ID;
+    snprintf(who, sizeof(who), "a:%s", spec.owner_id);
+    if (limit(r, c, RC_CREATE, who) != 0)
+        goto out;
+    if (wg_core_instance_create(c->core, &spec, &in, &token, &err) != 0) {
+        respond_err(r, &err);
+        goto out;
+    }
+    snprintf(r->log_instance, sizeof(r->log_instance), "%s", in.id);
+    respond(r, 201, wg_render_ok(wg_render_instance_native(&in, token)));
+out:
+    json_decref(root);
+    json_decref(settings_owned);
+    wg_instance_dispose(&in);
+    free(token);
+}
+
+static int query_int(wg_http_req_t *r, const char *key, int64_t def, int64_t *out)
+{
+    char b[24];
+    int rv = wg_http_query_get(r->query, key, b, sizeof(b));
+    if (rv == WG_ENOTFOUND || (rv == 0 && !b[0])) {
+        *out = def;
+        return 0;
+    }
+    char *e;
+    long long v = rv == 0 ? strtoll(b, &e, 10) : 0;
+    if (rv != 0 || *e || !isdigit((unsigned char)b[0])) {
+        char msg[64];
+        snprintf(msg, sizeof(msg), "%s must be a positive integer", key);
+        respond_simple(r, 422, "validation_error", key, msg);
+        return WG_EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+static void h_instances_list(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_core_err_t err = {0};
+    char status[32], name[128];
+    const char *st = NULL, *nm = NULL;
+    int64_t page, lim, total = 0;
+    wg_instance_t *v = NULL;
+    size_t n = 0;
+    if (authed(r, c, &a) != 0)
+        return;
+    int q = wg_http_query_get(r->query, "status", status, sizeof(status));
+    if (q == 0 && status[0]) {
+        for (char *p = status; *p; p++)
+            *p = (char)toupper((unsigned char)*p);
+        st = status;
+    } else if (q != 0 && q != WG_ENOTFOUND) {
+        respond_simple(r, 422, "validation_error", "status", "invalid status");
+        return;
+    }
+    q = wg_http_query_get(r->query, "name", name, sizeof(name));
+    if (q == 0)
+        nm = name;
+    else if (q != WG_ENOTFOUND) {
+        respond_simple(r, 422, "validation_error", "name", "invalid name filter");
+        return;
+    }
+    if (query_int(r, "page", 1, &page) != 0 || query_int(r, "limit", 20, &lim) != 0)
+        return;
+    if (wg_core_instance_list(c->core, &a, st, nm, page, lim, &v, &n, &total, &err) != 0) {
+        respond_err(r, &err);
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, wg_render_instance_native(&v[i], NULL));
+    wg_instance_list_free(v, n);
+    json_t *body = wg_render_ok(arr);
+    json_object_set_new(body, "pagination",
+                        json_pack("{s:I, s:I, s:I, s:I}", "page", (json_int_t)page, "limit",
+                                  (json_int_t)lim, "total", (json_int_t)total, "totalPages",
+                                  (json_int_t)((total + lim - 1) / lim)));
+    respond(r, 200, body);
+}
+
+static void h_instance_get(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_core_err_t err = {0};
+    wg_instance_t in;
+    snprintf(r->log_instance, sizeof(r->log_instance), "%s", r->params[0]);
+    if (authed(r, c, &a) != 0)
+        return;
+    if (wg_core_instance_get(c->core, &a, r->params[0], &in, &err) != 0) {
+        respond_err(r, &err);
+        return;
+    }
+    respond(r, 200, wg_render_ok(wg_render_instance_native(&in, NULL)));
+    wg_instance_dispose(&in);
+}
+
+static void h_instance_patch(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_core_err_t err = {0};
+    json_t *root = NULL;
+    wg_instance_patch_t p;
+    wg_instance_t in = {0}, cur;
+    snprintf(r->log_instance, sizeof(r->log_instance), "%s", r->params[0]);
+    if (authed(r, c, &a) != 0)
+        return;
+    /* existence/ownership first so another owner's id never reveals validation details */
+    if (wg_core_instance_get(c->core, &a, r->params[0], &cur, &err) != 0) {
+        respond_err(r, &err);
+        return;
+    }
+    wg_instance_dispose(&cur);
+    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0 ||
+        wg_native_parse_patch(root, &p, &err) != 0 ||
+        wg_core_instance_update(c->core, &a, r->params[0], &p, &in, &err) != 0) {
+        respond_err(r, &err);
+        goto out;
+    }
+    respond(r, 200, wg_render_ok(wg_render_instance_native(&in, NULL)));
+out:
+    json_decref(root);
+    wg_instance_dispose(&in);
+}
+
+static void h_instance_delete(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_core_err_t err = {0};
+    snprintf(r->log_instance, sizeof(r->log_instance), "%s", r->params[0]);
+    if (authed(r, c, &a) != 0)
+        return;
+    if (wg_core_instance_delete(c->core, &a, r->params[0], &err) != 0) {
+        respond_err(r, &err);
+        return;
+    }
+    respond(r, 200, wg_render_ok(json_pack("{s:s, s:b}", "id", r->params[0], "deleted", 1)));
+}
+
+static void action(wg_http_req_t *r, void *ctx, wg_action_t act)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_core_err_t err = {0};
+    wg_instance_t in;
+    snprintf(r->log_instance, sizeof(r->log_instance), "%s", r->params[0]);
+    if (authed(r, c, &a) != 0)
+        return;
+    if (wg_core_instance_action(c->core, &a, r->params[0], act, &in, &err) != 0) {
+        respond_err(r, &err);
+        return;
+    }
+    respond(r, 200, wg_render_ok(wg_render_instance_native(&in, NULL)));
+    wg_instance_dispose(&in);
+}
+
+static void h_start(wg_http_req_t *r, void *ctx) { action(r, ctx, WG_ACTION_START); }
+static void h_stop(wg_http_req_t *r, void *ctx) { action(r, ctx, WG_ACTION_STOP); }
+static void h_restart(wg_http_req_t *r, void *ctx) { action(r, ctx, WG_ACTION_RESTART); }
+static void h_logout(wg_http_req_t *r, void *ctx) { action(r, ctx, WG_ACTION_LOGOUT); }
+
+const wg_route_t wg_native_routes[] = {
+    {WG_HTTP_GET, "/health", h_health, RC_NONE},
+    {WG_HTTP_POST, "/v1/accounts", h_accounts_create, RC_WRITE},
+    {WG_HTTP_GET, "/v1/accounts", h_accounts_list, RC_READ},
+    {WG_HTTP_PATCH, "/v1/accounts/{id}", h_accounts_patch, RC_WRITE},
+    {WG_HTTP_POST, "/v1/accounts/{id}/keys", h_accounts_keys, RC_WRITE},
+    {WG_HTTP_POST, "/v1/instances", h_instances_create, RC_CREATE},
+    {WG_HTTP_GET, "/v1/instances", h_instances_list, RC_READ},
+    {WG_HTTP_GET, "/v1/instances/{id}", h_instance_get, RC_READ},
+    {WG_HTTP_PATCH, "/v1/instances/{id}", h_instance_patch, RC_WRITE},
+    {WG_HTTP_DELETE, "/v1/instances/{id}", h_instance_delete, RC_WRITE},
+    {WG_HTTP_POST, "/v1/instances/{id}/start", h_start, RC_WRITE},
+    {WG_HTTP_POST, "/v1/instances/{id}/stop", h_stop, RC_WRITE},
+    {WG_HTTP_POST, "/v1/instances/{id}/restart", h_restart, RC_WRITE},
+    {WG_HTTP_POST, "/v1/instances/{id}/logout", h_logout, RC_WRITE},
+};
+const size_t wg_native_nroutes = sizeof(wg_native_routes) / sizeof(wg_native_routes[0]);

@@ -1,0 +1,65 @@
+/* render.c - see render.h. */
+#include "api/render.h"
+
+#include <stdio.h>
+#include <time.h>
+
+void wg_render_time(int64_t ms, char *out, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+}
+
+json_t *wg_render_time_json(int64_t ms)
+{
+    char b[40];
+    wg_render_time(ms, b, sizeof(b));
+    return json_string(b);
+}
+
+json_t *wg_render_json_column(const char *txt)
+{
+    json_t *j = txt ? json_loads(txt, 0, NULL) : NULL;
+    return j ? j : json_null();
+}
+
+json_t *wg_render_str(const char *s)
+{
+    return s ? json_string(s) : json_null();
+}
+
+json_t *wg_render_instance_native(const wg_instance_t *in, const char *access_token)
+{
+    json_t *wh = wg_render_json_column(in->webhook);
+    json_t *url = json_object_get(wh, "url"), *events = json_object_get(wh, "events");
+    json_t *proxy = wg_render_json_column(in->proxy);
+    if (json_is_object(proxy))
+        json_object_del(proxy, "password");
+    json_t *o = json_pack(
+        "{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:O, s:O, s:o, s:o, s:n, s:o, s:o}", "id",
+        in->id, "name", in->name, "status", in->status, "statusReason",
+        wg_render_str(in->status_reason), "phone", wg_render_str(in->phone), "profileName",
+        wg_render_str(in->push_name), "profilePicUrl", wg_render_str(in->profile_pic_url),
+        "integration", in->integration ? in->integration : "WHATSAPP-BAILEYS", "webhookUrl",
+        url ? url : json_null(), "webhookEvents", events ? events : json_null(), "settings",
+        wg_render_json_column(in->settings), "proxy", proxy, "qrCode", "createdAt",
+        wg_render_time_json(in->created_at), "updatedAt", wg_render_time_json(in->updated_at));
+    json_decref(wh);
+    if (o && access_token)
+        json_object_set_new(o, "accessToken", json_string(access_token));
+    return o;
+}
+
+json_t *wg_render_ok(json_t *data)
+{
+    return json_pack("{s:b, s:o}", "success", 1, "data", data ? data : json_null());
+}
+
+json_t *wg_render_error(const char *code, const char *message, const char *field)
+{
+    return json_pack("{s:b, s:{s:s, s:s, s:o}}", "success", 0, "error", "code", code, "message",
+                     message, "field", field && *field ? json_string(field) : json_null());
+}

@@ -1,0 +1,359 @@
+/* server.c - see server.h. */
+#include "http/server.h"
+#include "util/err.h"
+#include "util/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/thread.h>
+#include <event2/util.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct worker {
+    struct wg_http_server *srv;
+    int index;
+    pthread_t thread;
+    int started;
+    struct event_base *base;
+    struct evhttp *http;
+    struct evhttp_bound_socket *bound;
+    struct event *stop_ev, *drain_ev;
+    void *ctx;
+    int draining;
+    int idle_events; /* events added on an idle base (libevent's own), see drain_check */
+} worker_t;
+
+struct wg_http_server {
+    const wg_config_t *cfg;
+    wg_http_app_t app;
+    int fd;
+    int stop_pipe[2];
+    char address[80];
+    int nworkers;
+    worker_t *workers;
+};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static const char *req_header(const wg_http_req_t *r, const char *name)
+{
+    return evhttp_find_header(evhttp_request_get_input_headers(r->impl), name);
+}
+
+static int method_of(enum evhttp_cmd_type t, const char **name)
+{
+    switch (t) {
+    case EVHTTP_REQ_GET: *name = "GET"; return WG_HTTP_GET;
+    case EVHTTP_REQ_POST: *name = "POST"; return WG_HTTP_POST;
+    case EVHTTP_REQ_PUT: *name = "PUT"; return WG_HTTP_PUT;
+    case EVHTTP_REQ_PATCH: *name = "PATCH"; return WG_HTTP_PATCH;
+    case EVHTTP_REQ_DELETE: *name = "DELETE"; return WG_HTTP_DELETE;
+    case EVHTTP_REQ_HEAD: *name = "HEAD"; return WG_HTTP_HEAD;
+    case EVHTTP_REQ_OPTIONS: *name = "OPTIONS"; return WG_HTTP_OPTIONS;
+    default: *name = "OTHER"; return WG_HTTP_OTHER;
+    }
+}
+
+static void send_response(worker_t *w, struct evhttp_request *req, wg_http_req_t *r)
+{
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    struct evbuffer *out = evbuffer_new();
+    char *body = NULL;
+    if (!r->json) {
+        w->srv->app.error(r, w->ctx, 500, "internal_error", "no response");
+    }
+    body = r->json ? json_dumps(r->json, JSON_COMPACT) : NULL;
+    evhttp_add_header(oh, "Content-Type", "application/json; charset=utf-8");
+    evhttp_add_header(oh, "Cache-Control", "no-store");
+    if (r->retry_after[0])
+        evhttp_add_header(oh, "Retry-After", r->retry_after);
+    if (r->allow[0])
+        evhttp_add_header(oh, "Allow", r->allow);
+    if (w->draining)
+        evhttp_add_header(oh, "Connection", "close");
+    if (out && body) {
+        evbuffer_add(out, body, strlen(body));
+        evbuffer_add(out, "\n", 1);
+    }
+    evhttp_send_reply(req, r->status ? r->status : 500, NULL, out);
+    if (out)
+        evbuffer_free(out);
+    free(body);
+    json_decref(r->json);
+    r->json = NULL;
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+    worker_t *w = arg;
+    double t0 = now_ms();
+    wg_http_req_t r;
+    char *peer = NULL;
+    ev_uint16_t port = 0;
+    memset(&r, 0, sizeof(r));
+    r.impl = req;
+    r.header = req_header;
+    r.method = method_of(evhttp_request_get_command(req), &r.method_name);
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    r.path = uri ? evhttp_uri_get_path(uri) : NULL;
+    r.query = uri ? evhttp_uri_get_query(uri) : NULL;
+    if (!r.path || !*r.path)
+        r.path = "/";
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    r.body_len = evbuffer_get_length(in);
+    r.body = r.body_len ? evbuffer_pullup(in, -1) : (const uint8_t *)"";
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    if (evcon)
+        evhttp_connection_get_peer(evcon, &peer, &port);
+    r.remote = peer ? peer : "-";
+
+    if (!uri || (r.body_len && !r.body)) {
+        w->srv->app.error(&r, w->ctx, 400, "bad_request", "malformed request");
+    } else {
+        int m = wg_router_match(w->srv->app.routes, w->srv->app.nroutes, r.method, r.path, &r);
+        if (m == WG_ENOTFOUND)
+            w->srv->app.error(&r, w->ctx, 404, "not_found", "no such route");
+        else if (m == WG_EPERM)
+            w->srv->app.error(&r, w->ctx, 405, "method_not_allowed", "method not allowed here");
+        else
+            r.route->handler(&r, w->ctx);
+    }
+    int status = r.status ? r.status : 500;
+    send_response(w, req, &r);
+    wg_log(WG_LOG_INFO, "http", "method=%s path=%.200s status=%d ms=%.2f instance=%s remote=%s",
+           r.method_name, r.path, status, now_ms() - t0, r.log_instance[0] ? r.log_instance : "-",
+           r.remote);
+}
+
+static void drain_check(evutil_socket_t fd, short what, void *arg)
+{
+    worker_t *w = arg;
+    (void)fd;
+    (void)what;
+    wg_log(WG_LOG_DEBUG, "http", "thread=%d drain events=%d idle=%d", w->index,
+           event_base_get_num_events(w->base, EVENT_BASE_COUNT_ADDED), w->idle_events);
+    /* Only libevent's own events, the loopexit deadline and this timer left: every connection
+     * is closed. */
+    if (event_base_get_num_events(w->base, EVENT_BASE_COUNT_ADDED) <= w->idle_events + 2)
+        event_base_loopbreak(w->base);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    worker_t *w = arg;
+    (void)fd;
+    (void)what;
+    if (w->draining)
+        return;
+    w->draining = 1;
+    if (w->bound) {
+        evhttp_del_accept_socket(w->http, w->bound);
+        w->bound = NULL;
+    }
+    struct timeval deadline = {w->srv->cfg->shutdown_timeout, 0};
+    event_base_loopexit(w->base, &deadline);
+    struct timeval tick = {0, 20000};
+    w->drain_ev = event_new(w->base, -1, EV_PERSIST, drain_check, w);
+    if (w->drain_ev)
+        event_add(w->drain_ev, &tick);
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    event_base_dispatch(w->base);
+    wg_log(WG_LOG_DEBUG, "http", "thread=%d stopped", w->index);
+    return NULL;
+}
+
+static int worker_init(worker_t *w)
+{
+    const wg_config_t *cfg = w->srv->cfg;
+    int fd = -1;
+    if (!(w->base = event_base_new()) || !(w->http = evhttp_new(w->base)))
+        return WG_ENOMEM;
+    evhttp_set_max_body_size(w->http, cfg->http_body_limit);
+    evhttp_set_max_headers_size(w->http, cfg->http_header_limit);
+    evhttp_set_timeout(w->http, cfg->http_idle_timeout);
+    evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+                                            EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+    evhttp_set_default_content_type(w->http, "application/json; charset=utf-8");
+    evhttp_set_gencb(w->http, on_request, w);
+    /* libevent adds its cross-thread wakeup event lazily; add it now so the baseline counts it */
+    evthread_make_base_notifiable(w->base);
+    w->idle_events = event_base_get_num_events(w->base, EVENT_BASE_COUNT_ADDED);
+    /* evhttp closes the socket it was given when freed: give each thread its own dup. */
+    if ((fd = dup(w->srv->fd)) < 0)
+        return WG_EIO;
+    if (!(w->bound = evhttp_accept_socket_with_handle(w->http, fd))) {
+        close(fd);
+        return WG_EIO;
+    }
+    if (!(w->stop_ev = event_new(w->base, -1, 0, on_stop, w)))
+        return WG_ENOMEM;
+    if (!(w->ctx = w->srv->app.ctx_new(w->srv->app.arg, w->index)))
+        return WG_EIO;
+    return 0;
+}
+
+static void worker_dispose(worker_t *w)
+{
+    if (w->ctx)
+        w->srv->app.ctx_free(w->ctx);
+    if (w->drain_ev)
+        event_free(w->drain_ev);
+    if (w->stop_ev)
+        event_free(w->stop_ev);
+    if (w->http)
+        evhttp_free(w->http);
+    if (w->base)
+        event_base_free(w->base);
+    memset(w, 0, sizeof(*w));
+}
+
+int wg_http_server_new(const wg_config_t *cfg, const wg_http_app_t *app, wg_http_server_t **out)
+{
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss), one = 1, rv = 0;
+    wg_http_server_t *s = calloc(1, sizeof(*s));
+    *out = NULL;
+    if (!s)
+        return WG_ENOMEM;
+    s->cfg = cfg;
+    s->app = *app;
+    s->fd = -1;
+    s->stop_pipe[0] = s->stop_pipe[1] = -1;
+    static int threads_on;
+    if (!threads_on && evthread_use_pthreads() == 0)
+        threads_on = 1;
+    if (evutil_parse_sockaddr_port(cfg->listen, (struct sockaddr *)&ss, &sslen) != 0) {
+        wg_log(WG_LOG_ERROR, "http", "bad WAGATE_LISTEN=\"%s\" (want host:port)", cfg->listen);
+        rv = WG_EINVAL;
+        goto out;
+    }
+    if ((s->fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+        setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(s->fd, (struct sockaddr *)&ss, (socklen_t)sslen) != 0 || listen(s->fd, 1024) != 0 ||
+        evutil_make_socket_nonblocking(s->fd) != 0) {
+        wg_log(WG_LOG_ERROR, "http", "listen addr=%s err=\"%s\"", cfg->listen, strerror(errno));
+        rv = WG_EIO;
+        goto out;
+    }
+    socklen_t bl = sizeof(ss);
+    getsockname(s->fd, (struct sockaddr *)&ss, &bl);
+    char host[64] = "?";
+    int port = 0;
+    if (ss.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof(host));
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+        snprintf(s->address, sizeof(s->address), "%s:%d", host, port);
+    } else {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof(host));
+        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+        snprintf(s->address, sizeof(s->address), "[%s]:%d", host, port);
+    }
+    if (pipe2(s->stop_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        rv = WG_EIO;
+        goto out;
+    }
+    s->nworkers = cfg->http_threads > 0 ? cfg->http_threads : 1;
+    if (!(s->workers = calloc((size_t)s->nworkers, sizeof(worker_t)))) {
+        rv = WG_ENOMEM;
+        goto out;
+    }
+    *out = s;
+    return 0;
+out:
+    wg_http_server_free(s);
+    return rv;
+}
+
+const char *wg_http_server_address(const wg_http_server_t *s)
+{
+    return s->address;
+}
+
+int wg_http_server_run(wg_http_server_t *s)
+{
+    int rv = 0, i;
+    for (i = 0; i < s->nworkers; i++) {
+        worker_t *w = &s->workers[i];
+        w->srv = s;
+        w->index = i;
+        if ((rv = worker_init(w)) != 0)
+            goto stop;
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            rv = WG_EIO;
+            goto stop;
+        }
+        w->started = 1;
+    }
+    wg_log(WG_LOG_INFO, "http", "listening addr=%s threads=%d", s->address, s->nworkers);
+    /* Wait for wg_http_server_stop (a byte on the pipe). */
+    for (;;) {
+        char c;
+        fd_set rs;
+        FD_ZERO(&rs);
+        FD_SET(s->stop_pipe[0], &rs);
+        int n = select(s->stop_pipe[0] + 1, &rs, NULL, NULL, NULL);
+        if (n > 0 && read(s->stop_pipe[0], &c, 1) == 1)
+            break;
+        if (n < 0 && errno != EINTR)
+            break;
+    }
+    wg_log(WG_LOG_INFO, "http", "shutting down: draining in-flight requests (<= %ds)",
+           s->cfg->shutdown_timeout);
+stop:
+    for (int j = 0; j < s->nworkers; j++) {
+        worker_t *w = &s->workers[j];
+        if (w->started)
+            event_active(w->stop_ev, 0, 0);
+    }
+    for (int j = 0; j < s->nworkers; j++) {
+        worker_t *w = &s->workers[j];
+        if (w->started)
+            pthread_join(w->thread, NULL);
+        if (w->srv)
+            worker_dispose(w);
+    }
+    return rv;
+}
+
+void wg_http_server_stop(wg_http_server_t *s)
+{
+    char c = 1;
+    ssize_t n = write(s->stop_pipe[1], &c, 1);
+    (void)n;
+}
+
+void wg_http_server_free(wg_http_server_t *s)
+{
+    if (!s)
+        return;
+    if (s->fd >= 0)
+        close(s->fd);
+    if (s->stop_pipe[0] >= 0)
+        close(s->stop_pipe[0]);
+    if (s->stop_pipe[1] >= 0)
+        close(s->stop_pipe[1]);
+    free(s->workers);
+    free(s);
+}

@@ -5,7 +5,9 @@
  * adv secret derivation. Facts: docs wa-protocol-core.md §5.3, §5.5-§5.7, §6.2-§6.7, §8.5.
  * Works on bytes only: no sockets, no clocks, no stanzas (see pair.h). Buffers handed out are
  * malloc'd for the caller to free; all secrets held in locals are wiped before returning.
- * PBKDF2 and AES-256-CTR come straight from OpenSSL (keys.h has neither). */
+ * PBKDF2 and AES-256-CTR come straight from OpenSSL (keys.h has neither). The ADV messages
+ * are flat (bytes and scalars, no sub-messages), so peer bytes go straight to protobuf-c's
+ * unpack after a size check: there is no nesting depth to bound (compare wa/pb.h). */
 #include "wa/pair.h"
 
 #include <ctype.h>
@@ -591,7 +593,6 @@ static int code_ctr(uint8_t out[WG_KEYS_KEY_LEN], const char *code, const uint8_
         goto out;
     if (iterations == 0)
         iterations = WG_PAIR_PBKDF2_ITERATIONS;
-    rv = WG_EINVAL;
     if (iterations > 0x7fffffffu)
         goto out;
     rv = WG_EIO;

@@ -322,6 +322,11 @@ int wg_http_server_run(wg_http_server_t *s)
     wg_log(WG_LOG_INFO, "http", "shutting down: draining in-flight requests (<= %ds)",
            s->cfg->shutdown_timeout);
 stop:
+    /* Stop listening: close our copy here; each thread closes its dup in on_stop. */
+    if (s->fd >= 0) {
+        close(s->fd);
+        s->fd = -1;
+    }
     for (int j = 0; j < s->nworkers; j++) {
         worker_t *w = &s->workers[j];
         if (w->started)

@@ -1,0 +1,168 @@
+"""HTTP server behaviour: health, JSON everywhere, 404/405, limits, timeouts, keep-alive,
+graceful shutdown, --help, request logs."""
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+from harness import REPO, Server
+
+srv = None
+
+
+def setup_module():
+    global srv
+    srv = Server(env={"WAGATE_HTTP_BODY_LIMIT": "4096", "WAGATE_HTTP_IDLE_TIMEOUT": "1",
+                      "WAGATE_RATE_CREATE": "0"}).start()
+
+
+def teardown_module():
+    srv.cleanup()
+
+
+def test_health_json():
+    st, h, b = srv.request("GET", "/health")
+    assert st == 200
+    assert h["content-type"].startswith("application/json")
+    assert b["status"] == "ok" and b["version"]
+    for s in ("STOPPED", "STARTING", "SCAN_QR_CODE", "WORKING", "FAILED", "PENDING", "total"):
+        assert isinstance(b["instances"][s], int)
+
+
+def test_health_counts_follow_instances():
+    before = srv.request("GET", "/health")[2]["instances"]
+    st, _, _ = srv.request("POST", "/v1/instances", {"name": "health-count"}, token=srv.admin_key)
+    assert st == 201
+    after = srv.request("GET", "/health")[2]["instances"]
+    assert after["total"] == before["total"] + 1
+    assert after["FAILED"] == before["FAILED"] + 1
+
+
+def test_unknown_route_404_json():
+    for path in ("/", "/nope", "/v1", "/v1/instances/x/y/z", "/v1/instancesX"):
+        st, h, b = srv.request("GET", path, token=srv.admin_key)
+        assert st == 404, path
+        assert h["content-type"].startswith("application/json")
+        assert b == {"success": False, "error": {"code": "not_found", "message": b["error"]["message"], "field": None}}
+
+
+def test_wrong_method_405_json():
+    for m, path in (("PUT", "/v1/instances"), ("DELETE", "/v1/instances"), ("POST", "/health"),
+                    ("GET", "/v1/instances/abc/start"), ("PUT", "/v1/accounts/x")):
+        st, h, b = srv.request(m, path, token=srv.admin_key)
+        assert st == 405, (m, path)
+        assert h["content-type"].startswith("application/json")
+        assert b["error"]["code"] == "method_not_allowed"
+        assert "allow" in h
+
+
+def test_trailing_slash_is_same_route():
+    st, _, b = srv.request("GET", "/v1/instances/", token=srv.admin_key)
+    assert st == 200 and b["success"] is True
+
+
+def test_body_limit_413():
+    st, _, _ = srv.request("POST", "/v1/instances", raw="{" + " " * 5000 + "}", token=srv.admin_key,
+                           headers={"Content-Type": "application/json"})
+    assert st == 413
+
+
+def test_idle_connection_closed():
+    s = socket.create_connection(("127.0.0.1", srv.port))
+    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # headers never finished
+    s.settimeout(5)
+    t0 = time.time()
+    data = s.recv(100)
+    while data:
+        data = s.recv(100)
+    assert time.time() - t0 < 4, "server kept a silent connection"
+    s.close()
+    # the server still serves others
+    assert srv.request("GET", "/health")[0] == 200
+
+
+def test_keep_alive():
+    c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
+    for _ in range(3):
+        c.request("GET", "/health")
+        r = c.getresponse()
+        r.read()
+        assert r.status == 200
+    c.close()
+
+
+def test_request_log_line():
+    st, _, b = srv.request("POST", "/v1/instances", {"name": "log-line"}, token=srv.admin_key)
+    assert st == 201
+    iid = b["data"]["id"]
+    time.sleep(0.1)
+    assert re.search(r"method=POST path=/v1/instances status=201 ms=[0-9.]+ instance=" + iid, srv.stderr())
+    assert re.search(r"core instance=%s from=STARTING to=FAILED reason=engine_unavailable" % iid, srv.stderr())
+
+
+def test_serve_help_lists_every_key():
+    out = subprocess.run([srv.binary, "serve", "--help"], capture_output=True, text=True).stdout
+    for key, default in (("WAGATE_LISTEN", "0.0.0.0:8080"), ("WAGATE_DB", "./wagate.db"),
+                         ("WAGATE_ADMIN_KEY", ""), ("WAGATE_MASTER_KEY", ""),
+                         ("WAGATE_WA_URL", "wss://web.whatsapp.com/ws/chat"),
+                         ("WAGATE_WA_ROOT_KEY", ""), ("WAGATE_WEBHOOK_ALLOW_PRIVATE", "0"),
+                         ("WAGATE_WEBHOOK_CA", ""), ("WAGATE_LOG_LEVEL", "info"),
+                         ("WAGATE_HTTP_BODY_LIMIT", "1048576"), ("WAGATE_RATE_CREATE", "5"),
+                         ("WAGATE_PLAN_LIMITS", "free=1,starter=3,pro=10,enterprise=0")):
+        assert re.search(r"%s\s+\w+\s+default \"%s\"" % (key, re.escape(default)), out), key
+
+
+def test_bad_config_refused():
+    env = dict(os.environ, WAGATE_HTTP_THREADS="zero", WAGATE_DB=os.path.join(srv.tmpdir, "x.db"))
+    p = subprocess.run([srv.binary, "serve"], env=env, capture_output=True, text=True, timeout=10)
+    assert p.returncode != 0 and "WAGATE_HTTP_THREADS" in p.stderr
+
+
+def test_graceful_shutdown_finishes_in_flight_request():
+    s2 = Server(env={"WAGATE_SHUTDOWN_TIMEOUT": "10", "WAGATE_RATE_CREATE": "0"}).start()
+    try:
+        body = b'{"name": "in-flight"}'
+        sock = socket.create_connection(("127.0.0.1", s2.port))
+        sock.sendall(b"POST /v1/instances HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                     + s2.admin_key.encode() + b"\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body[:5])
+        time.sleep(0.3)
+        s2.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.3)
+        assert s2.proc.poll() is None, "server exited with a request in flight"
+        # new connections are refused while draining
+        try:
+            socket.create_connection(("127.0.0.1", s2.port), timeout=1).close()
+            refused = False
+        except OSError:
+            refused = True
+        assert refused
+        sock.sendall(body[5:])
+        sock.settimeout(5)
+        resp = b""
+        while b"\r\n\r\n" not in resp or not resp.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            resp += chunk
+        sock.close()
+        assert resp.startswith(b"HTTP/1.1 201"), resp[:200]
+        rc = s2.proc.wait(10)
+        s2.proc = None
+        assert rc == 0
+        assert "main stopped" in s2.stderr()
+        # the answered create is in the database, and the database was closed cleanly
+        rows = s2.db_rows("SELECT name, status FROM instances")
+        assert rows == [("in-flight", "FAILED")]
+        assert s2.db_rows("PRAGMA integrity_check") == [("ok",)]
+        assert not os.path.exists(s2.db + "-wal") or os.path.getsize(s2.db + "-wal") == 0
+    finally:
+        s2.cleanup()
+
+
+def test_version_command():
+    out = subprocess.run([os.path.join(REPO, "build", "wagate"), "version"], capture_output=True, text=True).stdout
+    assert out.startswith("wagate ")

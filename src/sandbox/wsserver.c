@@ -394,6 +394,46 @@ SSL_CTX *wg_wsserver_ssl_ctx_new(const char *cert_file, const char *key_file)
     return ctx;
 }
 
+/* "ip:port" or "[ipv6]:port", port 0 allowed (evutil_parse_sockaddr_port refuses 0). */
+static int parse_listen(const char *a, struct sockaddr_storage *ss, int *len)
+{
+    char host[64];
+    const char *colon = strrchr(a, ':'), *hs = a, *he;
+    char *end;
+    unsigned long port;
+
+    if (!colon)
+        return -1;
+    he = colon;
+    if (*a == '[') {
+        hs = a + 1;
+        if (colon == a || colon[-1] != ']')
+            return -1;
+        he = colon - 1;
+    }
+    if (he <= hs || (size_t)(he - hs) >= sizeof(host))
+        return -1;
+    memcpy(host, hs, (size_t)(he - hs));
+    host[he - hs] = 0;
+    port = strtoul(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || port > 65535)
+        return -1;
+    memset(ss, 0, sizeof(*ss));
+    if (evutil_inet_pton(AF_INET, host, &((struct sockaddr_in *)ss)->sin_addr) == 1) {
+        ((struct sockaddr_in *)ss)->sin_family = AF_INET;
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+        *len = sizeof(struct sockaddr_in);
+        return 0;
+    }
+    if (evutil_inet_pton(AF_INET6, host, &((struct sockaddr_in6 *)ss)->sin6_addr) == 1) {
+        ((struct sockaddr_in6 *)ss)->sin6_family = AF_INET6;
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+        *len = sizeof(struct sockaddr_in6);
+        return 0;
+    }
+    return -1;
+}
+
 int wg_wsserver_new(wg_wsserver_t **out, struct event_base *base, const wg_wsserver_opts_t *opts,
                     const wg_wsserver_cbs_t *cbs, void *user)
 {
@@ -402,8 +442,7 @@ int wg_wsserver_new(wg_wsserver_t **out, struct event_base *base, const wg_wsser
     wg_wsserver_t *s;
 
     *out = NULL;
-    if (!opts->listen ||
-        evutil_parse_sockaddr_port(opts->listen, (struct sockaddr *)&ss, &sslen) != 0)
+    if (!opts->listen || parse_listen(opts->listen, &ss, &sslen) != 0)
         return WG_EINVAL;
     if ((s = calloc(1, sizeof(*s))) == NULL)
         return WG_ENOMEM;

@@ -218,12 +218,16 @@ int wg_ws_link_recv(wg_ws_link_t *l)
     else if (r != 0)
         rv = WG_EPROTO;
     else if (!wslay_event_get_read_enabled(l->ctx) && !wslay_event_get_close_received(l->ctx))
-        /* wslay stopped reading and queued close 1002 or 1009 */
-        rv = l->too_big ? WG_ETOOBIG : WG_EPROTO;
+        rv = WG_EPROTO; /* wslay stopped reading and queued close 1002 or 1009 */
     if (rv != 0)
         /* our reads are over whatever happens: drop unread input */
         evbuffer_drain(l->in, evbuffer_get_length(l->in));
     r = wg_ws_link_flush(l);
+    /* wslay checks the size before any frame callback, so the close code it sent tells us;
+     * frame_start_cb covers the case where the close could not be flushed yet. */
+    if (rv == WG_EPROTO &&
+        (l->too_big || wslay_event_get_status_code_sent(l->ctx) == WSLAY_CODE_MESSAGE_TOO_BIG))
+        rv = WG_ETOOBIG;
     return rv ? rv : r;
 }
 

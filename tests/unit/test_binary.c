@@ -12,6 +12,12 @@
 #include <stdlib.h>
 #include <zlib.h>
 
+static const uint8_t *junk_bytes(void)
+{
+    static const uint8_t z[128];
+    return z;
+}
+
 /* Encodes n and returns the hex of the bytes (flag byte included); caller frees. */
 static char *enc_hex(const wg_node_t *n)
 {
@@ -760,4 +766,43 @@ WG_TEST(binary_random_roundtrip)
         wg_node_free(n);
         WG_CHECK(ok);
     }
+}
+
+WG_TEST(binary_double_byte_tokens)
+{
+    /* dictionary 0 index 0, dictionary 1 index 238, dictionary 2, dictionary 3 (last) */
+    WG_CHECK(value_bytes("read-self", 0, "ec00"));
+    WG_CHECK(value_bytes("pair-device", 0, "edee"));
+    WG_CHECK(value_bytes("failure", 0, "ee3c"));
+    WG_CHECK(value_bytes("1961", 0, "efff"));
+    WG_CHECK(value_bytes("passive", 0, "ec18"));
+    /* not tokens: written raw */
+    WG_CHECK(value_bytes("pair-success", 0, "fc0c706169722d73756363657373"));
+}
+
+WG_TEST(binary_encode_errors_restore_buffer)
+{
+    wg_node_t *n = wg_node_new("list");
+    wg_buf_t b;
+    uint32_t i;
+
+    WG_CHECK(n);
+    for (i = 0; i < 65536; i++)
+        WG_CHECK(wg_node_add_new(n, "x"));
+    wg_buf_init(&b, 0);
+    WG_CHECK_EQ_INT(wg_buf_append(&b, "keep", 4), 0);
+    WG_CHECK_EQ_INT(wg_binary_encode(n, &b), WG_EINVAL); /* more than LIST_16 can count */
+    WG_CHECK_EQ_INT(b.len, 4);
+    WG_CHECK_STR((char *)b.data, "keep");
+    wg_buf_dispose(&b);
+    wg_node_free(n);
+
+    n = wg_node_new("a");
+    WG_CHECK(n);
+    WG_CHECK_EQ_INT(wg_node_set_bytes(n, junk_bytes(), 100), 0);
+    wg_buf_init(&b, 50); /* hard limit below the encoding */
+    WG_CHECK_EQ_INT(wg_binary_encode(n, &b), WG_ETOOBIG);
+    WG_CHECK_EQ_INT(b.len, 0);
+    wg_buf_dispose(&b);
+    wg_node_free(n);
 }

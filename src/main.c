@@ -9,6 +9,7 @@
 #include "core/token.h"
 #include "http/ratelimit.h"
 #include "http/server.h"
+#include "sandbox/sandbox.h"
 #include "store/store.h"
 #include "util/config.h"
 #include "util/err.h"
@@ -220,6 +221,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "serve") == 0)
         return cmd_serve(argc, argv);
+    if (strcmp(argv[1], "sandbox") == 0)
+        return wg_sandbox_main(argc, argv);
     if (strcmp(argv[1], "migrate") == 0)
         return cmd_migrate();
     if (strcmp(argv[1], "keygen") == 0)

@@ -62,6 +62,9 @@ $(BUILD)/gen/web_assets.c: scripts/embed.sh $(WEB)
 	@mkdir -p $(dir $@)
 	sh scripts/embed.sh web > $@
 
+# Generated sources are kept (not treated as intermediate), so builds do not re-run protoc-c.
+.SECONDARY: $(PROTO_C) $(PROTO_H) $(BUILD)/gen/web_assets.c
+
 $(BUILD)/obj/%.o: %.c | $(PROTO_H)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<

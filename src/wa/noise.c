@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/codec.h"
 #include "util/err.h"
 #include "util/log.h"
 #include "wa/noise_int.h"
@@ -378,6 +379,31 @@ out:
     return rv;
 }
 
+int wg_noise_root_key_from_hex(const char *hex, uint8_t out[WG_KEYS_KEY_LEN])
+{
+    uint8_t k[WG_KEYS_DJB_LEN];
+    size_t len;
+    ssize_t n;
+
+    if (!out)
+        return WG_EINVAL;
+    if (!hex || !*hex) {
+        memcpy(out, WG_NOISE_WA_ROOT_KEY, WG_KEYS_KEY_LEN);
+        return 0;
+    }
+    len = strlen(hex);
+    if (len != 2 * WG_KEYS_KEY_LEN && len != 2 * WG_KEYS_DJB_LEN)
+        return WG_EINVAL;
+    n = wg_hex_decode(hex, len, k, sizeof(k));
+    if (n == WG_KEYS_KEY_LEN) {
+        memcpy(out, k, WG_KEYS_KEY_LEN);
+        return 0;
+    }
+    if (n == WG_KEYS_DJB_LEN)
+        return wg_keys_djb_decode(out, k, (size_t)n);
+    return WG_EINVAL;
+}
+
 /* ---- initiator ------------------------------------------------------------------------------ */
 
 int wg_noise_client_new(wg_noise_t **out, const wg_keys_pair_t *static_kp,
@@ -714,9 +740,8 @@ int wg_noise_feed(wg_noise_t *n, const uint8_t *data, size_t len, uint64_t now, 
                 rv = WG_ETOOBIG;
                 goto out;
             }
+            /* no reservation up front: memory grows with the bytes that really arrive */
             wg_buf_reset(&n->body);
-            if ((rv = wg_buf_reserve(&n->body, n->need)) != 0)
-                goto out;
         }
         size_t take = n->need - n->body.len;
         take = take < len ? take : len;

@@ -146,6 +146,11 @@ int wg_noise_intro_encode(wg_buf_t *out, const uint8_t intro[WG_NOISE_INTRO_LEN]
 ssize_t wg_noise_intro_parse(const uint8_t *p, size_t len, uint8_t intro[WG_NOISE_INTRO_LEN],
                              const uint8_t **routing, size_t *routing_len);
 
+/* The root key to trust from its configured hex form (the value of WAGATE_WA_ROOT_KEY, read
+ * by the caller): NULL or "" gives WG_NOISE_WA_ROOT_KEY; 64 hex digits are the raw key; 66
+ * starting with "05" the Signal form. 0 or WG_EINVAL. */
+int wg_noise_root_key_from_hex(const char *hex, uint8_t out[WG_KEYS_KEY_LEN]);
+
 /* Verifies a serialized CertChain as whatsmeow does (wa-protocol-core.md §2.7): both
  * signatures 64 bytes; root signs the intermediate details; intermediate issuerSerial == 0 and
  * key 32 bytes; the intermediate key signs the leaf details; leaf issuerSerial == intermediate

@@ -878,3 +878,36 @@ WG_TEST(noise_counter_exhaustion)
     pair_dispose(&pr);
     wg_buf_dispose(&one);
 }
+
+WG_TEST(noise_root_key_from_hex)
+{
+    uint8_t k[32];
+    WG_CHECK_EQ_INT(wg_noise_root_key_from_hex(NULL, k), 0);
+    WG_CHECK_MEM(k, WG_NOISE_WA_ROOT_KEY, 32);
+    /* WhatsApp's root key as printed in wa-protocol-core.md §2.7 */
+    WG_CHECK_EQ_INT(k[0], 0x14);
+    WG_CHECK_EQ_INT(k[31], 0x6b);
+    memset(k, 0, sizeof(k));
+    WG_CHECK_EQ_INT(wg_noise_root_key_from_hex("", k), 0);
+    WG_CHECK_MEM(k, WG_NOISE_WA_ROOT_KEY, 32);
+    WG_CHECK_EQ_INT(
+        wg_noise_root_key_from_hex(
+            "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", k),
+        0);
+    WG_CHECK_EQ_INT(k[0], 0);
+    WG_CHECK_EQ_INT(k[31], 0x1f);
+    WG_CHECK_EQ_INT(
+        wg_noise_root_key_from_hex(
+            "05ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", k),
+        0);
+    WG_CHECK_EQ_INT(k[0], 0xff);
+    WG_CHECK_EQ_INT(
+        wg_noise_root_key_from_hex(
+            "06ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", k),
+        WG_EINVAL);
+    WG_CHECK_EQ_INT(wg_noise_root_key_from_hex("abcd", k), WG_EINVAL);
+    WG_CHECK_EQ_INT(
+        wg_noise_root_key_from_hex(
+            "zz0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", k),
+        WG_EINVAL);
+}

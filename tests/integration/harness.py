@@ -73,6 +73,8 @@ def http_request(host, port, method, path, body=None, token=None, headers=None, 
 class Server:
     def __init__(self, binary=None, env=None, tmpdir=None):
         self.binary = binary or os.environ.get("WAGATE_BIN") or os.path.join(REPO, "build", "wagate")
+        if not os.path.isabs(self.binary):  # relative to the repository root
+            self.binary = os.path.join(REPO, self.binary)
         self.own_tmp = tmpdir is None
         self.tmpdir = tmpdir or tempfile.mkdtemp(prefix="wagate-it-")
         self.db = os.path.join(self.tmpdir, "wagate.db")
@@ -132,6 +134,11 @@ class Server:
         for f in (self._out, self._err):
             if f:
                 f.close()
+        self._out = self._err = None
+        err = self.stderr()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if marker in err:
+                raise RuntimeError("sanitizer report in wagate's stderr:\n" + err[-4000:])
         return rc
 
     def kill(self):

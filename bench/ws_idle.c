@@ -1,8 +1,10 @@
 /* ws_idle.c - memory of idle WebSocket links: N wss:// (or ws://) connections from wa/ws.c
  * clients in this process to a sandbox/wsserver.c server in a forked child, both on one loop
  * each, TLS with SSL_MODE_RELEASE_BUFFERS and an EC P-256 certificate made at start. Prints
- * connect time and RSS per idle link on each side. Built and run by bench/ws_idle.sh.
+ * connect time and RSS per idle link on each side (after malloc_trim, so freed handshake
+ * transients do not count). Built and run by bench/ws_idle.sh.
  * Usage: ws_idle [N=2000] [tls=1] */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +60,14 @@ static void on_error(wg_ws_t *ws, int err, const char *msg, void *u)
     (void)u;
     if (failed++ < 3)
         fprintf(stderr, "connect failed: %s\n", msg);
+}
+
+static void trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    malloc_trim(0); /* measure live memory, not freed handshake transients */
 }
 
 static int srv_open(wg_wsserver_conn_t *c, const wg_ws_handshake_head_t *r, void *u)
@@ -124,6 +134,10 @@ int main(int argc, char **argv)
         if (wg_wsserver_new(&s, b, &o, &cb, NULL) != 0)
             _exit(1);
         port = wg_wsserver_port(s);
+        {
+            struct timeval tv = {0, 200000};
+            event_add(event_new(b, -1, EV_PERSIST, trim_cb, NULL), &tv);
+        }
         if (write(pfd[1], &port, sizeof(port)) != sizeof(port))
             _exit(1);
         event_base_dispatch(b);
@@ -147,7 +161,8 @@ int main(int argc, char **argv)
         o.origin = WG_WS_ORIGIN_WHATSAPP;
         o.ssl_ctx = cctx;
         o.connect_timeout_ms = 60000;
-        usleep(100000);
+        usleep(300000);
+        trim_cb(-1, 0, NULL);
         c0 = rss_kb(getpid());
         s0 = rss_kb(child);
         t0 = now();
@@ -168,6 +183,7 @@ int main(int argc, char **argv)
             event_base_loopexit(base, &tv);
             event_base_dispatch(base);
         }
+        trim_cb(-1, 0, NULL);
         c1 = rss_kb(getpid());
         s1 = rss_kb(child);
         printf("%s links=%d failed=%d connect=%.2fs (%.0f/s)\n", tls ? "wss" : "ws", opened, failed,

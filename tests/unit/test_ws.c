@@ -1128,3 +1128,119 @@ WG_TEST(ws_200_connections_one_loop)
     wg_wsserver_free(s.srv);
     event_base_free(base);
 }
+
+/* ---------- server side against raw clients ---------- */
+
+typedef struct {
+    struct bufferevent *bev;
+    wg_buf_t got;
+    int eof;
+} rawcli_t;
+
+static void rawcli_read(struct bufferevent *bev, void *arg)
+{
+    rawcli_t *r = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    size_t n = evbuffer_get_length(in);
+    wg_buf_append(&r->got, evbuffer_pullup(in, (ssize_t)n), n);
+    evbuffer_drain(in, n);
+}
+
+static void rawcli_event(struct bufferevent *bev, short what, void *arg)
+{
+    rawcli_t *r = arg;
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        r->eof = 1;
+}
+
+static void rawcli_start(rawcli_t *r, struct event_base *base, uint16_t port, const char *send)
+{
+    struct sockaddr_in sin;
+    memset(r, 0, sizeof(*r));
+    wg_buf_init(&r->got, 0);
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sin.sin_port = htons(port);
+    r->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(r->bev, rawcli_read, NULL, rawcli_event, r);
+    bufferevent_enable(r->bev, EV_READ | EV_WRITE);
+    bufferevent_socket_connect(r->bev, (struct sockaddr *)&sin, sizeof(sin));
+    if (send)
+        bufferevent_write(r->bev, send, strlen(send));
+}
+
+static void rawcli_dispose(rawcli_t *r)
+{
+    bufferevent_free(r->bev);
+    wg_buf_dispose(&r->got);
+}
+
+WG_TEST(ws_server_rejects_bad_requests_and_idle_clients)
+{
+    struct event_base *base = event_base_new();
+    wg_wsserver_opts_t o = {"127.0.0.1:0", NULL, 0, 200, 0};
+    wg_wsserver_cbs_t cb = {srv_open, srv_msg, srv_close};
+    srv_t s;
+    rawcli_t plain_get, tls_hello, silent;
+
+    memset(&s, 0, sizeof(s));
+    WG_CHECK_EQ_INT(wg_wsserver_new(&s.srv, base, &o, &cb, &s), 0);
+    /* an ordinary HTTP GET without the upgrade headers */
+    rawcli_start(&plain_get, base, wg_wsserver_port(s.srv), "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    /* a TLS ClientHello sent to a plain listener */
+    rawcli_start(&tls_hello, base, wg_wsserver_port(s.srv), "\x16\x03\x01\x02\x00\x01");
+    /* says nothing: dropped after the handshake timeout (200 ms here) */
+    rawcli_start(&silent, base, wg_wsserver_port(s.srv), NULL);
+    WG_CHECK(run_until(base, &plain_get.eof, 3000));
+    WG_CHECK(run_until(base, &tls_hello.eof, 3000));
+    WG_CHECK(strncmp((char *)plain_get.got.data, "HTTP/1.1 400 ", 13) == 0);
+    WG_CHECK(strstr((char *)plain_get.got.data, "Sec-WebSocket-Version: 13\r\n") != NULL);
+    WG_CHECK(strncmp((char *)tls_hello.got.data, "HTTP/1.1 400 ", 13) == 0);
+    WG_CHECK(run_until(base, &silent.eof, 3000));
+    WG_CHECK_EQ_INT(silent.got.len, 0);
+    WG_CHECK_EQ_INT(s.opens, 0);
+    WG_CHECK_EQ_INT(s.closes, 0);
+    WG_CHECK_EQ_INT(wg_wsserver_count(s.srv), 0);
+    rawcli_dispose(&plain_get);
+    rawcli_dispose(&tls_hello);
+    rawcli_dispose(&silent);
+    wg_wsserver_free(s.srv);
+    event_base_free(base);
+}
+
+WG_TEST(ws_server_drop_all)
+{
+    struct event_base *base = event_base_new();
+    srv_t s;
+    cli_t c[3];
+    char url[128];
+    wg_ws_opts_t o;
+    int opened = 0;
+
+    memset(c, 0, sizeof(c));
+    WG_CHECK_EQ_INT(srv_start(&s, base, NULL), 0);
+    url_for(url, sizeof(url), "ws", "127.0.0.1", wg_wsserver_port(s.srv));
+    memset(&o, 0, sizeof(o));
+    o.url = url;
+    for (int i = 0; i < 3; i++) {
+        c[i].hello = "x";
+        c[i].counter = &opened;
+        WG_CHECK_EQ_INT(cli_start(&c[i], base, &o), 0);
+    }
+    WG_CHECK(wait_count(base, &opened, 3, 3000));
+    WG_CHECK_EQ_INT(wg_wsserver_count(s.srv), 3);
+    wg_wsserver_drop_all(s.srv);
+    WG_CHECK_EQ_INT(s.closes, 3);
+    WG_CHECK_EQ_INT(s.last_code, 1006);
+    WG_CHECK_STR(s.last_reason, "dropped");
+    WG_CHECK_EQ_INT(wg_wsserver_count(s.srv), 0);
+    for (int i = 0; i < 3; i++) {
+        WG_CHECK(run_until(base, &c[i].done, 3000));
+        WG_CHECK_EQ_INT(c[i].err, WG_ECLOSED);
+        cli_dispose(&c[i]);
+    }
+    wg_wsserver_free(s.srv);
+    event_base_free(base);
+}

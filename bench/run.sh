@@ -1,0 +1,10 @@
+#!/bin/sh
+# `make bench`: runs every bench/*.sh script (except this one) in turn.
+cd "$(dirname "$0")" || exit 1
+rc=0
+for s in *.sh; do
+    [ "$s" = run.sh ] && continue
+    echo "== bench/$s"
+    sh "$s" || rc=1
+done
+exit $rc

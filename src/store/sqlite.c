@@ -48,6 +48,15 @@ static const char *const migrations[] = {
     "  next_attempt_at INTEGER, delivered_at INTEGER, last_error TEXT,"
     "  UNIQUE (instance_id, seq));"
     "CREATE INDEX outbox_pending ON outbox (state, next_attempt_at);",
+    /* 2: WhatsApp credentials and one-time prekeys (blobs sealed by wa/creds with the master
+     * key; the store never sees plaintext keys) */
+    "CREATE TABLE wa_creds ("
+    "  instance_id TEXT PRIMARY KEY REFERENCES instances(id) ON DELETE CASCADE,"
+    "  blob BLOB NOT NULL, updated_at INTEGER NOT NULL);"
+    "CREATE TABLE wa_prekeys ("
+    "  instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
+    "  key_id INTEGER NOT NULL, blob BLOB NOT NULL, created_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (instance_id, key_id));",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -751,6 +760,173 @@ out:
     return 0;
 }
 
+/* ---- WhatsApp credentials, prekeys, identity, plain events ---- */
+
+static int sq_creds_get(wg_store_t *base, const char *id, uint8_t **blob, size_t *len)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    int rv, rc;
+    *blob = NULL;
+    *len = 0;
+    if ((rv = prep(s, "SELECT blob FROM wa_creds WHERE instance_id = ?", &st)) != 0)
+        return rv;
+    bind_text(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        int n = sqlite3_column_bytes(st, 0);
+        const void *p = sqlite3_column_blob(st, 0);
+        if (!(*blob = malloc(n > 0 ? (size_t)n : 1)))
+            rv = WG_ENOMEM;
+        else {
+            if (n > 0)
+                memcpy(*blob, p, (size_t)n);
+            *len = (size_t)n;
+        }
+    } else
+        rv = rc == SQLITE_DONE ? WG_ENOTFOUND : fail(s, "creds_get");
+    sqlite3_finalize(st);
+    return rv;
+}
+
+static int sq_creds_put(wg_store_t *base, const char *id, const uint8_t *blob, size_t len)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    int rv;
+    if ((rv = prep(s,
+                   "INSERT INTO wa_creds (instance_id, blob, updated_at) "
+                   "SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM instances WHERE id = ?1) "
+                   "ON CONFLICT (instance_id) DO UPDATE SET blob = excluded.blob, "
+                   "updated_at = excluded.updated_at",
+                   &st)) != 0)
+        return rv;
+    bind_text(st, 1, id);
+    sqlite3_bind_blob(st, 2, blob, (int)len, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 3, wg_store_now_ms());
+    if (sqlite3_step(st) == SQLITE_DONE)
+        rv = sqlite3_changes(s->db) ? 0 : WG_ENOTFOUND;
+    else
+        rv = fail(s, "creds_put");
+    sqlite3_finalize(st);
+    return rv;
+}
+
+static int sq_creds_delete(wg_store_t *base, const char *id)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    int rv;
+    if ((rv = exec(s, "BEGIN IMMEDIATE")) != 0)
+        return rv;
+    static const char *const sql[] = {"DELETE FROM wa_creds WHERE instance_id = ?",
+                                      "DELETE FROM wa_prekeys WHERE instance_id = ?"};
+    for (int i = 0; i < 2; i++) {
+        if ((rv = prep(s, sql[i], &st)) != 0)
+            goto out;
+        bind_text(st, 1, id);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rv = fail(s, "creds_delete");
+            goto out;
+        }
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    rv = exec(s, "COMMIT");
+out:
+    sqlite3_finalize(st);
+    if (rv)
+        rollback(s);
+    return rv;
+}
+
+static int sq_prekeys_put(wg_store_t *base, const char *id, const wg_store_prekey_t *k, size_t n)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    int64_t now = wg_store_now_ms();
+    int rv;
+    if ((rv = exec(s, "BEGIN IMMEDIATE")) != 0)
+        return rv;
+    if ((rv = prep(s,
+                   "INSERT OR REPLACE INTO wa_prekeys (instance_id, key_id, blob, created_at) "
+                   "VALUES (?, ?, ?, ?)",
+                   &st)) != 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_reset(st);
+        bind_text(st, 1, id);
+        sqlite3_bind_int64(st, 2, k[i].id);
+        sqlite3_bind_blob(st, 3, k[i].blob, (int)k[i].len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, now);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rv = fail(s, "prekeys_put");
+            goto out;
+        }
+    }
+    rv = exec(s, "COMMIT");
+out:
+    sqlite3_finalize(st);
+    if (rv)
+        rollback(s);
+    return rv;
+}
+
+static int sq_prekeys_next_id(wg_store_t *base, const char *id, uint32_t *next)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    int rv;
+    *next = 1;
+    if ((rv = prep(s, "SELECT COALESCE(MAX(key_id), 0) + 1 FROM wa_prekeys WHERE instance_id = ?",
+                   &st)) != 0)
+        return rv;
+    bind_text(st, 1, id);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *next = (uint32_t)sqlite3_column_int64(st, 0);
+    else
+        rv = fail(s, "prekeys_next_id");
+    sqlite3_finalize(st);
+    return rv;
+}
+
+static int sq_event_append(wg_store_t *base, const char *id, const wg_store_event_t *ev)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    int rv;
+    if ((rv = exec(s, "BEGIN IMMEDIATE")) != 0)
+        return rv;
+    if ((rv = append_event(s, id, ev)) == 0)
+        rv = exec(s, "COMMIT");
+    if (rv)
+        rollback(s);
+    return rv;
+}
+
+static int sq_instance_set_identity(wg_store_t *base, const char *id, const char *jid,
+                                    const char *phone, const char *push_name)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    int rv;
+    if ((rv = prep(s,
+                   "UPDATE instances SET jid = ?, phone = COALESCE(?, phone), push_name = ?, "
+                   "updated_at = ? WHERE id = ?",
+                   &st)) != 0)
+        return rv;
+    bind_text(st, 1, jid);
+    bind_text(st, 2, phone);
+    bind_text(st, 3, push_name);
+    sqlite3_bind_int64(st, 4, wg_store_now_ms());
+    bind_text(st, 5, id);
+    if (sqlite3_step(st) == SQLITE_DONE)
+        rv = sqlite3_changes(s->db) ? 0 : WG_ENOTFOUND;
+    else
+        rv = fail(s, "instance_set_identity");
+    sqlite3_finalize(st);
+    return rv;
+}
+
 static int sq_schema_version(wg_store_t *base)
 {
     return current_version((sq_store_t *)base);
@@ -782,6 +958,13 @@ static const wg_store_ops_t sqlite_ops = {
     .instance_delete = sq_instance_delete,
     .instance_counts = sq_instance_counts,
     .outbox_list = sq_outbox_list,
+    .creds_get = sq_creds_get,
+    .creds_put = sq_creds_put,
+    .creds_delete = sq_creds_delete,
+    .prekeys_put = sq_prekeys_put,
+    .prekeys_next_id = sq_prekeys_next_id,
+    .event_append = sq_event_append,
+    .instance_set_identity = sq_instance_set_identity,
 };
 
 int wg_store_sqlite_open(const char *path, wg_store_t **out)

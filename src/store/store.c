@@ -121,6 +121,43 @@ int wg_store_outbox_list(wg_store_t *st, const char *instance_id, wg_outbox_row_
     return st->ops->outbox_list(st, instance_id, out, n);
 }
 
+int wg_store_creds_get(wg_store_t *st, const char *instance_id, uint8_t **blob, size_t *len)
+{
+    return st->ops->creds_get(st, instance_id, blob, len);
+}
+
+int wg_store_creds_put(wg_store_t *st, const char *instance_id, const uint8_t *blob, size_t len)
+{
+    return st->ops->creds_put(st, instance_id, blob, len);
+}
+
+int wg_store_creds_delete(wg_store_t *st, const char *instance_id)
+{
+    return st->ops->creds_delete(st, instance_id);
+}
+
+int wg_store_prekeys_put(wg_store_t *st, const char *instance_id, const wg_store_prekey_t *k,
+                         size_t n)
+{
+    return st->ops->prekeys_put(st, instance_id, k, n);
+}
+
+int wg_store_prekeys_next_id(wg_store_t *st, const char *instance_id, uint32_t *next)
+{
+    return st->ops->prekeys_next_id(st, instance_id, next);
+}
+
+int wg_store_event_append(wg_store_t *st, const char *instance_id, const wg_store_event_t *ev)
+{
+    return st->ops->event_append(st, instance_id, ev);
+}
+
+int wg_store_instance_set_identity(wg_store_t *st, const char *id, const char *jid,
+                                   const char *phone, const char *push_name)
+{
+    return st->ops->instance_set_identity(st, id, jid, phone, push_name);
+}
+
 void wg_account_dispose(wg_account_t *a)
 {
     if (!a)

@@ -123,6 +123,32 @@ int wg_store_instance_counts(wg_store_t *st, wg_store_count_cb cb, void *arg);
 int wg_store_outbox_list(wg_store_t *st, const char *instance_id, wg_outbox_row_t **out,
                          size_t *n);
 
+/* ---- WhatsApp engine state (wa/ seals every blob with the master key first) ---- */
+typedef struct {
+    uint32_t id;        /* 24-bit one-time prekey id */
+    const uint8_t *blob; /* sealed key pair */
+    size_t len;
+} wg_store_prekey_t;
+
+/* The sealed credentials of an instance; *blob malloc'd. WG_ENOTFOUND when there are none. */
+int wg_store_creds_get(wg_store_t *st, const char *instance_id, uint8_t **blob, size_t *len);
+/* Inserts or replaces them. WG_ENOTFOUND when the instance does not exist (deleted). */
+int wg_store_creds_put(wg_store_t *st, const char *instance_id, const uint8_t *blob, size_t len);
+/* Wipes credentials and prekeys in one transaction (logged out); 0 also when there were none.
+ * Deleting the instance deletes both too (foreign keys). */
+int wg_store_creds_delete(wg_store_t *st, const char *instance_id);
+/* Stores n prekeys in one transaction (an id stored again replaces the old key). */
+int wg_store_prekeys_put(wg_store_t *st, const char *instance_id, const wg_store_prekey_t *k,
+                         size_t n);
+/* Highest stored prekey id + 1, or 1 when none. */
+int wg_store_prekeys_next_id(wg_store_t *st, const char *instance_id, uint32_t *next);
+/* Appends an event that reports no state change of its own (qr.updated). */
+int wg_store_event_append(wg_store_t *st, const char *instance_id, const wg_store_event_t *ev);
+/* The linked WhatsApp identity: jid and push_name as given (NULL clears), phone only when
+ * non-NULL. WG_ENOTFOUND. */
+int wg_store_instance_set_identity(wg_store_t *st, const char *id, const char *jid,
+                                   const char *phone, const char *push_name);
+
 void wg_account_dispose(wg_account_t *a);
 void wg_account_list_free(wg_account_t *a, size_t n);
 void wg_instance_dispose(wg_instance_t *in);
@@ -156,6 +182,15 @@ typedef struct wg_store_ops {
     int (*instance_counts)(wg_store_t *st, wg_store_count_cb cb, void *arg);
     int (*outbox_list)(wg_store_t *st, const char *instance_id, wg_outbox_row_t **out,
                        size_t *n);
+    int (*creds_get)(wg_store_t *st, const char *instance_id, uint8_t **blob, size_t *len);
+    int (*creds_put)(wg_store_t *st, const char *instance_id, const uint8_t *blob, size_t len);
+    int (*creds_delete)(wg_store_t *st, const char *instance_id);
+    int (*prekeys_put)(wg_store_t *st, const char *instance_id, const wg_store_prekey_t *k,
+                       size_t n);
+    int (*prekeys_next_id)(wg_store_t *st, const char *instance_id, uint32_t *next);
+    int (*event_append)(wg_store_t *st, const char *instance_id, const wg_store_event_t *ev);
+    int (*instance_set_identity)(wg_store_t *st, const char *id, const char *jid,
+                                 const char *phone, const char *push_name);
 } wg_store_ops_t;
 
 /* Every backend struct starts with this header. */

@@ -21,8 +21,13 @@ typedef struct wg_engine wg_engine_t;
 
 typedef struct {
     const char *instance_id;
-    const char *status; /* new status (WG_STATUS_*) */
+    const char *status; /* new status (WG_STATUS_*); NULL = no status change (a QR update) */
     const char *reason; /* NULL or snake_case reason */
+    /* WORKING: the linked identity ("phone:N@s.whatsapp.net", digits, push name or NULL). */
+    const char *jid, *phone, *push_name;
+    /* A new QR (status SCAN_QR_CODE or NULL): its string and when it expires (ms, epoch). */
+    const char *qr;
+    long long qr_expires_at;
 } wg_engine_report_t;
 
 typedef void (*wg_engine_report_cb)(void *arg, const wg_engine_report_t *r);
@@ -33,6 +38,14 @@ typedef struct {
     int (*stop)(wg_engine_t *e, const char *instance_id);
     int (*logout)(wg_engine_t *e, const char *instance_id);
     void (*free)(wg_engine_t *e);
+    /* Optional (NULL = not supported). Any thread. The QR now shown for the instance: *code
+     * malloc'd (caller frees), *expires_at ms since the epoch. WG_ENOTFOUND when none. */
+    int (*qr)(wg_engine_t *e, const char *instance_id, char **code, long long *expires_at);
+    /* Optional. Starts the pairing-code flow for `phone` (digits) on an instance that is
+     * waiting to be paired; code[] receives "ABCD-EFGH". WG_EPERM when it is not waiting for
+     * pairing, WG_EINVAL for a bad phone. */
+    int (*pairing_code)(wg_engine_t *e, const char *instance_id, const char *phone,
+                        char code[16]);
 } wg_engine_ops_t;
 
 struct wg_engine {

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int internal(wg_core_err_t *err, int rv)
 {
@@ -237,6 +238,7 @@ static char *webhook_json(const char *old, int set_url, const char *url, json_t 
 
 typedef struct {
     const char *id, *status, *reason;
+    const char *jid, *phone, *push_name; /* WORKING: the linked identity (or NULL) */
 } status_ev_t;
 
 static int make_status_ev(const char *prev, wg_store_event_t *ev, void *arg)
@@ -246,6 +248,11 @@ static int make_status_ev(const char *prev, wg_store_event_t *ev, void *arg)
                           "previousStatus", prev, "reason", s->reason);
     if (!p)
         return WG_ENOMEM;
+    if (s->jid) {
+        json_object_set_new(p, "jid", json_string(s->jid));
+        json_object_set_new(p, "phone", s->phone ? json_string(s->phone) : json_null());
+        json_object_set_new(p, "pushName", s->push_name ? json_string(s->push_name) : json_null());
+    }
     char *txt = json_dumps(p, JSON_COMPACT);
     json_decref(p);
     if (!txt)
@@ -269,10 +276,10 @@ static int make_status_ev_owned(const char *prev, wg_store_event_t *ev, void *ar
     return rv;
 }
 
-int wg_core_instance_set_status(wg_core_t *c, const char *id, const char *status,
-                                const char *reason)
+static int set_status_ex(wg_core_t *c, const status_ev_t *s)
 {
-    status_ev_owned_t o = {{id, status, reason}, NULL};
+    const char *id = s->id, *status = s->status, *reason = s->reason;
+    status_ev_owned_t o = {*s, NULL};
     char *prev = NULL;
     int rv = wg_store_instance_set_status(c->store, id, status, reason, make_status_ev_owned, &o,
                                           &prev);
@@ -286,9 +293,51 @@ int wg_core_instance_set_status(wg_core_t *c, const char *id, const char *status
     return rv;
 }
 
+int wg_core_instance_set_status(wg_core_t *c, const char *id, const char *status,
+                                const char *reason)
+{
+    status_ev_t s = {id, status, reason, NULL, NULL, NULL};
+    return set_status_ex(c, &s);
+}
+
 void wg_core_engine_report(wg_core_t *c, const wg_engine_report_t *r)
 {
-    wg_core_instance_set_status(c, r->instance_id, r->status, r->reason);
+    wg_instance_t cur;
+    /* The engine runs only what the core started; a report that crosses a stop (or a delete)
+     * on its way here must not bring the instance back. */
+    if (wg_store_instance_get(c->store, r->instance_id, &cur) != 0)
+        return;
+    int stopped = !strcmp(cur.status, WG_STATUS_STOPPED);
+    wg_instance_dispose(&cur);
+    if (stopped) {
+        wg_log(WG_LOG_DEBUG, "core", "instance=%s stopped: engine report %s ignored",
+               r->instance_id, r->status ? r->status : "qr");
+        return;
+    }
+    if (r->jid && wg_store_instance_set_identity(c->store, r->instance_id, r->jid, r->phone,
+                                                 r->push_name) != 0)
+        wg_log(WG_LOG_ERROR, "core", "instance=%s identity not stored", r->instance_id);
+    if (r->status) {
+        status_ev_t s = {r->instance_id, r->status, r->reason, r->jid, r->phone, r->push_name};
+        set_status_ex(c, &s);
+    }
+    if (r->qr) {
+        char exp[96];
+        time_t t = (time_t)(r->qr_expires_at / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        snprintf(exp, sizeof(exp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (int)(r->qr_expires_at % 1000));
+        json_t *p = json_pack("{s:s, s:s, s:s}", "instanceId", r->instance_id, "code", r->qr,
+                              "expiresAt", exp);
+        char *txt = p ? json_dumps(p, JSON_COMPACT) : NULL;
+        json_decref(p);
+        wg_store_event_t ev = {"qr.updated", txt};
+        if (!txt || wg_store_event_append(c->store, r->instance_id, &ev) != 0)
+            wg_log(WG_LOG_ERROR, "core", "instance=%s qr.updated not stored", r->instance_id);
+        free(txt);
+    }
 }
 
 /* Asks the engine to start id (already STARTING); FAILED + reason when it cannot. */

@@ -78,7 +78,7 @@ struct wg_ws_s {
 
     /* connection */
     struct event *timer;
-    struct event *step; /* deferred "continue" (start, after DNS) */
+    struct event *step; /* deferred "continue" (start, after DNS); per-address connect timer */
     struct evdns_getaddrinfo_request *dns_req;
     struct evutil_addrinfo *addrs, *cur_addr;
     int dns_result;
@@ -136,6 +136,8 @@ static void release_net(wg_ws_t *ws)
     ws->proxy = NULL;
     if (ws->timer)
         evtimer_del(ws->timer);
+    if (ws->step)
+        event_del(ws->step);
 }
 
 static void destroy(wg_ws_t *ws)
@@ -640,6 +642,7 @@ static void bev_event_cb(struct bufferevent *bev, short what, void *arg)
 
     enter(ws);
     if (ws->st == ST_CONNECTING) {
+        event_del(ws->step); /* the per-address timer */
         if (what & BEV_EVENT_CONNECTED)
             on_connected(ws);
         else
@@ -695,8 +698,19 @@ static void try_connect(wg_ws_t *ws)
         bufferevent_setcb(ws->bev, bev_read_cb, bev_write_cb, bev_event_cb, ws);
         bufferevent_enable(ws->bev, EV_READ | EV_WRITE);
         set_state(ws, ST_CONNECTING);
-        if (bufferevent_socket_connect(ws->bev, a->ai_addr, (int)a->ai_addrlen) == 0)
-            return; /* outcome arrives in bev_event_cb */
+        if (bufferevent_socket_connect(ws->bev, a->ai_addr, (int)a->ai_addrlen) == 0) {
+            /* outcome arrives in bev_event_cb; with more addresses to try, do not let one
+             * black-holed address (say a broken IPv6 route) eat the whole connect timeout */
+            if (a->ai_next) {
+                unsigned ms = ws->timeout_ms / 4;
+                struct timeval tv;
+                ms = ms < 250 ? 250 : ms > 5000 ? 5000 : ms;
+                tv.tv_sec = ms / 1000;
+                tv.tv_usec = (ms % 1000) * 1000;
+                event_add(ws->step, &tv);
+            }
+            return;
+        }
         snprintf(ws->last_err, sizeof(ws->last_err), "connect: %s",
                  evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
         bufferevent_free(ws->bev);
@@ -752,6 +766,8 @@ static void step_cb(evutil_socket_t fd, short what, void *arg)
         ;
     else if (ws->st == ST_START)
         resolve(ws);
+    else if (ws->st == ST_CONNECTING)
+        connect_failed(ws, ETIMEDOUT); /* this address did not answer in time: next one */
     else if (ws->st == ST_RESOLVING) {
         if (ws->dns_result != 0 || !ws->addrs)
             fail(ws, WG_ENOTFOUND, "dns: cannot resolve %s: %s", ws->dial_host,

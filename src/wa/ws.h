@@ -1,6 +1,7 @@
 /* ws.h - WebSocket client connection on a libevent loop: the transport under the Noise layer.
  *
- * Stack: DNS (evdns, every address tried in turn) -> TCP (bufferevent_socket, non-blocking)
+ * Stack: DNS (evdns; every address tried in turn, each for at most a quarter of the connect
+ * timeout, clamped to 250 ms..5 s, while others remain) -> TCP (bufferevent_socket, non-blocking)
  * -> optional HTTP CONNECT / SOCKS5 tunnel (proxy.c) -> optional TLS (bufferevent_openssl on the
  * same socket; certificate and host name verified; SNI; SSL_MODE_RELEASE_BUFFERS) -> HTTP
  * upgrade (ws_handshake.c, Origin and extra headers) -> RFC 6455 framing (ws_link.c, wslay).

@@ -1244,3 +1244,72 @@ WG_TEST(ws_server_drop_all)
     wg_wsserver_free(s.srv);
     event_base_free(base);
 }
+
+WG_TEST(ws_next_address_after_blackhole)
+{
+    /* "multi.test" resolves (hosts file given to evdns) to 127.0.0.2 first, then 127.0.0.1.
+     * 127.0.0.2:P is a listener whose accept queue is full, so our SYN goes unanswered; the
+     * per-address timer must move on to 127.0.0.1:P where the server is. */
+    struct event_base *base = event_base_new();
+    struct evdns_base *dns = evdns_base_new(base, 0);
+    struct sockaddr_in sin;
+    char hosts[] = "/tmp/wg_test_hostsXXXXXX", listen_addr[64], url[128];
+    evutil_socket_t bh, fill[4];
+    wg_wsserver_opts_t so = {listen_addr, NULL, 0, 2000, 0};
+    wg_wsserver_cbs_t scb = {srv_open, srv_msg, srv_close};
+    srv_t s;
+    cli_t c;
+    wg_ws_opts_t o;
+    uint16_t port;
+    FILE *f;
+    int fd;
+    struct timeval t0, t1;
+    long ms;
+
+    memset(&c, 0, sizeof(c));
+    memset(&s, 0, sizeof(s));
+    memset(&sin, 0, sizeof(sin));
+    sin.sin_family = AF_INET;
+    sin.sin_addr.s_addr = htonl(0x7f000002);
+    bh = socket(AF_INET, SOCK_STREAM, 0);
+    WG_CHECK(bind(bh, (struct sockaddr *)&sin, sizeof(sin)) == 0 && listen(bh, 0) == 0);
+    port = bound_port(bh);
+    sin.sin_port = htons(port);
+    for (int i = 0; i < 4; i++) { /* fill the accept queue */
+        fill[i] = socket(AF_INET, SOCK_STREAM, 0);
+        evutil_make_socket_nonblocking(fill[i]);
+        connect(fill[i], (struct sockaddr *)&sin, sizeof(sin));
+    }
+    run_for(base, 50);
+    snprintf(listen_addr, sizeof(listen_addr), "127.0.0.1:%u", port);
+    WG_CHECK_EQ_INT(wg_wsserver_new(&s.srv, base, &so, &scb, &s), 0);
+
+    WG_CHECK((fd = mkstemp(hosts)) >= 0 && (f = fdopen(fd, "w")) != NULL);
+    fputs("127.0.0.2 multi.test\n127.0.0.1 multi.test\n", f);
+    fclose(f);
+    WG_CHECK(dns && evdns_base_load_hosts(dns, hosts) == 0);
+    unlink(hosts);
+
+    url_for(url, sizeof(url), "ws", "multi.test", port);
+    memset(&o, 0, sizeof(o));
+    o.url = url;
+    o.dns = dns;
+    o.connect_timeout_ms = 2000; /* 500 ms per address */
+    c.hello = "second address";
+    evutil_gettimeofday(&t0, NULL);
+    WG_CHECK_EQ_INT(cli_start(&c, base, &o), 0);
+    WG_CHECK(run_until(base, &c.nmsg, 3000));
+    evutil_gettimeofday(&t1, NULL);
+    WG_CHECK(!c.errored);
+    /* it did try the black hole first and gave it its 500 ms */
+    ms = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_usec - t0.tv_usec) / 1000;
+    WG_CHECK(ms >= 450 && ms < 1500);
+    WG_CHECK_EQ_INT(c.last.len, 14);
+    cli_dispose(&c);
+    wg_wsserver_free(s.srv);
+    for (int i = 0; i < 4; i++)
+        close(fill[i]);
+    close(bh);
+    evdns_base_free(dns, 0);
+    event_base_free(base);
+}

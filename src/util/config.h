@@ -30,6 +30,15 @@ typedef struct {
     int rate_create;           /* WAGATE_RATE_CREATE per minute per account */
     int rate_write;            /* WAGATE_RATE_WRITE per minute per credential */
     int rate_read;             /* WAGATE_RATE_READ per minute per credential */
+    /* WhatsApp engine */
+    int workers;               /* WAGATE_WORKERS engine threads, 0 = one per core */
+    int qr_wait_ms;            /* WAGATE_QR_WAIT_MS create waits this long for the first QR */
+    int qr_first_ms;           /* WAGATE_QR_FIRST_MS how long the first QR ref is shown */
+    int qr_next_ms;            /* WAGATE_QR_NEXT_MS how long each later ref is shown */
+    int wa_connect_timeout_ms; /* WAGATE_WA_CONNECT_TIMEOUT_MS */
+    int wa_keepalive_ms;       /* WAGATE_WA_KEEPALIVE_MS */
+    int wa_backoff_max_ms;     /* WAGATE_WA_BACKOFF_MAX_MS reconnect backoff cap */
+    int wa_prekeys_initial;    /* WAGATE_WA_PREKEYS_INITIAL first prekey upload */
 } wg_config_t;
 
 typedef enum { WG_CFG_STR, WG_CFG_INT, WG_CFG_BOOL } wg_config_type_t;

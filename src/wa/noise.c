@@ -141,11 +141,26 @@ int wg_noise_int_pack_frame(wg_buf_t *out, const ProtobufCMessage *m)
 
 /* ---- symmetric state ------------------------------------------------------------------------ */
 
+static const char *state_name(int st)
+{
+    static const char *const names[] = {"new",         "wait_intro",  "wait_hello", "wait_server",
+                                        "wait_finish", "transport",   "failed"};
+    return st >= 0 && st <= WG_NOISE_ST_FAILED ? names[st] : "?";
+}
+
+void wg_noise_int_set_state(wg_noise_t *n, int state)
+{
+    wg_log(WG_LOG_DEBUG, "noise", "role=%s state=%s->%s",
+           n->role == WG_NOISE_ROLE_CLIENT ? "client" : "server", state_name(n->state),
+           state_name(state));
+    n->state = state;
+}
+
 int wg_noise_int_fail(wg_noise_t *n, int err)
 {
     if (!n->err) {
         n->err = err;
-        n->state = WG_NOISE_ST_FAILED;
+        wg_noise_int_set_state(n, WG_NOISE_ST_FAILED);
         wg_keys_wipe(n->k, sizeof(n->k));
         wg_keys_wipe(n->wkey, sizeof(n->wkey));
         wg_keys_wipe(n->rkey, sizeof(n->rkey));
@@ -430,7 +445,7 @@ int wg_noise_client_new(wg_noise_t **out, const wg_keys_pair_t *static_kp,
     }
     if ((rv = wg_noise_int_init_symmetric(n, intro)) != 0)
         goto out;
-    n->state = WG_NOISE_ST_NEW;
+    wg_noise_int_set_state(n, WG_NOISE_ST_NEW);
     *out = n;
     n = NULL;
 out:
@@ -474,7 +489,7 @@ int wg_noise_client_start(wg_noise_t *n, const uint8_t *payload, size_t payload_
         goto out;
     if ((rv = wg_noise_int_pack_frame(out, &msg.base)) != 0)
         goto out;
-    n->state = WG_NOISE_ST_WAIT_SERVER;
+    wg_noise_int_set_state(n, WG_NOISE_ST_WAIT_SERVER);
 out:
     if (rv != 0) {
         out->len = mark;
@@ -552,7 +567,7 @@ static int client_on_server_hello(wg_noise_t *n, const uint8_t *p, size_t len, u
     free(n->payload);
     n->payload = NULL;
     n->payload_len = 0;
-    n->state = WG_NOISE_ST_TRANSPORT;
+    wg_noise_int_set_state(n, WG_NOISE_ST_TRANSPORT);
     rv = 0;
 out:
     free(cert);
@@ -688,7 +703,7 @@ static int server_preamble(wg_noise_t *n, const uint8_t **data, size_t *len)
     *data += (size_t)c - before;
     *len -= (size_t)c - before;
     wg_buf_dispose(&n->pre);
-    n->state = WG_NOISE_ST_WAIT_HELLO;
+    wg_noise_int_set_state(n, WG_NOISE_ST_WAIT_HELLO);
     return 0;
 }
 

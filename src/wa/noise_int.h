@@ -75,6 +75,8 @@ int wg_noise_int_decrypt_hash(wg_noise_t *n, const uint8_t *c, size_t len, uint8
 int wg_noise_int_split(wg_noise_t *n);
 /* Makes the ephemeral key pair unless one was supplied. */
 int wg_noise_int_make_ephemeral(wg_noise_t *n);
+/* The one place the state changes; logs the transition at debug level. */
+void wg_noise_int_set_state(wg_noise_t *n, int state);
 /* Marks n failed with err (if not already) and returns err. */
 int wg_noise_int_fail(wg_noise_t *n, int err);
 

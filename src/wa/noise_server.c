@@ -35,7 +35,7 @@ int wg_noise_server_new(wg_noise_t **out, const wg_keys_pair_t *static_kp, const
         goto out;
     memcpy(n->cert, chain, chain_len);
     n->cert_len = chain_len;
-    n->state = WG_NOISE_ST_WAIT_INTRO;
+    wg_noise_int_set_state(n, WG_NOISE_ST_WAIT_INTRO);
     *out = n;
     n = NULL;
     rv = 0;
@@ -90,7 +90,7 @@ int wg_noise_int_server_hello(wg_noise_t *n, const uint8_t *frame, size_t len, w
     reply.serverhello = &sh;
     if ((rv = wg_noise_int_pack_frame(out, &reply.base)) != 0)
         goto out;
-    n->state = WG_NOISE_ST_WAIT_FINISH;
+    wg_noise_int_set_state(n, WG_NOISE_ST_WAIT_FINISH);
     rv = 0;
 out:
     free(cpay);
@@ -132,7 +132,7 @@ int wg_noise_int_server_finish(wg_noise_t *n, const uint8_t *frame, size_t len)
     free(n->cert);
     n->cert = NULL;
     n->cert_len = 0;
-    n->state = WG_NOISE_ST_TRANSPORT;
+    wg_noise_int_set_state(n, WG_NOISE_ST_TRANSPORT);
     rv = 0;
 out:
     free(pay);

@@ -7,7 +7,9 @@
  *      flipped, each fed in fuzzer-chosen pieces (reassembly, several frames per chunk);
  *   1: feeds the rest to a fresh responder (preamble + ClientHello reader);
  *   2: feeds the rest to a client waiting for ServerHello (ServerHello + certificate chain);
- *   3: feeds the rest to a responder waiting for ClientFinish.
+ *   3: feeds the rest to a responder waiting for ClientFinish;
+ *   4: hands the rest to the certificate chain verifier as a serialized CertChain (inside the
+ *      handshake it is encrypted, so mutations above never reach it with new bytes).
  * Any return code is fine; crashes, leaks and sanitizer reports are not.
  *
  * Every key is fixed and the certificate chain is a constant (made once with
@@ -31,6 +33,7 @@
 
 #define NOW 1700000000u
 
+static wg_keys_pair_t fz_root, fz_server;
 static wg_noise_t *snap_client_est, *snap_server_est, *snap_server_new, *snap_client_wait,
     *snap_server_wait;
 
@@ -163,7 +166,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         write_seed(seeds, "client_finish", (const uint8_t *)"\x03\x00", 2, a.data, a.len);
     if (wg_noise_feed(s, a.data, a.len, NOW, NULL))
         abort();
+    fz_root = root;
+    fz_server = ss;
+    if (wg_noise_cert_chain_verify(chain, chain_len, root.pub, ss.pub, NOW))
+        abort();
     if (seeds) {
+        write_seed(seeds, "cert_chain", (const uint8_t *)"\x04", 1, chain, chain_len);
         char *hex = wg_hex_encode(chain, chain_len);
         fprintf(stderr, "chain %s\n", hex);
         free(hex);
@@ -211,10 +219,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     wg_buf_init(&out, 0);
-    uint8_t mode = data[0] & 3;
+    uint8_t mode = data[0] % 5;
     const uint8_t *p = data + 1, *end = data + size;
 
-    if (mode == 0) {
+    if (mode == 4) {
+        (void)wg_noise_cert_chain_verify(p, (size_t)(end - p), fz_root.pub, fz_server.pub, NOW);
+    } else if (mode == 0) {
         wg_noise_t *c = clone(snap_client_est, &acc);
         wg_noise_t *s = clone(snap_server_est, NULL);
         int rv = 0;

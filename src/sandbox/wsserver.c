@@ -236,8 +236,8 @@ static void read_upgrade(wg_wsserver_conn_t *c)
         return;
     }
     if (rv != 0 || bufferevent_write(c->bev, b.data, b.len) != 0 ||
-        wg_ws_link_new(&c->link, 0, in, bufferevent_get_output(c->bev), s->max_msg,
-                       OUT_HIGH_WATER, &lcb, c) != 0) {
+        wg_ws_link_new(&c->link, 0, in, bufferevent_get_output(c->bev), s->max_msg, OUT_HIGH_WATER,
+                       &lcb, c) != 0) {
         wg_buf_dispose(&b);
         conn_finish(c, WG_WS_CLOSE_ABNORMAL, "out of memory");
         return;
@@ -307,11 +307,20 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     enter(c);
     switch (c->st) {
-    case CS_UPGRADE: conn_finish(c, WG_WS_CLOSE_ABNORMAL, "handshake timeout"); break;
-    case CS_CLOSING: conn_finish(c, WG_WS_CLOSE_ABNORMAL, "close handshake timeout"); break;
-    case CS_DRAINING: conn_finish(c, c->pend_code, c->pend_reason); break;
-    case CS_REFUSING: conn_finish(c, WG_WS_CLOSE_ABNORMAL, "refused"); break;
-    default: break;
+    case CS_UPGRADE:
+        conn_finish(c, WG_WS_CLOSE_ABNORMAL, "handshake timeout");
+        break;
+    case CS_CLOSING:
+        conn_finish(c, WG_WS_CLOSE_ABNORMAL, "close handshake timeout");
+        break;
+    case CS_DRAINING:
+        conn_finish(c, c->pend_code, c->pend_reason);
+        break;
+    case CS_REFUSING:
+        conn_finish(c, WG_WS_CLOSE_ABNORMAL, "refused");
+        break;
+    default:
+        break;
     }
     leave(c);
 }
@@ -451,13 +460,11 @@ int wg_wsserver_new(wg_wsserver_t **out, struct event_base *base, const wg_wsser
     s->cbs = *cbs;
     s->user = user;
     s->max_msg = opts->max_message ? opts->max_message : DEFAULT_MAX_MSG;
-    s->hs_timeout_ms = opts->handshake_timeout_ms ? opts->handshake_timeout_ms
-                                                  : DEFAULT_HS_TIMEOUT_MS;
-    s->lev = evconnlistener_new_bind(base, accept_cb, s,
-                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                         LEV_OPT_CLOSE_ON_EXEC,
-                                     opts->backlog ? opts->backlog : 1024,
-                                     (struct sockaddr *)&ss, sslen);
+    s->hs_timeout_ms =
+        opts->handshake_timeout_ms ? opts->handshake_timeout_ms : DEFAULT_HS_TIMEOUT_MS;
+    s->lev = evconnlistener_new_bind(
+        base, accept_cb, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+        opts->backlog ? opts->backlog : 1024, (struct sockaddr *)&ss, sslen);
     if (!s->lev) {
         wg_log(WG_LOG_ERROR, "wsserver", "listen %s: %s", opts->listen,
                evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -469,9 +476,8 @@ int wg_wsserver_new(wg_wsserver_t **out, struct event_base *base, const wg_wsser
         struct sockaddr_storage bound;
         socklen_t bl = sizeof(bound);
         if (getsockname(evconnlistener_get_fd(s->lev), (struct sockaddr *)&bound, &bl) == 0)
-            s->port = ntohs(bound.ss_family == AF_INET6
-                                ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                : ((struct sockaddr_in *)&bound)->sin_port);
+            s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                        : ((struct sockaddr_in *)&bound)->sin_port);
     }
     *out = s;
     return 0;

@@ -106,8 +106,7 @@ const char *wg_proxy_error(const wg_proxy_t *p)
     return p->err[0] ? p->err : "no error";
 }
 
-__attribute__((format(printf, 3, 4))) static int fail(wg_proxy_t *p, int rv, const char *fmt,
-                                                       ...)
+__attribute__((format(printf, 3, 4))) static int fail(wg_proxy_t *p, int rv, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -121,9 +120,9 @@ static int http_start(wg_proxy_t *p, wg_buf_t *out)
 {
     /* IPv6 literals go in brackets in an authority (RFC 3986 3.2.2). */
     int v6 = strchr(p->target, ':') != NULL;
-    int rv = wg_buf_printf(out, "CONNECT %s%s%s:%u HTTP/1.1\r\nHost: %s%s%s:%u\r\n",
-                           v6 ? "[" : "", p->target, v6 ? "]" : "", p->port, v6 ? "[" : "",
-                           p->target, v6 ? "]" : "", p->port);
+    int rv = wg_buf_printf(out, "CONNECT %s%s%s:%u HTTP/1.1\r\nHost: %s%s%s:%u\r\n", v6 ? "[" : "",
+                           p->target, v6 ? "]" : "", p->port, v6 ? "[" : "", p->target,
+                           v6 ? "]" : "", p->port);
     if (rv == 0 && p->user) {
         size_t ul = strlen(p->user), pl = strlen(p->pass);
         uint8_t cred[512];
@@ -203,20 +202,28 @@ static const char *socks_reply_text(uint8_t rep)
 {
     /* RFC 1928 section 6 */
     switch (rep) {
-    case 1: return "general SOCKS server failure";
-    case 2: return "connection not allowed by ruleset";
-    case 3: return "network unreachable";
-    case 4: return "host unreachable";
-    case 5: return "connection refused";
-    case 6: return "TTL expired";
-    case 7: return "command not supported";
-    case 8: return "address type not supported";
-    default: return "unknown failure";
+    case 1:
+        return "general SOCKS server failure";
+    case 2:
+        return "connection not allowed by ruleset";
+    case 3:
+        return "network unreachable";
+    case 4:
+        return "host unreachable";
+    case 5:
+        return "connection refused";
+    case 6:
+        return "TTL expired";
+    case 7:
+        return "command not supported";
+    case 8:
+        return "address type not supported";
+    default:
+        return "unknown failure";
     }
 }
 
-static int socks_feed(wg_proxy_t *p, const uint8_t *in, size_t n, size_t *consumed,
-                      wg_buf_t *out)
+static int socks_feed(wg_proxy_t *p, const uint8_t *in, size_t n, size_t *consumed, wg_buf_t *out)
 {
     size_t off = 0;
     int rv;
@@ -236,8 +243,8 @@ static int socks_feed(wg_proxy_t *p, const uint8_t *in, size_t n, size_t *consum
             else if (b[1] == 2 && p->user)
                 rv = socks_send_auth(p, out);
             else if (b[1] == 2 || b[1] == 0xff)
-                return fail(p, WG_EPERM,
-                            "socks5: proxy accepts none of our auth methods (%d)", b[1]);
+                return fail(p, WG_EPERM, "socks5: proxy accepts none of our auth methods (%d)",
+                            b[1]);
             else
                 return fail(p, WG_EPROTO, "socks5: proxy chose a method we did not offer (%d)",
                             b[1]);
@@ -271,10 +278,17 @@ static int socks_feed(wg_proxy_t *p, const uint8_t *in, size_t n, size_t *consum
             if (avail < 5)
                 goto again;
             switch (b[3]) {
-            case 1: need = 4 + 4 + 2; break;
-            case 4: need = 4 + 16 + 2; break;
-            case 3: need = 4 + 1 + (size_t)b[4] + 2; break;
-            default: return fail(p, WG_EPROTO, "socks5: bad address type %d", b[3]);
+            case 1:
+                need = 4 + 4 + 2;
+                break;
+            case 4:
+                need = 4 + 16 + 2;
+                break;
+            case 3:
+                need = 4 + 1 + (size_t)b[4] + 2;
+                break;
+            default:
+                return fail(p, WG_EPROTO, "socks5: bad address type %d", b[3]);
             }
             if (avail < need)
                 goto again;

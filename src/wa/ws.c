@@ -50,8 +50,8 @@ typedef enum {
     ST_DONE,
 } state_t;
 
-static const char *state_names[] = {"start", "resolving", "connecting", "proxy", "tls",
-                                    "upgrade", "open", "closing", "draining", "done"};
+static const char *state_names[] = {"start",   "resolving", "connecting", "proxy",    "tls",
+                                    "upgrade", "open",      "closing",    "draining", "done"};
 
 struct wg_ws_s {
     struct event_base *base;
@@ -63,8 +63,8 @@ struct wg_ws_s {
 
     /* options (owned copies) */
     int tls;
-    char *host;       /* URL host: TLS name, Host header */
-    char *dial_host;  /* where TCP goes: proxy, connect_to or host */
+    char *host;      /* URL host: TLS name, Host header */
+    char *dial_host; /* where TCP goes: proxy, connect_to or host */
     uint16_t port, dial_port;
     char *path;
     char *origin;
@@ -212,8 +212,7 @@ static void finish(wg_ws_t *ws, int err, int code, const char *msg)
     }
 }
 
-__attribute__((format(printf, 3, 4))) static void fail(wg_ws_t *ws, int err, const char *fmt,
-                                                       ...)
+__attribute__((format(printf, 3, 4))) static void fail(wg_ws_t *ws, int err, const char *fmt, ...)
 {
     char msg[256];
     va_list ap;
@@ -564,10 +563,16 @@ static void bev_read_cb(struct bufferevent *bev, void *arg)
     wg_ws_t *ws = arg;
     enter(ws);
     switch (ws->st) {
-    case ST_PROXY: read_proxy(ws); break;
-    case ST_UPGRADE: read_upgrade(ws); break;
+    case ST_PROXY:
+        read_proxy(ws);
+        break;
+    case ST_UPGRADE:
+        read_upgrade(ws);
+        break;
     case ST_OPEN:
-    case ST_CLOSING: process_frames(ws); break;
+    case ST_CLOSING:
+        process_frames(ws);
+        break;
     default:
         evbuffer_drain(bufferevent_get_input(bev), evbuffer_get_length(bufferevent_get_input(bev)));
         break;
@@ -584,8 +589,7 @@ static void bev_write_cb(struct bufferevent *bev, void *arg)
         /* output drained below the watermark: let wslay queue more */
         if (wg_ws_link_flush(ws->link) != 0)
             fail(ws, WG_ENOMEM, "out of memory");
-    } else if (ws->st == ST_DRAINING &&
-               evbuffer_get_length(bufferevent_get_output(ws->bev)) == 0) {
+    } else if (ws->st == ST_DRAINING && evbuffer_get_length(bufferevent_get_output(ws->bev)) == 0) {
         finish(ws, ws->pend_err, ws->pend_code, ws->pend_msg);
     }
     leave(ws);
@@ -675,10 +679,17 @@ static void bev_event_cb(struct bufferevent *bev, short what, void *arg)
             finish(ws, 0, code, reason);
             break;
         }
-        case ST_DRAINING: finish(ws, ws->pend_err, ws->pend_code, ws->pend_msg); break;
-        case ST_PROXY: fail(ws, WG_EPROTO, "proxy: %s during handshake", why); break;
-        case ST_UPGRADE: fail(ws, WG_EPROTO, "upgrade: %s before the 101 answer", why); break;
-        default: break;
+        case ST_DRAINING:
+            finish(ws, ws->pend_err, ws->pend_code, ws->pend_msg);
+            break;
+        case ST_PROXY:
+            fail(ws, WG_EPROTO, "proxy: %s during handshake", why);
+            break;
+        case ST_UPGRADE:
+            fail(ws, WG_EPROTO, "upgrade: %s before the 101 answer", why);
+            break;
+        default:
+            break;
         }
     }
     leave(ws);

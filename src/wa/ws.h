@@ -33,7 +33,7 @@ struct event_base;
 struct evdns_base;
 typedef struct ssl_ctx_st SSL_CTX;
 
-#define WG_WS_DEFAULT_TIMEOUT_MS 20000         /* [W] NoiseHandshakeResponseTimeout: 20 s */
+#define WG_WS_DEFAULT_TIMEOUT_MS 20000          /* [W] NoiseHandshakeResponseTimeout: 20 s */
 #define WG_WS_DEFAULT_MAX_MSG ((size_t)1 << 24) /* WhatsApp frames are < 2^24 (fact sheet 1.4) */
 #define WG_WS_ORIGIN_WHATSAPP "https://web.whatsapp.com"
 
@@ -48,20 +48,20 @@ typedef struct {
 } wg_ws_cbs_t;
 
 typedef struct {
-    const char *url;              /* ws://host[:port]/path or wss://... (required) */
-    const char *origin;           /* Origin header, NULL = none (WG_WS_ORIGIN_WHATSAPP) */
+    const char *url;               /* ws://host[:port]/path or wss://... (required) */
+    const char *origin;            /* Origin header, NULL = none (WG_WS_ORIGIN_WHATSAPP) */
     const wg_ws_header_t *headers; /* extra request headers */
     size_t nheaders;
-    wg_proxy_opts_t proxy;        /* type WG_PROXY_NONE = direct */
-    const char *connect_to;       /* NULL, or a host/IP to connect to instead of the URL's
-                                     host; TLS name and Host header stay the URL's (tests) */
-    unsigned connect_timeout_ms;  /* 0 = WG_WS_DEFAULT_TIMEOUT_MS */
-    size_t max_message;           /* 0 = WG_WS_DEFAULT_MAX_MSG */
-    SSL_CTX *ssl_ctx;             /* shared client context (wg_ws_ssl_ctx_new); NULL = a private
-                                     one made from ca_file */
-    const char *ca_file;          /* only when ssl_ctx is NULL: PEM CA file, NULL = system CAs */
-    struct evdns_base *dns;       /* the loop's resolver; required unless the host we dial
-                                     (proxy, connect_to or URL host) is an IP literal */
+    wg_proxy_opts_t proxy;       /* type WG_PROXY_NONE = direct */
+    const char *connect_to;      /* NULL, or a host/IP to connect to instead of the URL's
+                                    host; TLS name and Host header stay the URL's (tests) */
+    unsigned connect_timeout_ms; /* 0 = WG_WS_DEFAULT_TIMEOUT_MS */
+    size_t max_message;          /* 0 = WG_WS_DEFAULT_MAX_MSG */
+    SSL_CTX *ssl_ctx;            /* shared client context (wg_ws_ssl_ctx_new); NULL = a private
+                                    one made from ca_file */
+    const char *ca_file;         /* only when ssl_ctx is NULL: PEM CA file, NULL = system CAs */
+    struct evdns_base *dns;      /* the loop's resolver; required unless the host we dial
+                                    (proxy, connect_to or URL host) is an IP literal */
 } wg_ws_opts_t;
 
 /* Client TLS context for a loop: peer verification on, TLS >= 1.2, SSL_MODE_RELEASE_BUFFERS,

@@ -433,15 +433,26 @@ int wg_ws_handshake_reject(wg_buf_t *out, int status)
     if (status < 400 || status > 599)
         return WG_EINVAL;
     switch (status) {
-    case 400: reason = "Bad Request"; break;
-    case 403: reason = "Forbidden"; break;
-    case 404: reason = "Not Found"; break;
-    case 426: reason = "Upgrade Required"; break;
-    case 503: reason = "Service Unavailable"; break;
-    default: reason = "Error"; break;
+    case 400:
+        reason = "Bad Request";
+        break;
+    case 403:
+        reason = "Forbidden";
+        break;
+    case 404:
+        reason = "Not Found";
+        break;
+    case 426:
+        reason = "Upgrade Required";
+        break;
+    case 503:
+        reason = "Service Unavailable";
+        break;
+    default:
+        reason = "Error";
+        break;
     }
-    return wg_buf_printf(out,
-                         "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Length: 0\r\n%s\r\n",
+    return wg_buf_printf(out, "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Length: 0\r\n%s\r\n",
                          status, reason,
                          status == 426 || status == 400 ? "Sec-WebSocket-Version: 13\r\n" : "");
 }

@@ -65,11 +65,11 @@ void wg_ws_handshake_key(const uint8_t nonce[16], char key_out[WG_WS_KEY_LEN + 1
 int wg_ws_handshake_accept(const char *key, char accept_out[WG_WS_ACCEPT_LEN + 1]);
 
 typedef struct {
-    const char *host;             /* Host header value ("example.com" or "example.com:8443") */
-    const char *path;             /* request-target, "/" when NULL */
-    const char *origin;           /* Origin header or NULL */
-    const char *key;              /* from wg_ws_handshake_key() */
-    const wg_ws_header_t *extra;  /* more headers, or NULL */
+    const char *host;            /* Host header value ("example.com" or "example.com:8443") */
+    const char *path;            /* request-target, "/" when NULL */
+    const char *origin;          /* Origin header or NULL */
+    const char *key;             /* from wg_ws_handshake_key() */
+    const wg_ws_header_t *extra; /* more headers, or NULL */
     size_t nextra;
 } wg_ws_handshake_req_t;
 

@@ -34,8 +34,7 @@ struct wg_ws_link_s {
     char peer_reason[124];
 };
 
-static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *user)
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
 {
     wg_ws_link_t *l = user;
     int n;
@@ -104,8 +103,7 @@ static void msg_cb(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     case WSLAY_BINARY_FRAME:
         l->cur_msg = 0;
         if (l->cbs.on_message)
-            l->cbs.on_message(l->owner, arg->opcode == WSLAY_TEXT_FRAME, arg->msg,
-                              arg->msg_length);
+            l->cbs.on_message(l->owner, arg->opcode == WSLAY_TEXT_FRAME, arg->msg, arg->msg_length);
         break;
     case WSLAY_PONG:
         if (l->cbs.on_pong)

@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         off += n;
         rv = wg_ws_link_recv(c.l);
         if (rv != 0 && rv != WG_EPROTO && rv != WG_ETOOBIG && rv != WG_ENOMEM)
-            abort(); /* documented failures only */
+            abort();                                   /* documented failures only */
         evbuffer_drain(out, evbuffer_get_length(out)); /* the "socket" took it */
         wg_ws_link_flush(c.l);
         if (wg_ws_link_close_received(c.l) && wg_ws_link_close_sent(c.l))

@@ -28,8 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* our own 101 for this key must satisfy our own client */
         wg_buf_init(&b, 0);
         if (wg_ws_handshake_response(&b, key) != 0 ||
-            wg_ws_handshake_parse_response(b.data, b.len, key, &u2, NULL, NULL) != 0 ||
-            u2 != b.len)
+            wg_ws_handshake_parse_response(b.data, b.len, key, &u2, NULL, NULL) != 0 || u2 != b.len)
             abort();
         wg_buf_dispose(&b);
         /* a strict prefix of a complete head is incomplete, not invalid */

@@ -55,8 +55,8 @@ WG_TEST(proxy_http_connect_ok)
     WG_CHECK_EQ_INT(wg_proxy_start(p, &out), 0);
     /* base64("alice:s3cret") = YWxpY2U6czNjcmV0 */
     const char *want = "CONNECT web.whatsapp.com:443 HTTP/1.1\r\n"
-                                   "Host: web.whatsapp.com:443\r\n"
-                                   "Proxy-Authorization: Basic YWxpY2U6czNjcmV0\r\n\r\n";
+                       "Host: web.whatsapp.com:443\r\n"
+                       "Proxy-Authorization: Basic YWxpY2U6czNjcmV0\r\n\r\n";
     WG_CHECK_STR((char *)out.data, want);
     wg_buf_reset(&out);
     /* partial answers: need more */

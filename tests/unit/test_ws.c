@@ -950,8 +950,8 @@ static void pconn_a_event(struct bufferevent *bev, short what, void *arg)
         pconn_free(arg);
 }
 
-static void tproxy_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                          int n, void *arg)
+static void tproxy_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int n,
+                          void *arg)
 {
     pconn_t *pc = calloc(1, sizeof(*pc));
     (void)sa;
@@ -973,9 +973,9 @@ static int tproxy_start(tproxy_t *px, struct event_base *base, int socks, const 
     px->socks = socks;
     px->user = user;
     px->pass = pass;
-    px->lev = evconnlistener_new_bind(base, tproxy_accept, px,
-                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 16,
-                                      (struct sockaddr *)&sin, sizeof(sin));
+    px->lev =
+        evconnlistener_new_bind(base, tproxy_accept, px, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                16, (struct sockaddr *)&sin, sizeof(sin));
     if (!px->lev)
         return -1;
     px->port = bound_port(evconnlistener_get_fd(px->lev));

@@ -27,17 +27,17 @@ WG_TEST(ws_handshake_key_is_base64_of_nonce)
 WG_TEST(ws_handshake_request_build)
 {
     wg_ws_header_t extra[] = {{"Cache-Control", "no-cache"}, {"Pragma", "no-cache"}};
-    wg_ws_handshake_req_t r = {"web.whatsapp.com", "/ws/chat", "https://web.whatsapp.com",
-                               "dGhlIHNhbXBsZSBub25jZQ==", extra, 2};
+    wg_ws_handshake_req_t r = {"web.whatsapp.com",         "/ws/chat", "https://web.whatsapp.com",
+                               "dGhlIHNhbXBsZSBub25jZQ==", extra,      2};
     wg_buf_t b;
     wg_buf_init(&b, 0);
     WG_CHECK_EQ_INT(wg_ws_handshake_request(&b, &r), 0);
     const char *want = "GET /ws/chat HTTP/1.1\r\nHost: web.whatsapp.com\r\n"
-                                 "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                                 "Sec-WebSocket-Version: 13\r\n"
-                                 "Origin: https://web.whatsapp.com\r\n"
-                                 "Cache-Control: no-cache\r\nPragma: no-cache\r\n\r\n";
+                       "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\n"
+                       "Origin: https://web.whatsapp.com\r\n"
+                       "Cache-Control: no-cache\r\nPragma: no-cache\r\n\r\n";
     WG_CHECK_STR((char *)b.data, want);
     wg_buf_reset(&b);
     extra[1].value = "x\r\nEvil: 1";
@@ -87,26 +87,22 @@ WG_TEST(ws_handshake_response_rejects)
     int status;
     const char *why;
 
-    rv = wg_ws_handshake_parse_response((const uint8_t *)bad_accept,
-                                                   sizeof(bad_accept) - 1, key, &used, &status,
-                                                   &why);
+    rv = wg_ws_handshake_parse_response((const uint8_t *)bad_accept, sizeof(bad_accept) - 1, key,
+                                        &used, &status, &why);
     WG_CHECK_EQ_INT(rv, WG_EPROTO);
     WG_CHECK_STR(why, "bad Sec-WebSocket-Accept");
-    rv = wg_ws_handshake_parse_response((const uint8_t *)forbidden,
-                                                   sizeof(forbidden) - 1, key, &used, &status,
-                                                   &why);
+    rv = wg_ws_handshake_parse_response((const uint8_t *)forbidden, sizeof(forbidden) - 1, key,
+                                        &used, &status, &why);
     WG_CHECK_EQ_INT(rv, WG_EPROTO);
     WG_CHECK_EQ_INT(status, 403);
-    rv = wg_ws_handshake_parse_response((const uint8_t *)no_upgrade,
-                                                   sizeof(no_upgrade) - 1, key, &used, &status,
-                                                   &why);
+    rv = wg_ws_handshake_parse_response((const uint8_t *)no_upgrade, sizeof(no_upgrade) - 1, key,
+                                        &used, &status, &why);
     WG_CHECK_EQ_INT(rv, WG_EPROTO);
     /* garbage is reported before the head is complete */
-    rv = wg_ws_handshake_parse_response((const uint8_t *)"\x16\x03\x01", 3, key, &used,
-                                                   &status, &why);
+    rv = wg_ws_handshake_parse_response((const uint8_t *)"\x16\x03\x01", 3, key, &used, &status,
+                                        &why);
     WG_CHECK_EQ_INT(rv, WG_EPROTO);
-    rv = wg_ws_handshake_parse_response((const uint8_t *)"HTTP/2", 6, key, &used,
-                                                   &status, &why);
+    rv = wg_ws_handshake_parse_response((const uint8_t *)"HTTP/2", 6, key, &used, &status, &why);
     WG_CHECK_EQ_INT(rv, WG_EPROTO);
 }
 
@@ -130,15 +126,15 @@ WG_TEST(ws_handshake_head_limits)
     wg_buf_append_str(&b, "\r\n");
     WG_CHECK_EQ_INT(wg_ws_handshake_parse_head(b.data, b.len, 0, 0, &h, &used), WG_ETOOBIG);
     /* obs-fold and bare CR are refused */
-    rv = wg_ws_handshake_parse_head((const uint8_t *)"HTTP/1.1 200 OK\r\nA: b\r\n c\r\n\r\n",
-                                               29, 0, 0, &h, &used);
+    rv = wg_ws_handshake_parse_head((const uint8_t *)"HTTP/1.1 200 OK\r\nA: b\r\n c\r\n\r\n", 29, 0,
+                                    0, &h, &used);
     WG_CHECK_EQ_INT(rv, WG_EPROTO);
-    rv = wg_ws_handshake_parse_head((const uint8_t *)"HTTP/1.1 200 OK\r\nA: b\rc\r\n\r\n",
-                                               27, 0, 0, &h, &used);
+    rv = wg_ws_handshake_parse_head((const uint8_t *)"HTTP/1.1 200 OK\r\nA: b\rc\r\n\r\n", 27, 0, 0,
+                                    &h, &used);
     WG_CHECK_EQ_INT(rv, WG_EPROTO);
     /* LF-only line ends are accepted; values are trimmed */
-    rv = wg_ws_handshake_parse_head((const uint8_t *)"HTTP/1.0 407 Auth\nA:  b \n\n", 26,
-                                               0, 0, &h, &used);
+    rv = wg_ws_handshake_parse_head((const uint8_t *)"HTTP/1.0 407 Auth\nA:  b \n\n", 26, 0, 0, &h,
+                                    &used);
     WG_CHECK_EQ_INT(rv, 0);
     WG_CHECK_EQ_INT(h.status, 407);
     WG_CHECK_STR(wg_ws_handshake_head_get(&h, "a"), "b");
@@ -150,10 +146,11 @@ WG_TEST(ws_handshake_head_limits)
 WG_TEST(ws_handshake_request_parse)
 {
     int rv;
-    static const char req[] = "GET /ws/chat?x=1 HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\n"
-                              "Connection: keep-alive, Upgrade\r\n"
-                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                              "Sec-WebSocket-Version: 13\r\nOrigin: https://web.whatsapp.com\r\n\r\n";
+    static const char req[] =
+        "GET /ws/chat?x=1 HTTP/1.1\r\nHost: a\r\nUpgrade: WebSocket\r\n"
+        "Connection: keep-alive, Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\nOrigin: https://web.whatsapp.com\r\n\r\n";
     static const char nokey[] = "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
                                 "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n";
     static const char post[] = "POST / HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -164,8 +161,8 @@ WG_TEST(ws_handshake_request_parse)
 
     rv = wg_ws_handshake_parse_request((const uint8_t *)req, 20, &h, &key, &used, &why);
     WG_CHECK_EQ_INT(rv, WG_EAGAIN);
-    rv = wg_ws_handshake_parse_request((const uint8_t *)req, sizeof(req) - 1, &h, &key,
-                                                  &used, &why);
+    rv =
+        wg_ws_handshake_parse_request((const uint8_t *)req, sizeof(req) - 1, &h, &key, &used, &why);
     WG_CHECK_EQ_INT(rv, 0);
     WG_CHECK_STR(h.target, "/ws/chat?x=1");
     WG_CHECK_STR(wg_ws_handshake_head_get(&h, "origin"), "https://web.whatsapp.com");
@@ -176,15 +173,14 @@ WG_TEST(ws_handshake_request_parse)
     wg_buf_dispose(&b);
     wg_ws_handshake_head_dispose(&h);
 
-    rv = wg_ws_handshake_parse_request((const uint8_t *)nokey, sizeof(nokey) - 1, &h,
-                                                  &key, &used, &why);
+    rv = wg_ws_handshake_parse_request((const uint8_t *)nokey, sizeof(nokey) - 1, &h, &key, &used,
+                                       &why);
     WG_CHECK_EQ_INT(rv, WG_EPROTO);
     WG_CHECK_STR(why, "bad Sec-WebSocket-Key");
-    rv = wg_ws_handshake_parse_request((const uint8_t *)post, sizeof(post) - 1, &h, &key,
-                                                  &used, &why);
+    rv = wg_ws_handshake_parse_request((const uint8_t *)post, sizeof(post) - 1, &h, &key, &used,
+                                       &why);
     WG_CHECK_EQ_INT(rv, WG_EPROTO);
-    rv = wg_ws_handshake_parse_request((const uint8_t *)"\x16\x03", 2, &h, &key, &used,
-                                                  &why);
+    rv = wg_ws_handshake_parse_request((const uint8_t *)"\x16\x03", 2, &h, &key, &used, &why);
     WG_CHECK_EQ_INT(rv, WG_EPROTO);
 }
 

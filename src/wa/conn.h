@@ -1,0 +1,82 @@
+/* conn.h - one WhatsApp instance on one event loop: the I/O glue that stacks
+ * ws (socket, proxy, TLS, WebSocket) -> noise (handshake, frames) -> binary (nodes) -> session
+ * (protocol logic), plus the credentials in the store and the timers.
+ *
+ * Timers: the WebSocket connect timeout (ws.h), one timer for the session's next deadline
+ * (QR rotation, keepalive) or for the reconnect backoff, and a deferred event that tears a
+ * connection down outside its own callbacks (STYLE: never free a connection inside its own
+ * callback).
+ *
+ * Reconnect policy (wa-protocol-core.md §7.9, DESIGN "Runtime model"): 515 reconnects at once;
+ * network loss, 503/500, keepalive timeout and refused connects wait a backoff with full
+ * jitter, uniform in [0, min(cap, 1 s * 2^attempt)], reset once logged in or showing a QR;
+ * logged out wipes the credentials and stops (FAILED logged_out); qr_timeout, replaced and
+ * other final failures stop with FAILED and keep the credentials.
+ *
+ * Status reports (through env->report, on the loop's thread) happen only on a change:
+ * STARTING while (re)connecting, SCAN_QR_CODE with the first QR and a report per rotation
+ * (qr set, status NULL), WORKING with the identity, FAILED with a reason.
+ *
+ * Ownership: env is copied, its pointers borrowed (they outlive the conn). Every function runs
+ * on the loop's thread. wg_conn_free() must not be called from inside env callbacks. */
+#ifndef WG_WA_CONN_H
+#define WG_WA_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/engine.h"
+#include "store/store.h"
+#include "wa/proxy.h"
+#include "wa/session.h"
+
+struct event_base;
+struct evdns_base;
+typedef struct ssl_ctx_st SSL_CTX;
+
+typedef struct wg_conn_s wg_conn_t;
+
+typedef struct {
+    struct event_base *base;
+    struct evdns_base *dns;
+    SSL_CTX *ssl;
+    wg_store_t *store;
+    const uint8_t *master_key;       /* 32 bytes */
+    const char *url;                 /* WAGATE_WA_URL */
+    const uint8_t *root_pub;         /* 32 bytes: the key that signs the server's chain */
+    uint32_t connect_timeout_ms;
+    uint32_t backoff_max_ms;
+    wg_session_config_t session;     /* timings and prekey batch (next_prekey_id ignored) */
+    /* on the loop thread: status/QR/identity changes */
+    void (*report)(void *arg, const wg_engine_report_t *r);
+    /* on the loop thread: the QR now shown changed (qr NULL = none any more); `pairing` is 1
+     * while a pairing code may be requested */
+    void (*qr_changed)(void *arg, const char *instance_id, const char *qr, long long expires_at);
+    void *arg;
+} wg_conn_env_t;
+
+/* The instance's proxy, or type WG_PROXY_NONE. Strings borrowed by the conn (copied). */
+typedef struct {
+    wg_proxy_type_t type;
+    char host[256];
+    uint16_t port;
+    char user[256], pass[256];
+} wg_conn_proxy_t;
+
+/* A stopped conn for instance_id. 0, WG_EINVAL, WG_ENOMEM. */
+int wg_conn_new(wg_conn_t **out, const wg_conn_env_t *env, const char *instance_id,
+                const wg_conn_proxy_t *proxy);
+/* Loads (or creates and stores) the credentials and connects: login when paired, else
+ * registration. Failures are reported (FAILED + reason) and returned. */
+int wg_conn_start(wg_conn_t *c);
+/* Closes the connection, keeps the credentials; reports nothing. */
+void wg_conn_stop(wg_conn_t *c);
+/* Pairing code (§6) on the live registration connection. WG_EPERM when not waiting for a QR
+ * scan; other errors of wg_session_pair_code. */
+int wg_conn_pair_code(wg_conn_t *c, const char *phone, const char *code);
+/* 1 when connected and logged in. */
+int wg_conn_working(const wg_conn_t *c);
+const char *wg_conn_id(const wg_conn_t *c);
+void wg_conn_free(wg_conn_t *c);
+
+#endif

@@ -79,6 +79,7 @@ struct wg_sandbox_conn_s {
     conn_state_t state;
     int ready;      /* the first-node pause is over */
     int close_due;  /* close once ready (after CLOSE_DELAY_MS) */
+    uint16_t close_code; /* 0 = 1000 */
     int busy, dead; /* handler running; WebSocket gone while busy */
     struct event *timer;      /* first-node pause, then the close delay */
     struct event *life_timer; /* registration lifetime */
@@ -324,7 +325,8 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (c->close_due && c->ws)
-        wg_wsserver_conn_close(c->ws, 1000, "");
+        wg_wsserver_conn_close(c->ws, c->close_code ? c->close_code : 1000,
+                               c->close_code == 1013 ? "try again later" : "");
 }
 
 static void life_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -1041,11 +1043,6 @@ static int ws_on_open(wg_wsserver_conn_t *ws, const wg_ws_handshake_head_t *req,
     wg_sandbox_t *sb = user;
     wg_sandbox_conn_t *c;
     wg_noise_callbacks_t cb;
-    if (sb->refuse_until_ms && now_ms() < sb->refuse_until_ms) {
-        wg_log(WG_LOG_INFO, "sandbox", "conn=%s refused (control/refuse)",
-               wg_wsserver_conn_peer(ws));
-        return 503;
-    }
     if (!req->target || strncmp(req->target, "/ws/chat", 8) != 0 ||
         (req->target[8] && req->target[8] != '?'))
         return 404;
@@ -1065,6 +1062,18 @@ static int ws_on_open(wg_wsserver_conn_t *ws, const wg_ws_handshake_head_t *req,
         wg_buf_dispose(&c->out);
         free(c);
         return 503;
+    }
+    if (sb->refuse_until_ms && now_ms() < sb->refuse_until_ms) {
+        /* Refusing: accept the upgrade and close at once (1013 try again later). A refused
+         * upgrade (HTTP 503) is cleaner, but Baileys listens for ws' 'unexpected-response'
+         * and then never hears of the failure: it would hang instead of reconnecting. */
+        wg_log(WG_LOG_INFO, "sandbox", "conn=%s refused (control/refuse)",
+               wg_wsserver_conn_peer(ws));
+        c->state = CS_CLOSING;
+        c->ready = 1;
+        c->close_due = 1;
+        c->close_code = 1013;
+        arm_ms(c->timer, 0);
     }
     c->next = sb->conns;
     if (sb->conns)

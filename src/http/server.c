@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -21,6 +22,18 @@
 #include <time.h>
 #include <unistd.h>
 
+/* A connection we track for the request deadline. evhttp owns the bufferevent; we hold one
+ * extra reference so the struct (and its fd) stay valid until we have seen evhttp free it
+ * (bufferevent_free clears the callbacks) and drop our reference. */
+typedef struct conn {
+    struct conn *next;
+    struct bufferevent *bev;
+    double since_ms; /* accept, or the previous response */
+    int shut;
+} conn_t;
+
+#define CONN_SLOTS 1024
+
 typedef struct worker {
     struct wg_http_server *srv;
     int index;
@@ -29,7 +42,9 @@ typedef struct worker {
     struct event_base *base;
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
-    struct event *stop_ev, *drain_ev;
+    struct event *stop_ev, *drain_ev, *sweep_ev;
+    conn_t *conns[CONN_SLOTS];
+    size_t nconns;
     void *ctx;
     int draining;
     int idle_events; /* events added on an idle base (libevent's own), see drain_check */
@@ -50,6 +65,78 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static size_t conn_slot(const struct bufferevent *bev)
+{
+    return ((uintptr_t)bev >> 4) % CONN_SLOTS;
+}
+
+/* evhttp asks us for each accepted connection's bufferevent (fd set by evhttp afterwards). */
+static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
+{
+    worker_t *w = arg;
+    struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    conn_t *c = bev ? calloc(1, sizeof(*c)) : NULL;
+    if (!c)
+        return bev; /* untracked (or NULL: evhttp makes its own) */
+    bufferevent_incref(bev);
+    c->bev = bev;
+    c->since_ms = now_ms();
+    size_t i = conn_slot(bev);
+    c->next = w->conns[i];
+    w->conns[i] = c;
+    w->nconns++;
+    return bev;
+}
+
+static void conn_touch(worker_t *w, struct bufferevent *bev)
+{
+    for (conn_t *c = bev ? w->conns[conn_slot(bev)] : NULL; c; c = c->next)
+        if (c->bev == bev) {
+            c->since_ms = now_ms();
+            return;
+        }
+}
+
+/* Drops connections evhttp has freed; shuts down the ones past the request deadline (evhttp
+ * then sees EOF and frees them itself). all: drop every entry (after evhttp_free). */
+static void conn_sweep(worker_t *w, int all)
+{
+    double now = now_ms(), limit = w->srv->cfg->http_request_timeout * 1000.0;
+    for (size_t i = 0; i < CONN_SLOTS; i++) {
+        conn_t **pp = &w->conns[i];
+        while (*pp) {
+            conn_t *c = *pp;
+            bufferevent_data_cb rd, wr;
+            bufferevent_event_cb ev;
+            void *arg;
+            bufferevent_getcb(c->bev, &rd, &wr, &ev, &arg);
+            if (all || (!rd && !wr && !ev)) {
+                *pp = c->next;
+                bufferevent_decref(c->bev);
+                free(c);
+                w->nconns--;
+                continue;
+            }
+            if (!c->shut && now - c->since_ms > limit) {
+                evutil_socket_t fd = bufferevent_getfd(c->bev);
+                if (fd >= 0)
+                    shutdown(fd, SHUT_RDWR);
+                c->shut = 1;
+                wg_log(WG_LOG_WARN, "http", "thread=%d closing connection: no complete request "
+                       "in %ds", w->index, w->srv->cfg->http_request_timeout);
+            }
+            pp = &c->next;
+        }
+    }
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_sweep(arg, 0);
 }
 
 static const char *req_header(const wg_http_req_t *r, const char *name)
@@ -137,6 +224,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     }
     int status = r.status ? r.status : 500;
     send_response(w, req, &r);
+    if (evcon) /* the next request's deadline counts from this response */
+        conn_touch(w, evhttp_connection_get_bufferevent(evcon));
     wg_log(WG_LOG_INFO, "http", "method=%s path=%.200s status=%d ms=%.2f instance=%s remote=%s",
            r.method_name, r.path, status, now_ms() - t0, r.log_instance[0] ? r.log_instance : "-",
            r.remote);
@@ -147,6 +236,7 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     worker_t *w = arg;
     (void)fd;
     (void)what;
+    conn_sweep(w, 0); /* drop our references to connections evhttp has freed */
     wg_log(WG_LOG_DEBUG, "http", "thread=%d drain events=%d idle=%d", w->index,
            event_base_get_num_events(w->base, EVENT_BASE_COUNT_ADDED), w->idle_events);
     /* Only libevent's own events, the loopexit deadline and this timer left: every connection
@@ -167,6 +257,8 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
         evhttp_del_accept_socket(w->http, w->bound);
         w->bound = NULL;
     }
+    if (w->sweep_ev) /* drain_check reaps from now on; keeps the event count exact */
+        event_del(w->sweep_ev);
     struct timeval deadline = {w->srv->cfg->shutdown_timeout, 0};
     event_base_loopexit(w->base, &deadline);
     struct timeval tick = {0, 20000};
@@ -192,9 +284,12 @@ static int worker_init(worker_t *w)
     evhttp_set_max_body_size(w->http, cfg->http_body_limit);
     evhttp_set_max_headers_size(w->http, cfg->http_header_limit);
     evhttp_set_timeout(w->http, cfg->http_idle_timeout);
+    /* every method reaches the router, which answers 405 in JSON */
     evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
                                             EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE |
-                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH);
+                                            EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE |
+                                            EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+    evhttp_set_bevcb(w->http, on_new_bev, w);
     evhttp_set_default_content_type(w->http, "application/json; charset=utf-8");
     evhttp_set_gencb(w->http, on_request, w);
     /* libevent adds its cross-thread wakeup event lazily; add it now so the baseline counts it */
@@ -209,6 +304,10 @@ static int worker_init(worker_t *w)
     }
     if (!(w->stop_ev = event_new(w->base, -1, 0, on_stop, w)))
         return WG_ENOMEM;
+    struct timeval second = {1, 0};
+    if (!(w->sweep_ev = event_new(w->base, -1, EV_PERSIST, on_sweep, w)) ||
+        event_add(w->sweep_ev, &second) != 0)
+        return WG_ENOMEM;
     if (!(w->ctx = w->srv->app.ctx_new(w->srv->app.arg, w->index)))
         return WG_EIO;
     return 0;
@@ -220,10 +319,13 @@ static void worker_dispose(worker_t *w)
         w->srv->app.ctx_free(w->ctx);
     if (w->drain_ev)
         event_free(w->drain_ev);
+    if (w->sweep_ev)
+        event_free(w->sweep_ev);
     if (w->stop_ev)
         event_free(w->stop_ev);
     if (w->http)
         evhttp_free(w->http);
+    conn_sweep(w, 1);
     if (w->base)
         event_base_free(w->base);
     memset(w, 0, sizeof(*w));

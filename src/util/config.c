@@ -34,6 +34,9 @@ static const wg_config_key_t keys[] = {
      "largest request header block in bytes"},
     {"WAGATE_HTTP_IDLE_TIMEOUT", I(http_idle_timeout), "15", 1, 3600, 0,
      "seconds a connection may stay silent (keep-alive idle, slow headers or body)"},
+    {"WAGATE_HTTP_REQUEST_TIMEOUT", I(http_request_timeout), "30", 1, 3600, 0,
+     "seconds a connection gets to deliver a complete request (headers + body), counted from "
+     "accept or its previous response"},
     {"WAGATE_SHUTDOWN_TIMEOUT", I(shutdown_timeout), "5", 0, 600, 0,
      "seconds in-flight requests get to finish after SIGTERM/SIGINT"},
     {"WAGATE_PLAN_LIMITS", S(plan_limits), "free=1,starter=3,pro=10,enterprise=0", 0, 0, 0,

@@ -25,6 +25,7 @@ typedef struct {
     int http_body_limit;       /* WAGATE_HTTP_BODY_LIMIT bytes */
     int http_header_limit;     /* WAGATE_HTTP_HEADER_LIMIT bytes */
     int http_idle_timeout;     /* WAGATE_HTTP_IDLE_TIMEOUT seconds */
+    int http_request_timeout;  /* WAGATE_HTTP_REQUEST_TIMEOUT seconds */
     int shutdown_timeout;      /* WAGATE_SHUTDOWN_TIMEOUT seconds */
     char *plan_limits;         /* WAGATE_PLAN_LIMITS "free=1,starter=3,..." */
     int rate_create;           /* WAGATE_RATE_CREATE per minute per account */

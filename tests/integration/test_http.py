@@ -84,6 +84,46 @@ def test_idle_connection_closed():
     assert srv.request("GET", "/health")[0] == 200
 
 
+def test_slow_trickle_cut_at_request_deadline():
+    """One byte every 0.4 s never trips the 1 s idle timeout; the 2 s request deadline cuts it."""
+    s2 = Server(env={"WAGATE_HTTP_IDLE_TIMEOUT": "1", "WAGATE_HTTP_REQUEST_TIMEOUT": "2"}).start()
+    try:
+        sock = socket.create_connection(("127.0.0.1", s2.port))
+        sock.settimeout(0.05)
+        t0 = time.time()
+        closed_at = None
+        payload = b"GET /health HTTP/1.1\r\nX-Slow: " + b"a" * 1000
+        for b in payload:
+            try:
+                sock.sendall(bytes([b]))
+                if sock.recv(100) == b"":
+                    closed_at = time.time() - t0
+                    break
+            except socket.timeout:
+                pass
+            except OSError:
+                closed_at = time.time() - t0
+                break
+            if time.time() - t0 > 8:
+                break
+            time.sleep(0.4)
+        sock.close()
+        assert closed_at is not None and 1.5 < closed_at < 4.5, closed_at
+        assert "no complete request in 2s" in s2.stderr()
+        # a keep-alive client that keeps asking is not cut: the deadline restarts per response
+        c = http.client.HTTPConnection("127.0.0.1", s2.port, timeout=5)
+        t0 = time.time()
+        while time.time() - t0 < 3.5:
+            c.request("GET", "/health")
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200
+            time.sleep(0.3)
+        c.close()
+    finally:
+        s2.cleanup()
+
+
 def test_keep_alive():
     c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
     for _ in range(3):

@@ -1,0 +1,535 @@
+/* engine.c - see engine.h. */
+#include "wa/engine.h"
+#include "store/store.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "wa/conn.h"
+#include "wa/keys.h"
+#include "wa/noise.h"
+#include "wa/pair.h"
+#include "wa/ws.h"
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <jansson.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NBUCKETS 1024u
+
+enum { CMD_START = 1, CMD_STOP, CMD_LOGOUT, CMD_PAIR_CODE, CMD_SHUTDOWN };
+
+typedef struct cmd {
+    struct cmd *next;
+    int type;
+    char id[64];
+    char phone[24];
+    char code[WG_PAIR_CODE_LEN + 1];
+} cmd_t;
+
+typedef struct centry {
+    struct centry *next;
+    wg_conn_t *conn;
+} centry_t;
+
+typedef struct qrent {
+    struct qrent *next;
+    char id[64];
+    char *qr;
+    long long expires_at;
+} qrent_t;
+
+typedef struct eng eng_t;
+
+typedef struct {
+    eng_t *eng;
+    int index;
+    pthread_t thread;
+    int started;
+    struct event_base *base;
+    struct evdns_base *dns;
+    SSL_CTX *ssl;
+    wg_store_t *store;
+    void *ctx;
+    struct event *wake;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int init_done, init_rv;
+    cmd_t *head, *tail;
+    centry_t *conns[NBUCKETS];
+    wg_conn_env_t env;
+} worker_t;
+
+struct eng {
+    wg_engine_t base; /* first: the core sees a wg_engine_t */
+    const wg_config_t *cfg;
+    uint8_t master[32];
+    uint8_t root[32];
+    wg_engine_hooks_t hooks;
+    int nworkers;
+    worker_t *w;
+    pthread_mutex_t qmu;
+    qrent_t *qr[NBUCKETS];
+    atomic_int count;
+};
+
+static unsigned hash_id(const char *s)
+{
+    unsigned h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+/* ---- the shared QR table (any thread) ---------------------------------------------------- */
+
+static void qr_set(void *arg, const char *id, const char *qr, long long expires_at)
+{
+    worker_t *w = arg;
+    eng_t *e = w->eng;
+    unsigned b = hash_id(id) % NBUCKETS;
+    char *copy = qr ? strdup(qr) : NULL;
+    pthread_mutex_lock(&e->qmu);
+    qrent_t **pp = &e->qr[b], *q;
+    for (q = *pp; q && strcmp(q->id, id); pp = &q->next, q = q->next)
+        ;
+    if (!copy) { /* cleared (or out of memory: better no QR than a stale one) */
+        if (q) {
+            *pp = q->next;
+            free(q->qr);
+            free(q);
+        }
+    } else if (q) {
+        free(q->qr);
+        q->qr = copy;
+        q->expires_at = expires_at;
+        copy = NULL;
+    } else if ((q = calloc(1, sizeof(*q)))) {
+        snprintf(q->id, sizeof(q->id), "%s", id);
+        q->qr = copy;
+        q->expires_at = expires_at;
+        q->next = e->qr[b];
+        e->qr[b] = q;
+        copy = NULL;
+    }
+    pthread_mutex_unlock(&e->qmu);
+    free(copy);
+}
+
+static void qr_drop(eng_t *e, const char *id)
+{
+    worker_t w = {.eng = e};
+    qr_set(&w, id, NULL, 0);
+}
+
+static int op_qr(wg_engine_t *base, const char *id, char **code, long long *expires_at)
+{
+    eng_t *e = (eng_t *)base;
+    unsigned b = hash_id(id) % NBUCKETS;
+    int rv = WG_ENOTFOUND;
+    *code = NULL;
+    pthread_mutex_lock(&e->qmu);
+    for (qrent_t *q = e->qr[b]; q; q = q->next)
+        if (!strcmp(q->id, id)) {
+            rv = (*code = strdup(q->qr)) ? 0 : WG_ENOMEM;
+            *expires_at = q->expires_at;
+            break;
+        }
+    pthread_mutex_unlock(&e->qmu);
+    return rv;
+}
+
+/* ---- commands (API threads -> worker) ---------------------------------------------------- */
+
+static worker_t *worker_of(eng_t *e, const char *id)
+{
+    return &e->w[hash_id(id) % (unsigned)e->nworkers];
+}
+
+static int post(worker_t *w, int type, const char *id, const char *phone, const char *code)
+{
+    cmd_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return WG_ENOMEM;
+    c->type = type;
+    if (id)
+        snprintf(c->id, sizeof(c->id), "%s", id);
+    if (phone)
+        snprintf(c->phone, sizeof(c->phone), "%s", phone);
+    if (code)
+        snprintf(c->code, sizeof(c->code), "%s", code);
+    pthread_mutex_lock(&w->mu);
+    if (w->tail)
+        w->tail->next = c;
+    else
+        w->head = c;
+    w->tail = c;
+    pthread_mutex_unlock(&w->mu);
+    event_active(w->wake, EV_READ, 0);
+    return 0;
+}
+
+static int op_start(wg_engine_t *base, const char *id, char *reason, size_t cap)
+{
+    eng_t *e = (eng_t *)base;
+    int rv = strlen(id) < 64 ? post(worker_of(e, id), CMD_START, id, NULL, NULL) : WG_EINVAL;
+    if (rv)
+        snprintf(reason, cap, "engine_error");
+    return rv;
+}
+
+static int op_stop(wg_engine_t *base, const char *id)
+{
+    eng_t *e = (eng_t *)base;
+    qr_drop(e, id);
+    return post(worker_of(e, id), CMD_STOP, id, NULL, NULL);
+}
+
+static int op_logout(wg_engine_t *base, const char *id)
+{
+    eng_t *e = (eng_t *)base;
+    qr_drop(e, id);
+    return post(worker_of(e, id), CMD_LOGOUT, id, NULL, NULL);
+}
+
+static int op_pairing_code(wg_engine_t *base, const char *id, const char *phone, char out[16])
+{
+    eng_t *e = (eng_t *)base;
+    char digits[24], code[WG_PAIR_CODE_LEN + 1], *qr = NULL;
+    long long exp;
+    size_t n = 0;
+    int rv;
+    for (const char *p = phone; p && *p; p++) {
+        if (*p == '+' && p == phone)
+            continue;
+        if (*p < '0' || *p > '9' || n + 1 >= sizeof(digits))
+            return WG_EINVAL;
+        digits[n++] = *p;
+    }
+    digits[n] = 0;
+    /* [W] pair-code.go: digits only, more than 6, no leading 0 */
+    if (n < 7 || digits[0] == '0')
+        return WG_EINVAL;
+    if ((rv = op_qr(base, id, &qr, &exp)) != 0)
+        return rv == WG_ENOTFOUND ? WG_EPERM : rv;
+    free(qr);
+    if ((rv = wg_pair_code_new(code)) != 0 || (rv = wg_pair_code_display(out, code)) != 0)
+        return rv;
+    return post(worker_of(e, id), CMD_PAIR_CODE, id, digits, code);
+}
+
+/* ---- the worker's conn table (worker thread only) ---------------------------------------- */
+
+static centry_t **conn_slot(worker_t *w, const char *id)
+{
+    centry_t **pp = &w->conns[hash_id(id) % NBUCKETS];
+    while (*pp && strcmp(wg_conn_id((*pp)->conn), id))
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static void conn_remove(worker_t *w, const char *id)
+{
+    centry_t **pp = conn_slot(w, id), *ce = *pp;
+    if (!ce)
+        return;
+    *pp = ce->next;
+    wg_conn_stop(ce->conn);
+    wg_conn_free(ce->conn);
+    free(ce);
+    atomic_fetch_sub(&w->eng->count, 1);
+}
+
+/* The instance's proxy column -> conn proxy (none when absent or unusable). */
+static void load_proxy(worker_t *w, const char *id, wg_conn_proxy_t *px)
+{
+    wg_instance_t in;
+    memset(px, 0, sizeof(*px));
+    if (wg_store_instance_get(w->store, id, &in) != 0)
+        return;
+    json_t *j = in.proxy ? json_loads(in.proxy, 0, NULL) : NULL;
+    const char *proto = j ? json_string_value(json_object_get(j, "protocol")) : NULL;
+    const char *host = j ? json_string_value(json_object_get(j, "host")) : NULL;
+    json_int_t port = j ? json_integer_value(json_object_get(j, "port")) : 0;
+    const char *user = j ? json_string_value(json_object_get(j, "username")) : NULL;
+    const char *pass = j ? json_string_value(json_object_get(j, "password")) : NULL;
+    if (proto && host && port > 0 && port < 65536) {
+        /* "https" proxies are reached with HTTP CONNECT in clear (no TLS to the proxy yet) */
+        px->type = !strcmp(proto, "socks5") ? WG_PROXY_SOCKS5 : WG_PROXY_HTTP;
+        snprintf(px->host, sizeof(px->host), "%s", host);
+        px->port = (uint16_t)port;
+        snprintf(px->user, sizeof(px->user), "%s", user ? user : "");
+        snprintf(px->pass, sizeof(px->pass), "%s", pass ? pass : "");
+    }
+    json_decref(j);
+    wg_instance_dispose(&in);
+}
+
+static void do_start(worker_t *w, const char *id)
+{
+    wg_conn_proxy_t px;
+    wg_conn_t *c = NULL;
+    centry_t *ce;
+    conn_remove(w, id); /* restart: a fresh connection */
+    load_proxy(w, id, &px);
+    if (wg_conn_new(&c, &w->env, id, &px) != 0 || !(ce = calloc(1, sizeof(*ce)))) {
+        wg_conn_free(c);
+        wg_engine_report_t r = {.instance_id = id, .status = "FAILED", .reason = "engine_error"};
+        w->eng->hooks.report(w->ctx, &r);
+        return;
+    }
+    ce->conn = c;
+    centry_t **slot = &w->conns[hash_id(id) % NBUCKETS];
+    ce->next = *slot;
+    *slot = ce;
+    atomic_fetch_add(&w->eng->count, 1);
+    if (wg_conn_start(c) != 0) /* reported FAILED already */
+        conn_remove(w, id);
+}
+
+static void on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    worker_t *w = arg;
+    cmd_t *c, *next;
+    (void)fd;
+    (void)what;
+    pthread_mutex_lock(&w->mu);
+    c = w->head;
+    w->head = w->tail = NULL;
+    pthread_mutex_unlock(&w->mu);
+    for (; c; c = next) {
+        next = c->next;
+        switch (c->type) {
+        case CMD_START:
+            do_start(w, c->id);
+            break;
+        case CMD_STOP:
+            conn_remove(w, c->id);
+            break;
+        case CMD_LOGOUT:
+            conn_remove(w, c->id);
+            if (wg_store_creds_delete(w->store, c->id) != 0)
+                wg_log(WG_LOG_ERROR, "engine", "instance=%s logout: credentials not wiped", c->id);
+            else
+                wg_log(WG_LOG_INFO, "engine", "instance=%s logout: credentials wiped", c->id);
+            break;
+        case CMD_PAIR_CODE: {
+            centry_t *ce = *conn_slot(w, c->id);
+            int rv = ce ? wg_conn_pair_code(ce->conn, c->phone, c->code) : WG_ENOTFOUND;
+            if (rv)
+                wg_log(WG_LOG_WARN, "engine", "instance=%s pairing code not sent err=%s", c->id,
+                       wg_strerror(rv));
+            break;
+        }
+        case CMD_SHUTDOWN:
+            event_base_loopbreak(w->base);
+            break;
+        }
+        wg_keys_wipe(c->code, sizeof(c->code));
+        free(c);
+    }
+}
+
+/* ---- worker threads ---------------------------------------------------------------------- */
+
+static void worker_report(void *arg, const wg_engine_report_t *r)
+{
+    worker_t *w = arg;
+    w->eng->hooks.report(w->ctx, r);
+}
+
+static int worker_init(worker_t *w)
+{
+    eng_t *e = w->eng;
+    const wg_config_t *cfg = e->cfg;
+    int rv;
+    if (!(w->base = event_base_new()) || !(w->wake = event_new(w->base, -1, 0, on_wake, w)))
+        return WG_ENOMEM;
+    if (!(w->dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS)))
+        w->dns = evdns_base_new(w->base, 0); /* no resolv.conf: IP literals still work */
+    if (!(w->ssl = wg_ws_ssl_ctx_new(NULL)))
+        wg_log(WG_LOG_WARN, "engine", "worker=%d no TLS context: wss:// will fail", w->index);
+    if ((rv = wg_store_open(cfg->db, &w->store)) != 0)
+        return rv;
+    if (e->hooks.ctx_new && !(w->ctx = e->hooks.ctx_new(e->hooks.arg, w->index)))
+        return WG_EIO;
+    w->env = (wg_conn_env_t){
+        .base = w->base,
+        .dns = w->dns,
+        .ssl = w->ssl,
+        .store = w->store,
+        .master_key = e->master,
+        .url = cfg->wa_url,
+        .root_pub = e->root,
+        .connect_timeout_ms = (uint32_t)cfg->wa_connect_timeout_ms,
+        .backoff_max_ms = (uint32_t)cfg->wa_backoff_max_ms,
+        .session = {.qr_first_ms = (uint32_t)cfg->qr_first_ms,
+                    .qr_next_ms = (uint32_t)cfg->qr_next_ms,
+                    .keepalive_ms = (uint32_t)cfg->wa_keepalive_ms,
+                    .prekeys_initial = (uint32_t)cfg->wa_prekeys_initial},
+        .report = worker_report,
+        .qr_changed = qr_set,
+        .arg = w,
+    };
+    return 0;
+}
+
+static void worker_dispose(worker_t *w)
+{
+    for (unsigned b = 0; b < NBUCKETS; b++)
+        while (w->conns[b])
+            conn_remove(w, wg_conn_id(w->conns[b]->conn));
+    for (cmd_t *c = w->head, *n; c; c = n) {
+        n = c->next;
+        free(c);
+    }
+    w->head = w->tail = NULL;
+    if (w->ctx && w->eng->hooks.ctx_free)
+        w->eng->hooks.ctx_free(w->ctx);
+    w->ctx = NULL;
+    wg_store_close(w->store);
+    w->store = NULL;
+    if (w->dns)
+        evdns_base_free(w->dns, 0);
+    w->dns = NULL;
+    if (w->ssl)
+        SSL_CTX_free(w->ssl);
+    w->ssl = NULL;
+    if (w->wake)
+        event_free(w->wake);
+    w->wake = NULL;
+    if (w->base)
+        event_base_free(w->base);
+    w->base = NULL;
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    int rv = worker_init(w);
+    pthread_mutex_lock(&w->mu);
+    w->init_done = 1;
+    w->init_rv = rv;
+    pthread_cond_signal(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    if (rv == 0) {
+        wg_log(WG_LOG_DEBUG, "engine", "worker=%d running", w->index);
+        event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    }
+    worker_dispose(w);
+    return NULL;
+}
+
+static void op_free(wg_engine_t *base)
+{
+    eng_t *e = (eng_t *)base;
+    for (int i = 0; e->w && i < e->nworkers; i++) {
+        worker_t *w = &e->w[i];
+        if (w->started && post(w, CMD_SHUTDOWN, NULL, NULL, NULL) == 0)
+            pthread_join(w->thread, NULL);
+        else if (w->started) {
+            event_base_loopbreak(w->base);
+            pthread_join(w->thread, NULL);
+        }
+        pthread_mutex_destroy(&w->mu);
+        pthread_cond_destroy(&w->cv);
+    }
+    free(e->w);
+    for (unsigned b = 0; b < NBUCKETS; b++)
+        for (qrent_t *q = e->qr[b], *n; q; q = n) {
+            n = q->next;
+            free(q->qr);
+            free(q);
+        }
+    pthread_mutex_destroy(&e->qmu);
+    wg_keys_wipe(e->master, sizeof(e->master));
+    free(e);
+}
+
+static const wg_engine_ops_t wa_ops = {
+    .name = "whatsapp",
+    .start = op_start,
+    .stop = op_stop,
+    .logout = op_logout,
+    .free = op_free,
+    .qr = op_qr,
+    .pairing_code = op_pairing_code,
+};
+
+int wg_engine_wa_count(wg_engine_t *base)
+{
+    return atomic_load(&((eng_t *)base)->count);
+}
+
+int wg_engine_wa_new(const wg_config_t *cfg, const uint8_t master_key[32],
+                     const wg_engine_hooks_t *hooks, wg_engine_t **out)
+{
+    eng_t *e;
+    int rv = 0, tls = 0, n = cfg->workers;
+    char *host = NULL, *path = NULL;
+    uint16_t port;
+    *out = NULL;
+    if (!hooks || !hooks->report)
+        return WG_EINVAL;
+    if (wg_ws_url_parse(cfg->wa_url, &tls, &host, &port, &path) != 0) {
+        wg_log(WG_LOG_ERROR, "engine", "bad WAGATE_WA_URL=%s", cfg->wa_url);
+        return WG_EINVAL;
+    }
+    free(host);
+    free(path);
+    if (!(e = calloc(1, sizeof(*e))))
+        return WG_ENOMEM;
+    pthread_mutex_init(&e->qmu, NULL);
+    e->base.ops = &wa_ops;
+    e->cfg = cfg;
+    e->hooks = *hooks;
+    memcpy(e->master, master_key, 32);
+    if (wg_noise_root_key_from_hex(cfg->wa_root_key, e->root) != 0) {
+        wg_log(WG_LOG_ERROR, "engine", "bad WAGATE_WA_ROOT_KEY (want 64 hex digits)");
+        rv = WG_EINVAL;
+        goto out;
+    }
+    if (n <= 0) {
+        long c = sysconf(_SC_NPROCESSORS_ONLN);
+        n = c > 0 ? (int)c : 1;
+    }
+    evthread_use_pthreads(); /* event_active from API threads wakes a worker's loop */
+    if (!(e->w = calloc((size_t)n, sizeof(worker_t)))) {
+        rv = WG_ENOMEM;
+        goto out;
+    }
+    e->nworkers = n;
+    for (int i = 0; i < n; i++) {
+        worker_t *w = &e->w[i];
+        w->eng = e;
+        w->index = i;
+        pthread_mutex_init(&w->mu, NULL);
+        pthread_cond_init(&w->cv, NULL);
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            rv = WG_EIO;
+            goto out;
+        }
+        pthread_mutex_lock(&w->mu);
+        while (!w->init_done)
+            pthread_cond_wait(&w->cv, &w->mu);
+        rv = w->init_rv;
+        pthread_mutex_unlock(&w->mu);
+        if (rv) {
+            pthread_join(w->thread, NULL);
+            goto out;
+        }
+        w->started = 1;
+    }
+    wg_log(WG_LOG_INFO, "engine", "workers=%d url=%s", n, cfg->wa_url);
+    *out = &e->base;
+    return 0;
+out:
+    op_free(&e->base);
+    return rv;
+}

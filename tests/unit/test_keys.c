@@ -60,6 +60,29 @@ WG_TEST(keys_x25519_rfc7748)
     WG_CHECK_EQ_INT(wg_keys_dh(out, a.priv, one), WG_ECRYPTO);
 }
 
+/* wg_keys_dh (libsodium) must agree with OpenSSL's EVP_PKEY_derive for random keys. */
+WG_TEST(keys_dh_matches_openssl)
+{
+    for (int i = 0; i < 16; i++) {
+        wg_keys_pair_t a, b;
+        uint8_t ours[32], ref[32];
+        size_t rlen = sizeof(ref);
+        WG_CHECK_EQ_INT(wg_keys_generate(&a), 0);
+        WG_CHECK_EQ_INT(wg_keys_generate(&b), 0);
+        WG_CHECK_EQ_INT(wg_keys_dh(ours, a.priv, b.pub), 0);
+        EVP_PKEY *mine = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, a.priv, 32);
+        EVP_PKEY *peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, b.pub, 32);
+        EVP_PKEY_CTX *ctx = mine ? EVP_PKEY_CTX_new(mine, NULL) : NULL;
+        int ok = ctx && EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, peer) == 1 &&
+                 EVP_PKEY_derive(ctx, ref, &rlen) == 1 && rlen == 32;
+        EVP_PKEY_CTX_free(ctx);
+        EVP_PKEY_free(mine);
+        EVP_PKEY_free(peer);
+        WG_CHECK(ok);
+        WG_CHECK_MEM(ours, ref, 32);
+    }
+}
+
 WG_TEST(keys_generate_and_clamp)
 {
     wg_keys_pair_t a, b;

@@ -14,6 +14,8 @@
 #include "util/config.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "wa/engine.h"
+#include "wa/masterkey.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -86,6 +88,73 @@ static void api_ctx_free(void *p)
     free(c);
 }
 
+/* Engine hooks: each engine worker thread gets a core of its own (a core belongs to one thread)
+ * and engine reports go to it. Its engine pointer stays NULL: a worker's core only records
+ * what the engine reports and never starts instances itself. */
+static void *engine_ctx_new(void *arg, int idx)
+{
+    wg_core_t *c = NULL;
+    (void)idx;
+    return wg_core_new(arg, NULL, &c) == 0 ? c : NULL;
+}
+
+static void engine_ctx_free(void *ctx)
+{
+    wg_core_free(ctx);
+}
+
+static void engine_report(void *ctx, const wg_engine_report_t *r)
+{
+    wg_core_engine_report(ctx, r);
+}
+
+/* Gateway restart: every instance that was running (STARTING, SCAN_QR_CODE, WORKING, PENDING)
+ * starts again; a linked one logs in with its stored credentials, an unlinked one gets new
+ * QR codes until they run out (FAILED qr_timeout), so nothing reconnects in a loop. */
+static void resume_instances(wg_core_t *c)
+{
+    static const char *const running[] = {WG_STATUS_STARTING, WG_STATUS_SCAN_QR,
+                                          WG_STATUS_WORKING, WG_STATUS_PENDING};
+    char **ids = NULL;
+    size_t nids = 0, cap = 0;
+    /* collect first, then change statuses (the lists page by offset) */
+    for (size_t k = 0; k < sizeof(running) / sizeof(running[0]); k++) {
+        int64_t total = 0;
+        for (int64_t off = 0; off == 0 || off < total; off += 100) {
+            wg_instance_filter_t f = {.status = running[k], .offset = off, .limit = 100};
+            wg_instance_t *v = NULL;
+            size_t n = 0;
+            if (wg_store_instance_list(c->store, &f, &v, &n, &total) != 0 || n == 0) {
+                wg_instance_list_free(v, n);
+                break;
+            }
+            for (size_t i = 0; i < n; i++) {
+                if (nids == cap) {
+                    size_t nc = cap ? cap * 2 : 64;
+                    char **ni = realloc(ids, nc * sizeof(*ids));
+                    if (!ni)
+                        break;
+                    ids = ni;
+                    cap = nc;
+                }
+                if ((ids[nids] = strdup(v[i].id)))
+                    nids++;
+            }
+            wg_instance_list_free(v, n);
+        }
+    }
+    for (size_t i = 0; i < nids; i++) {
+        char reason[64] = "engine_unavailable";
+        if (wg_core_instance_set_status(c, ids[i], WG_STATUS_STARTING, "restart") == 0 &&
+            c->engine->ops->start(c->engine, ids[i], reason, sizeof(reason)) != 0)
+            wg_core_instance_set_status(c, ids[i], WG_STATUS_FAILED, reason);
+        free(ids[i]);
+    }
+    free(ids);
+    if (nids)
+        wg_log(WG_LOG_INFO, "main", "resumed instances=%zu", nids);
+}
+
 static void on_signal(int sig)
 {
     (void)sig;
@@ -140,11 +209,11 @@ static int cmd_serve(int argc, char **argv)
     if (load_config(&cfg) != 0)
         return 2;
     signal(SIGPIPE, SIG_IGN);
-    if (!(engine = wg_engine_unavailable_new()) || !(rl = wg_ratelimit_new(100000))) {
+    if (!(rl = wg_ratelimit_new(100000))) {
         rv = WG_ENOMEM;
         goto out;
     }
-    if ((rv = wg_core_new(&cfg, engine, &boot)) != 0) {
+    if ((rv = wg_core_new(&cfg, NULL, &boot)) != 0) {
         fprintf(stderr, "wagate: cannot open database %s: %s\n", cfg.db, wg_strerror(rv));
         goto out;
     }
@@ -152,8 +221,23 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "wagate: bootstrap failed: %s\n", wg_strerror(rv));
         goto out;
     }
+    uint8_t master[WG_MASTERKEY_LEN];
+    if ((rv = wg_masterkey_load(cfg.master_key, cfg.db, master, NULL)) != 0) {
+        fprintf(stderr, "wagate: no usable master key (WAGATE_MASTER_KEY or %s.key): %s\n",
+                cfg.db, wg_strerror(rv));
+        goto out;
+    }
+    wg_engine_hooks_t hooks = {engine_ctx_new, engine_ctx_free, engine_report, &cfg};
+    rv = wg_engine_wa_new(&cfg, master, &hooks, &engine);
+    memset(master, 0, sizeof(master));
+    if (rv != 0) {
+        fprintf(stderr, "wagate: cannot start the WhatsApp engine: %s\n", wg_strerror(rv));
+        goto out;
+    }
+    boot->engine = engine;
     wg_log(WG_LOG_INFO, "main", "version=%s db=%s schema=%d engine=%s", WG_VERSION, cfg.db,
            wg_store_schema_version(boot->store), engine->ops->name);
+    resume_instances(boot);
     wg_core_free(boot);
     boot = NULL;
 
@@ -178,8 +262,8 @@ static int cmd_serve(int argc, char **argv)
 out:
     wg_http_server_free(srv);
     wg_core_free(boot);
+    wg_engine_free(engine); /* after the HTTP threads: they call into it */
     wg_ratelimit_free(rl);
-    wg_engine_free(engine);
     free(admin_key);
     wg_config_dispose(&cfg);
     return rv ? 1 : 0;

@@ -96,6 +96,35 @@ int wg_sandbox_state_prekeys_put(wg_sandbox_state_t *st, const wg_sandbox_device
 int wg_sandbox_state_prekey_count(wg_sandbox_state_t *st, const wg_sandbox_device_t *d,
                                   int *count);
 
+/* ---- stanza.c: pure readers of client stanzas ------------------------------------------- */
+
+#define WG_SANDBOX_MAX_PREKEYS 2000 /* Baileys uploads 812 at most, whatsmeow 812 */
+
+struct wg_node;
+/* A prekey upload (§7.4), checked. keys is malloc'd (dispose frees it). */
+typedef struct {
+    uint32_t registration_id;
+    uint8_t identity[WG_KEYS_KEY_LEN];
+    uint32_t skey_id;
+    uint8_t skey_pub[WG_KEYS_KEY_LEN];
+    uint8_t skey_sig[WG_KEYS_SIG_LEN];
+    wg_sandbox_prekey_t *keys;
+    size_t nkeys;
+} wg_sandbox_upload_t;
+
+/* Reads <registration>4</> <type>05</> <identity>32</> <list><key><id>3</><value>32</></key>…
+ * </list> <skey><id>3</><value>32</><signature>64</></skey> (children of iq; bytes content with
+ * exact sizes). 0; WG_EPROTO (missing or mis-sized part); WG_ETOOBIG (more than
+ * WG_SANDBOX_MAX_PREKEYS keys); WG_ECRYPTO (the signed prekey's signature does not verify with
+ * the identity key); WG_ENOMEM. On error *u holds nothing. */
+int wg_sandbox_upload_parse(const struct wg_node *iq, wg_sandbox_upload_t *u);
+void wg_sandbox_upload_dispose(wg_sandbox_upload_t *u);
+/* Reads an <skey> (id 3, value 32, signature 64) and verifies its signature with identity.
+ * 0, WG_EPROTO, WG_ECRYPTO. */
+int wg_sandbox_skey_parse(const struct wg_node *skey, const uint8_t identity[WG_KEYS_KEY_LEN],
+                          uint32_t *id, uint8_t pub[WG_KEYS_KEY_LEN],
+                          uint8_t sig[WG_KEYS_SIG_LEN]);
+
 /* ---- server.c: the WhatsApp side ---------------------------------------------------------- */
 
 typedef struct wg_sandbox_s wg_sandbox_t;

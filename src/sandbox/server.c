@@ -38,7 +38,7 @@
 
 #define NREFS 6
 #define REF_MAX 80
-#define MAX_PREKEYS 2000
+#define HANDSHAKE_TIMEOUT_MS 20000 /* [W] waits 20 s for the server's answer; we wait as long */
 #define CLOSE_DELAY_MS 500 /* after a stream:error, give the client time to close first */
 
 typedef enum { CS_HANDSHAKE = 0, CS_REG, CS_LOGIN, CS_CLOSING } conn_state_t;
@@ -317,6 +317,14 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
     wg_sandbox_conn_t *c = arg;
     (void)fd;
     (void)what;
+    if (c->state == CS_HANDSHAKE) { /* no ClientFinish in time */
+        wg_log(WG_LOG_INFO, "sandbox", "conn=%s handshake timeout, closing",
+               c->ws ? wg_wsserver_conn_peer(c->ws) : "-");
+        set_state(c, CS_CLOSING);
+        if (c->ws)
+            wg_wsserver_conn_close(c->ws, 1002, "handshake timeout");
+        return;
+    }
     if (!c->ready) {
         c->ready = 1;
         flush_out(c);
@@ -805,65 +813,33 @@ static int start_login(wg_sandbox_conn_t *c, const wg_payload_info_t *info)
     return send_free(c, n);
 }
 
-static uint32_t be_uint(const uint8_t *p, size_t n)
-{
-    uint32_t v = 0;
-    for (size_t i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 /* <iq xmlns="encrypt" type="set"> with registration/type/identity/list/skey (§7.4). */
 static void handle_prekey_upload(wg_sandbox_conn_t *c, const char *id, const wg_node_t *iq)
 {
-    const uint8_t *reg, *ident, *sid, *spub, *ssig;
-    size_t lreg, lident, lsid, lspub, lssig;
-    wg_node_t *list = wg_node_child_by_tag(iq, "list"), *skey = wg_node_child_by_tag(iq, "skey");
-    wg_sandbox_prekey_t *keys = NULL;
-    size_t n = 0, nk = list ? wg_node_child_count(list) : 0;
-    uint8_t djb[WG_KEYS_DJB_LEN];
-    reg = child_bytes(iq, "registration", &lreg);
-    ident = child_bytes(iq, "identity", &lident);
-    sid = child_bytes(skey, "id", &lsid);
-    spub = child_bytes(skey, "value", &lspub);
-    ssig = child_bytes(skey, "signature", &lssig);
-    if (!reg || lreg != 4 || !ident || lident != WG_KEYS_KEY_LEN || !sid || lsid != 3 || !spub ||
-        lspub != WG_KEYS_KEY_LEN || !ssig || lssig != WG_KEYS_SIG_LEN || nk > MAX_PREKEYS) {
-        send_iq_error(c, id, 400, "bad-request");
+    wg_sandbox_upload_t u;
+    int rv = wg_sandbox_upload_parse(iq, &u);
+    if (rv != 0) {
+        wg_log(WG_LOG_INFO, "sandbox", "%s:%u bad prekey upload: %s", c->dev->number, c->dev->id,
+               wg_strerror(rv));
+        if (rv == WG_ECRYPTO)
+            send_iq_error(c, id, 406, "not-acceptable");
+        else
+            send_iq_error(c, id, rv == WG_ENOMEM ? 500 : 400,
+                          rv == WG_ENOMEM ? "internal-server-error" : "bad-request");
         return;
     }
-    if (memcmp(ident, c->dev->identity_pub, WG_KEYS_KEY_LEN) != 0) {
-        send_iq_error(c, id, 409, "conflict");
-        return;
-    }
-    wg_keys_djb_encode(djb, spub);
-    if (wg_keys_verify(ident, djb, sizeof(djb), ssig) != 0) {
-        send_iq_error(c, id, 406, "not-acceptable");
-        return;
-    }
-    if (nk && !(keys = calloc(nk, sizeof(*keys)))) {
+    if (memcmp(u.identity, c->dev->identity_pub, WG_KEYS_KEY_LEN) != 0)
+        send_iq_error(c, id, 409, "conflict"); /* not the identity linked at pairing */
+    else if (wg_sandbox_state_prekeys_put(c->sb->st, c->dev, u.registration_id, u.identity,
+                                          u.skey_id, u.skey_pub, u.skey_sig, u.keys,
+                                          u.nkeys) != 0)
         send_iq_error(c, id, 500, "internal-server-error");
-        return;
-    }
-    for (size_t i = 0; i < nk; i++) {
-        wg_node_t *k = wg_node_child(list, i);
-        size_t li, lv;
-        const uint8_t *kid = child_bytes(k, "id", &li), *val = child_bytes(k, "value", &lv);
-        if (!wg_node_tag_is(k, "key") || !kid || li != 3 || !val || lv != WG_KEYS_KEY_LEN) {
-            free(keys);
-            send_iq_error(c, id, 400, "bad-request");
-            return;
-        }
-        keys[n].id = be_uint(kid, 3);
-        memcpy(keys[n++].pub, val, WG_KEYS_KEY_LEN);
-    }
-    if (wg_sandbox_state_prekeys_put(c->sb->st, c->dev, be_uint(reg, 4), ident, be_uint(sid, 3),
-                                     spub, ssig, keys, n) != 0)
-        send_iq_error(c, id, 500, "internal-server-error");
-    else
+    else {
         send_result(c, id);
-    wg_log(WG_LOG_INFO, "sandbox", "%s:%u uploaded %zu prekeys", c->dev->number, c->dev->id, n);
-    free(keys);
+        wg_log(WG_LOG_INFO, "sandbox", "%s:%u uploaded %zu prekeys", c->dev->number, c->dev->id,
+               u.nkeys);
+    }
+    wg_sandbox_upload_dispose(&u);
 }
 
 static void handle_encrypt(wg_sandbox_conn_t *c, const char *id, const char *type,
@@ -901,23 +877,15 @@ static void handle_encrypt(wg_sandbox_conn_t *c, const char *id, const char *typ
         return;
     }
     if (strcmp(type, "set") == 0 && first && wg_node_tag_is(first, "rotate")) {
-        wg_node_t *skey = wg_node_child_by_tag(first, "skey");
-        size_t li, lv, ls;
-        const uint8_t *sid = child_bytes(skey, "id", &li), *v = child_bytes(skey, "value", &lv),
-                      *s = child_bytes(skey, "signature", &ls);
-        uint8_t djb[WG_KEYS_DJB_LEN];
-        if (!sid || li != 3 || !v || lv != WG_KEYS_KEY_LEN || !s || ls != WG_KEYS_SIG_LEN) {
-            send_iq_error(c, id, 400, "bad-request");
-            return;
-        }
-        wg_keys_djb_encode(djb, v);
-        if (wg_keys_verify(c->dev->identity_pub, djb, sizeof(djb), s) != 0) {
-            send_iq_error(c, id, 406, "not-acceptable");
-            return;
-        }
-        if (wg_sandbox_state_prekeys_put(c->sb->st, c->dev, c->dev->registration_id,
-                                         c->dev->identity_pub, be_uint(sid, 3), v, s, NULL,
-                                         0) != 0)
+        uint32_t sid;
+        uint8_t pub[WG_KEYS_KEY_LEN], sig[WG_KEYS_SIG_LEN];
+        int rv = wg_sandbox_skey_parse(wg_node_child_by_tag(first, "skey"),
+                                       c->dev->identity_pub, &sid, pub, sig);
+        if (rv != 0)
+            send_iq_error(c, id, rv == WG_ECRYPTO ? 406 : 400,
+                          rv == WG_ECRYPTO ? "not-acceptable" : "bad-request");
+        else if (wg_sandbox_state_prekeys_put(c->sb->st, c->dev, c->dev->registration_id,
+                                              c->dev->identity_pub, sid, pub, sig, NULL, 0) != 0)
             send_iq_error(c, id, 500, "internal-server-error");
         else
             send_result(c, id);
@@ -1002,6 +970,7 @@ static int on_handshake(void *ud, wg_noise_t *n)
         return rv;
     }
     /* INTEROP.md: Baileys 6.7 drops a node that arrives right after the handshake. */
+    evtimer_del(c->timer);
     if (c->sb->opts.first_node_ms)
         arm_ms(c->timer, c->sb->opts.first_node_ms);
     else
@@ -1074,6 +1043,8 @@ static int ws_on_open(wg_wsserver_conn_t *ws, const wg_ws_handshake_head_t *req,
         c->close_due = 1;
         c->close_code = 1013;
         arm_ms(c->timer, 0);
+    } else {
+        arm_ms(c->timer, HANDSHAKE_TIMEOUT_MS);
     }
     c->next = sb->conns;
     if (sb->conns)

@@ -3,11 +3,13 @@
  *   POST /v1/accounts  GET /v1/accounts  PATCH /v1/accounts/{id}  POST /v1/accounts/{id}/keys
  *   POST /v1/instances  GET /v1/instances  GET|PATCH|DELETE /v1/instances/{id}
  *   POST /v1/instances/{id}/start|stop|restart|logout
+ *   GET  /v1/instances/{id}/qr   POST /v1/instances/{id}/pairing-code
  * Account routes need the admin key. Instance routes accept the admin key (all instances), an
  * account key (its instances) or an instance token (that instance only); anything else the
  * credential may not see answers 404, exactly like an id that does not exist. */
 #include "api/native.h"
 #include "api/render.h"
+#include "qr/qr.h"
 #include "core/validate.h"
 #include "util/err.h"
 #include "util/log.h"
@@ -19,6 +21,8 @@
 #include <time.h>
 
 enum { RC_NONE = 0, RC_READ, RC_WRITE, RC_CREATE };
+
+static json_t *render_with_qr(wg_core_t *core, const wg_instance_t *in, const char *token);
 
 static void respond(wg_http_req_t *r, int status, json_t *body)
 {
@@ -436,7 +440,7 @@ static void h_instances_create(wg_http_req_t *r, void *ctx)
         goto out;
     }
     snprintf(r->log_instance, sizeof(r->log_instance), "%s", in.id);
-    respond(r, 201, wg_render_ok(wg_render_instance_native(&in, token)));
+    respond(r, 201, wg_render_ok(render_with_qr(c->core, &in, token)));
 out:
     json_decref(root);
     json_decref(settings_owned);
@@ -523,7 +527,7 @@ static void h_instance_get(wg_http_req_t *r, void *ctx)
         respond_err(r, &err);
         return;
     }
-    respond(r, 200, wg_render_ok(wg_render_instance_native(&in, NULL)));
+    respond(r, 200, wg_render_ok(render_with_qr(c->core, &in, NULL)));
     wg_instance_dispose(&in);
 }
 
@@ -588,6 +592,101 @@ static void action(wg_http_req_t *r, void *ctx, wg_action_t act)
     wg_instance_dispose(&in);
 }
 
+/* ---- QR and pairing code (the engine's current state, not stored) ---- */
+
+/* {code, base64 (PNG, no data: prefix), expiresAt} of the QR now shown, or NULL when none. */
+static json_t *qr_json(wg_core_t *core, const char *id)
+{
+    char *code = NULL, *b64 = NULL;
+    long long exp = 0;
+    json_t *o = NULL;
+    if (!core->engine || !core->engine->ops->qr ||
+        core->engine->ops->qr(core->engine, id, &code, &exp) != 0)
+        return NULL;
+    if ((b64 = wg_qr_png_base64(code, 0, -1, NULL)))
+        o = json_pack("{s:s, s:s, s:o}", "code", code, "base64", b64, "expiresAt",
+                      wg_render_time_json(exp));
+    free(code);
+    free(b64);
+    return o;
+}
+
+/* The native instance object with qrCode filled when a QR is shown. */
+static json_t *render_with_qr(wg_core_t *core, const wg_instance_t *in, const char *token)
+{
+    json_t *o = wg_render_instance_native(in, token);
+    json_t *q = o ? qr_json(core, in->id) : NULL;
+    if (q)
+        json_object_set_new(o, "qrCode", q);
+    return o;
+}
+
+static void h_qr(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_core_err_t err = {0};
+    wg_instance_t in;
+    snprintf(r->log_instance, sizeof(r->log_instance), "%s", r->params[0]);
+    if (authed(r, c, &a) != 0)
+        return;
+    if (wg_core_instance_get(c->core, &a, r->params[0], &in, &err) != 0) {
+        respond_err(r, &err);
+        return;
+    }
+    json_t *q = qr_json(c->core, in.id);
+    if (q)
+        respond(r, 200, wg_render_ok(q));
+    else {
+        char msg[120];
+        snprintf(msg, sizeof(msg), "no QR code to scan now (status %s)", in.status);
+        respond_simple(r, 404, "qr_not_available", NULL, msg);
+    }
+    wg_instance_dispose(&in);
+}
+
+static void h_pairing_code(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_core_err_t err = {0};
+    wg_instance_t in = {0};
+    json_t *root = NULL;
+    const char *phone = NULL;
+    char code[16];
+    snprintf(r->log_instance, sizeof(r->log_instance), "%s", r->params[0]);
+    if (authed(r, c, &a) != 0)
+        return;
+    if (wg_core_instance_get(c->core, &a, r->params[0], &in, &err) != 0 ||
+        wg_native_parse_body(r->body, r->body_len, &root, &err) != 0 ||
+        opt_string(root, "phone", "phone", &phone, &err) != 0) {
+        respond_err(r, &err);
+        goto out;
+    }
+    if (!phone || !*phone) {
+        respond_simple(r, 422, "validation_error", "phone", "phone is required");
+        goto out;
+    }
+    if (!c->core->engine || !c->core->engine->ops->pairing_code) {
+        respond_simple(r, 503, "engine_unavailable", NULL, "no WhatsApp engine");
+        goto out;
+    }
+    int rv = c->core->engine->ops->pairing_code(c->core->engine, in.id, phone, code);
+    if (rv == WG_EINVAL)
+        respond_simple(r, 422, "validation_error", "phone",
+                       "phone must be the account's number in international format, digits only");
+    else if (rv == WG_EPERM)
+        respond_simple(r, 409, "not_pairing", NULL,
+                       "the instance is not waiting to be linked (status must be SCAN_QR_CODE)");
+    else if (rv)
+        respond_simple(r, 500, "internal_error", NULL, "could not start the pairing code");
+    else
+        respond(r, 200, wg_render_ok(json_pack("{s:s}", "code", code)));
+out:
+    json_decref(root);
+    wg_instance_dispose(&in);
+}
+
 static void h_start(wg_http_req_t *r, void *ctx) { action(r, ctx, WG_ACTION_START); }
 static void h_stop(wg_http_req_t *r, void *ctx) { action(r, ctx, WG_ACTION_STOP); }
 static void h_restart(wg_http_req_t *r, void *ctx) { action(r, ctx, WG_ACTION_RESTART); }
@@ -608,5 +707,7 @@ const wg_route_t wg_native_routes[] = {
     {WG_HTTP_POST, "/v1/instances/{id}/stop", h_stop, RC_WRITE},
     {WG_HTTP_POST, "/v1/instances/{id}/restart", h_restart, RC_WRITE},
     {WG_HTTP_POST, "/v1/instances/{id}/logout", h_logout, RC_WRITE},
+    {WG_HTTP_GET, "/v1/instances/{id}/qr", h_qr, RC_READ},
+    {WG_HTTP_POST, "/v1/instances/{id}/pairing-code", h_pairing_code, RC_WRITE},
 };
 const size_t wg_native_nroutes = sizeof(wg_native_routes) / sizeof(wg_native_routes[0]);

@@ -341,6 +341,8 @@ int wg_http_server_new(const wg_config_t *cfg, const wg_http_app_t *app, wg_http
         return WG_ENOMEM;
     s->cfg = cfg;
     s->app = *app;
+    if (!wg_http_errpage_json) /* never true: pulls errpage.o (JSON error pages) into the link */
+        wg_log(WG_LOG_WARN, "http", "libevent error pages are HTML");
     s->fd = -1;
     s->stop_pipe[0] = s->stop_pipe[1] = -1;
     static int threads_on;

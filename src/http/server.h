@@ -33,6 +33,9 @@ typedef struct {
 
 typedef struct wg_http_server wg_http_server_t;
 
+/* errpage.c: libevent's own error pages (413, 400, 501) are rendered as JSON. */
+extern int wg_http_errpage_json;
+
 /* Binds cfg->listen. *out freed by wg_http_server_free. WG_EINVAL (bad address), WG_EIO. */
 int wg_http_server_new(const wg_config_t *cfg, const wg_http_app_t *app, wg_http_server_t **out);
 /* "host:port" actually bound (port resolved when 0). */

@@ -48,6 +48,24 @@ struct wg_http_req {
     char retry_after[16]; /* "" or seconds */
     char allow[96];       /* "" or Allow header value (405) */
     char log_instance[64];
+
+    /* Binary response (optional): when raw is set, it is sent instead of json with this
+     * Content-Type; the server free()s raw. */
+    const char *content_type;
+    uint8_t *raw;
+    size_t raw_len;
+
+    /* Deferred response (optional): a handler that cannot answer yet sets wait (and wait_arg,
+     * wait_ms) and leaves the response empty. The server then calls wait(r, ctx, final) on the
+     * same loop every WG_HTTP_WAIT_TICK_MS: it returns 1 once it has set the response; after
+     * wait_ms the call has final = 1 and must set it. If the client goes away first, it is
+     * called once with final = -1 (release wait_arg, set nothing). The request's path, query,
+     * params and body stay valid until then; the handler never blocks the loop. */
+    int (*wait)(wg_http_req_t *r, void *ctx, int final);
+    void *wait_arg;
+    int wait_ms;
 };
+
+#define WG_HTTP_WAIT_TICK_MS 50
 
 #endif

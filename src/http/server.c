@@ -163,11 +163,20 @@ static void send_response(worker_t *w, struct evhttp_request *req, wg_http_req_t
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
     struct evbuffer *out = evbuffer_new();
     char *body = NULL;
-    if (!r->json) {
+    if (!r->json && !r->raw) {
         w->srv->app.error(r, w->ctx, 500, "internal_error", "no response");
     }
-    body = r->json ? json_dumps(r->json, JSON_COMPACT) : NULL;
-    evhttp_add_header(oh, "Content-Type", "application/json; charset=utf-8");
+    if (r->raw) {
+        evhttp_add_header(oh, "Content-Type",
+                          r->content_type ? r->content_type : "application/octet-stream");
+        if (out)
+            evbuffer_add(out, r->raw, r->raw_len);
+        free(r->raw);
+        r->raw = NULL;
+    } else {
+        body = r->json ? json_dumps(r->json, JSON_COMPACT) : NULL;
+        evhttp_add_header(oh, "Content-Type", "application/json; charset=utf-8");
+    }
     evhttp_add_header(oh, "Cache-Control", "no-store");
     if (r->retry_after[0])
         evhttp_add_header(oh, "Retry-After", r->retry_after);
@@ -185,6 +194,86 @@ static void send_response(worker_t *w, struct evhttp_request *req, wg_http_req_t
     free(body);
     json_decref(r->json);
     r->json = NULL;
+}
+
+static void log_request(const wg_http_req_t *r, int status, double t0)
+{
+    wg_log(WG_LOG_INFO, "http", "method=%s path=%.200s status=%d ms=%.2f instance=%s remote=%s",
+           r->method_name, r->path, status, now_ms() - t0, r->log_instance[0] ? r->log_instance : "-",
+           r->remote);
+}
+
+/* A deferred response (http.h "wait"): the request copied to the heap, polled by a timer. */
+typedef struct {
+    worker_t *w;
+    struct evhttp_request *req;
+    struct evhttp_connection *evcon;
+    struct event *tick;
+    wg_http_req_t r;
+    double t0, deadline;
+} pending_t;
+
+static void pending_free(pending_t *p)
+{
+    if (p->evcon)
+        evhttp_connection_set_closecb(p->evcon, NULL, NULL);
+    event_free(p->tick);
+    free(p->r.raw);
+    json_decref(p->r.json);
+    free(p);
+}
+
+static void pending_closed(struct evhttp_connection *evcon, void *arg)
+{
+    pending_t *p = arg;
+    (void)evcon;
+    p->r.wait(&p->r, p->w->ctx, -1);
+    p->evcon = NULL; /* going away: do not touch it */
+    pending_free(p);
+}
+
+static void pending_tick(evutil_socket_t fd, short what, void *arg)
+{
+    pending_t *p = arg;
+    int final = now_ms() >= p->deadline || p->w->draining;
+    (void)fd;
+    (void)what;
+    if (!p->r.wait(&p->r, p->w->ctx, final) && !final) {
+        struct timeval tv = {0, WG_HTTP_WAIT_TICK_MS * 1000};
+        evtimer_add(p->tick, &tv);
+        return;
+    }
+    int status = p->r.status ? p->r.status : 500;
+    send_response(p->w, p->req, &p->r);
+    if (p->evcon)
+        conn_touch(p->w, evhttp_connection_get_bufferevent(p->evcon));
+    log_request(&p->r, status, p->t0);
+    pending_free(p);
+}
+
+/* 0 when the request now waits; negative when it could not be deferred (answer at once). */
+static int defer_request(worker_t *w, struct evhttp_request *req, const wg_http_req_t *r,
+                         double t0)
+{
+    pending_t *p = calloc(1, sizeof(*p));
+    struct timeval tv = {0, WG_HTTP_WAIT_TICK_MS * 1000};
+    if (!p || !(p->tick = evtimer_new(w->base, pending_tick, p))) {
+        free(p);
+        return WG_ENOMEM;
+    }
+    p->w = w;
+    p->req = req;
+    p->r = *r;
+    for (int i = 0; i < r->nparams; i++) /* params point into pbuf: rebase them */
+        if (r->params[i] >= r->pbuf && r->params[i] < r->pbuf + sizeof(r->pbuf))
+            p->r.params[i] = p->r.pbuf + (r->params[i] - r->pbuf);
+    p->t0 = t0;
+    p->deadline = now_ms() + (r->wait_ms > 0 ? r->wait_ms : 0);
+    p->evcon = evhttp_request_get_connection(req);
+    if (p->evcon)
+        evhttp_connection_set_closecb(p->evcon, pending_closed, p);
+    evtimer_add(p->tick, &tv);
+    return 0;
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -222,13 +311,16 @@ static void on_request(struct evhttp_request *req, void *arg)
         else
             r.route->handler(&r, w->ctx);
     }
+    if (r.wait && !r.json && !r.raw) {
+        if (defer_request(w, req, &r, t0) == 0)
+            return;
+        r.wait(&r, w->ctx, 1); /* could not defer: answer with what there is now */
+    }
     int status = r.status ? r.status : 500;
     send_response(w, req, &r);
     if (evcon) /* the next request's deadline counts from this response */
         conn_touch(w, evhttp_connection_get_bufferevent(evcon));
-    wg_log(WG_LOG_INFO, "http", "method=%s path=%.200s status=%d ms=%.2f instance=%s remote=%s",
-           r.method_name, r.path, status, now_ms() - t0, r.log_instance[0] ? r.log_instance : "-",
-           r.remote);
+    log_request(&r, status, t0);
 }
 
 static void drain_check(evutil_socket_t fd, short what, void *arg)

@@ -3,7 +3,8 @@
  *
  * Each thread gets its own application context (ctx_new/ctx_free: e.g. a core with its own
  * store connection), so handlers never share mutable state except what the app makes
- * thread-safe itself (the rate limiter). Every response is JSON (application/json); the app's
+ * thread-safe itself (the rate limiter). Responses are JSON (application/json) unless a handler
+ * sets a raw body (http.h); a handler may also defer its answer (http.h "wait"); the app's
  * `error` callback renders 404/405 and request-level errors in its own shape.
  *
  * Limits: body WAGATE_HTTP_BODY_LIMIT (libevent answers 413 itself and closes), headers

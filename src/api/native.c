@@ -3,7 +3,8 @@
  *   POST /v1/accounts  GET /v1/accounts  PATCH /v1/accounts/{id}  POST /v1/accounts/{id}/keys
  *   POST /v1/instances  GET /v1/instances  GET|PATCH|DELETE /v1/instances/{id}
  *   POST /v1/instances/{id}/start|stop|restart|logout
- *   GET  /v1/instances/{id}/qr   POST /v1/instances/{id}/pairing-code
+ *   GET  /v1/instances/{id}/qr  GET /v1/instances/{id}/qr.png
+ *   POST /v1/instances/{id}/pairing-code
  * Account routes need the admin key. Instance routes accept the admin key (all instances), an
  * account key (its instances) or an instance token (that instance only); anything else the
  * credential may not see answers 404, exactly like an id that does not exist. */
@@ -403,6 +404,61 @@ static void h_accounts_keys(wg_http_req_t *r, void *ctx)
     free(key);
 }
 
+/* The 201 of a create waits (bounded by WAGATE_QR_WAIT_MS, polled on the loop, never
+ * blocking it) until the engine shows the first QR, so the response carries qrCode; it answers
+ * early when the instance leaves STARTING without one (e.g. FAILED). */
+typedef struct {
+    char id[64];
+    char *token;
+} create_wait_t;
+
+static int create_wait(wg_http_req_t *r, void *ctx, int final)
+{
+    wg_api_ctx_t *c = ctx;
+    create_wait_t *cw = r->wait_arg;
+    wg_instance_t in;
+    char *code = NULL;
+    long long exp;
+    if (final < 0)
+        goto done;
+    int have_qr = c->core->engine->ops->qr(c->core->engine, cw->id, &code, &exp) == 0;
+    free(code);
+    if (wg_store_instance_get(c->core->store, cw->id, &in) != 0) {
+        respond_simple(r, 500, "internal_error", NULL, "instance vanished while starting");
+        goto done;
+    }
+    if (!have_qr && !final && !strcmp(in.status, WG_STATUS_STARTING)) {
+        wg_instance_dispose(&in);
+        return 0;
+    }
+    respond(r, 201, wg_render_ok(render_with_qr(c->core, &in, cw->token)));
+    wg_instance_dispose(&in);
+done:
+    free(cw->token);
+    free(cw);
+    r->wait_arg = NULL;
+    return 1;
+}
+
+/* 1 when the response is deferred (create_wait answers it). */
+static int create_wait_start(wg_http_req_t *r, wg_api_ctx_t *c, const wg_instance_t *in,
+                             const char *token)
+{
+    create_wait_t *cw;
+    if (c->cfg->qr_wait_ms <= 0 || !c->core->engine || !c->core->engine->ops->qr ||
+        strcmp(in->status, WG_STATUS_STARTING) || !(cw = calloc(1, sizeof(*cw))))
+        return 0;
+    snprintf(cw->id, sizeof(cw->id), "%s", in->id);
+    if (token && !(cw->token = strdup(token))) {
+        free(cw);
+        return 0;
+    }
+    r->wait = create_wait;
+    r->wait_arg = cw;
+    r->wait_ms = c->cfg->qr_wait_ms;
+    return 1;
+}
+
 static void h_instances_create(wg_http_req_t *r, void *ctx)
 {
     wg_api_ctx_t *c = ctx;
@@ -440,7 +496,9 @@ static void h_instances_create(wg_http_req_t *r, void *ctx)
         goto out;
     }
     snprintf(r->log_instance, sizeof(r->log_instance), "%s", in.id);
-    respond(r, 201, wg_render_ok(render_with_qr(c->core, &in, token)));
+    if (!create_wait_start(r, c, &in, token)) {
+        respond(r, 201, wg_render_ok(render_with_qr(c->core, &in, token)));
+    }
 out:
     json_decref(root);
     json_decref(settings_owned);
@@ -645,6 +703,40 @@ static void h_qr(wg_http_req_t *r, void *ctx)
     wg_instance_dispose(&in);
 }
 
+static void h_qr_png(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_core_err_t err = {0};
+    wg_instance_t in;
+    char *code = NULL;
+    long long exp;
+    uint8_t *png = NULL;
+    size_t len = 0;
+    snprintf(r->log_instance, sizeof(r->log_instance), "%s", r->params[0]);
+    if (authed(r, c, &a) != 0)
+        return;
+    if (wg_core_instance_get(c->core, &a, r->params[0], &in, &err) != 0) {
+        respond_err(r, &err);
+        return;
+    }
+    if (!c->core->engine || !c->core->engine->ops->qr ||
+        c->core->engine->ops->qr(c->core->engine, in.id, &code, &exp) != 0) {
+        char msg[120];
+        snprintf(msg, sizeof(msg), "no QR code to scan now (status %s)", in.status);
+        respond_simple(r, 404, "qr_not_available", NULL, msg);
+    } else if (wg_qr_png(code, 0, -1, &png, &len) != 0) {
+        respond_simple(r, 500, "internal_error", NULL, "could not render the QR code");
+    } else {
+        r->status = 200;
+        r->content_type = "image/png";
+        r->raw = png;
+        r->raw_len = len;
+    }
+    free(code);
+    wg_instance_dispose(&in);
+}
+
 static void h_pairing_code(wg_http_req_t *r, void *ctx)
 {
     wg_api_ctx_t *c = ctx;
@@ -708,6 +800,7 @@ const wg_route_t wg_native_routes[] = {
     {WG_HTTP_POST, "/v1/instances/{id}/restart", h_restart, RC_WRITE},
     {WG_HTTP_POST, "/v1/instances/{id}/logout", h_logout, RC_WRITE},
     {WG_HTTP_GET, "/v1/instances/{id}/qr", h_qr, RC_READ},
+    {WG_HTTP_GET, "/v1/instances/{id}/qr.png", h_qr_png, RC_READ},
     {WG_HTTP_POST, "/v1/instances/{id}/pairing-code", h_pairing_code, RC_WRITE},
 };
 const size_t wg_native_nroutes = sizeof(wg_native_routes) / sizeof(wg_native_routes[0]);

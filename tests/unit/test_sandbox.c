@@ -1,0 +1,595 @@
+/* test_sandbox.c - the sandbox: pure pieces (number and device-JID checks, prekey upload
+ * reader), the SQLite state (reload after reopen), and the server end to end on one loop with
+ * a companion built from our own client pieces (wa/ws, noise, payload, pair): registration
+ * refs, scan, pair-success verified by the companion side, pair-device-sign verified by the
+ * phone side, 515, login, prekey count/upload, passive, ping, unknown iq, replaced, logout,
+ * login refused after logout, and a scan whose adv secret the companion does not know. */
+#include "test.h"
+
+#include "sandbox/sb_int.h"
+#include "util/buf.h"
+#include "util/codec.h"
+#include "util/err.h"
+#include "util/log.h"
+#include "wa/binary.h"
+#include "wa/node.h"
+#include "wa/noise.h"
+#include "wa/pair.h"
+#include "wa/payload.h"
+#include "wa/ws.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void tmp_path(char *p, size_t cap)
+{
+    snprintf(p, cap, "/tmp/wg_test_sandbox_%d_%ld.db", (int)getpid(), random());
+}
+
+static void rm_db(const char *p)
+{
+    char x[300];
+    unlink(p);
+    snprintf(x, sizeof(x), "%s-wal", p);
+    unlink(x);
+    snprintf(x, sizeof(x), "%s-shm", p);
+    unlink(x);
+}
+
+WG_TEST(sandbox_number_and_device_jid)
+{
+    char num[WG_SB_NUMBER_MAX + 1];
+    uint32_t id;
+    WG_CHECK(wg_sandbox_number_valid("15550001111"));
+    WG_CHECK(wg_sandbox_number_valid("1"));
+    WG_CHECK(!wg_sandbox_number_valid("0155"));
+    WG_CHECK(!wg_sandbox_number_valid(""));
+    WG_CHECK(!wg_sandbox_number_valid("+155"));
+    WG_CHECK(!wg_sandbox_number_valid("123456789012345678901"));
+    WG_CHECK(wg_sandbox_number_valid("12345678901234567890"));
+    WG_CHECK_EQ_INT(wg_sandbox_parse_device_jid("15550001111:7@s.whatsapp.net", num, &id), 0);
+    WG_CHECK_STR(num, "15550001111");
+    WG_CHECK_EQ_INT(id, 7);
+    WG_CHECK_EQ_INT(wg_sandbox_parse_device_jid("1:255@s.whatsapp.net", num, &id), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_parse_device_jid("1:256@s.whatsapp.net", num, &id), WG_EINVAL);
+    WG_CHECK_EQ_INT(wg_sandbox_parse_device_jid("1:7@lid", num, &id), WG_EINVAL);
+    WG_CHECK_EQ_INT(wg_sandbox_parse_device_jid("1@s.whatsapp.net", num, &id), WG_EINVAL);
+    WG_CHECK_EQ_INT(wg_sandbox_parse_device_jid("01:1@s.whatsapp.net", num, &id), WG_EINVAL);
+    WG_CHECK_EQ_INT(wg_sandbox_parse_device_jid("1:x@s.whatsapp.net", num, &id), WG_EINVAL);
+    WG_CHECK_EQ_INT(wg_sandbox_parse_device_jid("1:-1@s.whatsapp.net", num, &id), WG_EINVAL);
+    WG_CHECK_EQ_INT(wg_sandbox_parse_device_jid(":1@s.whatsapp.net", num, &id), WG_EINVAL);
+}
+
+/* ---- prekey upload reader ---------------------------------------------------------------- */
+
+static void addb(wg_node_t *p, const char *tag, const void *b, size_t n)
+{
+    wg_node_set_bytes(wg_node_add_new(p, tag), b, n);
+}
+
+/* A valid upload iq with nkeys keys (ids 1..n) signed by id; spk_out gets the signed prekey. */
+static wg_node_t *make_upload(const wg_keys_pair_t *id, size_t nkeys, wg_keys_pair_t *spk_out)
+{
+    wg_node_t *iq = wg_node_new("iq"), *list, *sk;
+    uint8_t reg[4] = {0, 0, 0x30, 0x39}, t = 5, sid[3] = {0, 0, 1}, djb[33], sig[64];
+    wg_keys_pair_t spk;
+    wg_node_set_attr(iq, "xmlns", "encrypt");
+    wg_node_set_attr(iq, "type", "set");
+    addb(iq, "registration", reg, 4);
+    addb(iq, "type", &t, 1);
+    addb(iq, "identity", id->pub, 32);
+    list = wg_node_add_new(iq, "list");
+    for (size_t i = 0; i < nkeys; i++) {
+        wg_node_t *k = wg_node_add_new(list, "key");
+        uint8_t kid[3] = {(uint8_t)((i + 1) >> 16), (uint8_t)((i + 1) >> 8), (uint8_t)(i + 1)};
+        uint8_t pub[32];
+        memset(pub, (int)(i & 0xff), sizeof(pub));
+        addb(k, "id", kid, 3);
+        addb(k, "value", pub, 32);
+    }
+    wg_keys_generate(&spk);
+    wg_keys_djb_encode(djb, spk.pub);
+    wg_keys_sign(sig, id->priv, djb, sizeof(djb));
+    sk = wg_node_add_new(iq, "skey");
+    addb(sk, "id", sid, 3);
+    addb(sk, "value", spk.pub, 32);
+    addb(sk, "signature", sig, 64);
+    if (spk_out)
+        *spk_out = spk;
+    return iq;
+}
+
+WG_TEST(sandbox_upload_parse)
+{
+    wg_keys_pair_t id, other, spk;
+    wg_sandbox_upload_t u;
+    wg_node_t *iq;
+    uint8_t sig[64];
+    wg_keys_generate(&id);
+    wg_keys_generate(&other);
+    iq = make_upload(&id, 3, &spk);
+    WG_CHECK_EQ_INT(wg_sandbox_upload_parse(iq, &u), 0);
+    WG_CHECK_EQ_INT(u.registration_id, 12345);
+    WG_CHECK_EQ_INT(u.nkeys, 3);
+    WG_CHECK_EQ_INT(u.keys[2].id, 3);
+    WG_CHECK_EQ_INT(u.skey_id, 1);
+    WG_CHECK_MEM(u.skey_pub, spk.pub, 32);
+    WG_CHECK_MEM(u.identity, id.pub, 32);
+    wg_sandbox_upload_dispose(&u);
+    /* signature by another key */
+    wg_node_set_bytes(wg_node_child_by_tag(iq, "identity"), other.pub, 32);
+    WG_CHECK_EQ_INT(wg_sandbox_upload_parse(iq, &u), WG_ECRYPTO);
+    wg_node_set_bytes(wg_node_child_by_tag(iq, "identity"), id.pub, 31);
+    WG_CHECK_EQ_INT(wg_sandbox_upload_parse(iq, &u), WG_EPROTO);
+    wg_node_set_bytes(wg_node_child_by_tag(iq, "identity"), id.pub, 32);
+    /* tampered signature */
+    memcpy(sig, wg_node_bytes(wg_node_child_by_tag(wg_node_child_by_tag(iq, "skey"), "signature"),
+                              &(size_t){0}),
+           64);
+    sig[0] ^= 1;
+    wg_node_set_bytes(wg_node_child_by_tag(wg_node_child_by_tag(iq, "skey"), "signature"), sig, 64);
+    WG_CHECK_EQ_INT(wg_sandbox_upload_parse(iq, &u), WG_ECRYPTO);
+    wg_node_free(iq);
+    /* key type other than 05 */
+    iq = make_upload(&id, 1, NULL);
+    wg_node_set_bytes(wg_node_child_by_tag(iq, "type"), "\x06", 1);
+    WG_CHECK_EQ_INT(wg_sandbox_upload_parse(iq, &u), WG_EPROTO);
+    wg_node_free(iq);
+    /* a list entry that is not a <key> with 3 + 32 bytes */
+    iq = make_upload(&id, 2, NULL);
+    wg_node_set_bytes(wg_node_child_by_tag(wg_node_child(wg_node_child_by_tag(iq, "list"), 1), "value"),
+                      "x", 1);
+    WG_CHECK_EQ_INT(wg_sandbox_upload_parse(iq, &u), WG_EPROTO);
+    wg_node_free(iq);
+    /* too many keys; and none at all is fine (a signed-prekey-only upload) */
+    iq = make_upload(&id, WG_SANDBOX_MAX_PREKEYS + 1, NULL);
+    WG_CHECK_EQ_INT(wg_sandbox_upload_parse(iq, &u), WG_ETOOBIG);
+    wg_node_free(iq);
+    iq = make_upload(&id, 0, NULL);
+    WG_CHECK_EQ_INT(wg_sandbox_upload_parse(iq, &u), 0);
+    WG_CHECK_EQ_INT(u.nkeys, 0);
+    wg_sandbox_upload_dispose(&u);
+    wg_node_free(iq);
+}
+
+/* ---- state -------------------------------------------------------------------------------- */
+
+WG_TEST(sandbox_state_persists)
+{
+    char path[256];
+    wg_sandbox_state_t *st = NULL;
+    wg_keys_pair_t root, root2;
+    wg_sandbox_phone_t *p, *q;
+    wg_sandbox_device_t d = {0}, *rec;
+    wg_sandbox_prekey_t keys[3] = {{1, {1}}, {2, {2}}, {3, {3}}};
+    uint8_t spk[32] = {9}, sig[64] = {8};
+    uint32_t id;
+    int count;
+    tmp_path(path, sizeof(path));
+    WG_CHECK_EQ_INT(wg_sandbox_state_open(&st, path), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_root_key(st, &root), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_add(st, "15550001111", "Ann", &p), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_add(st, "15550001111", NULL, NULL), WG_EEXIST);
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_add(st, "0155", NULL, NULL), WG_EINVAL);
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_add(st, "15550002222", NULL, NULL), 0);
+    WG_CHECK_EQ_INT(strlen(p->lid), 15);
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_take_device(st, p, &id), 0);
+    WG_CHECK_EQ_INT(id, 1);
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_take_device(st, p, &id), 0);
+    WG_CHECK_EQ_INT(id, 2);
+    snprintf(d.number, sizeof(d.number), "15550001111");
+    d.id = 2;
+    memset(d.noise_pub, 0xa1, 32);
+    memset(d.identity_pub, 0xb2, 32);
+    d.registration_id = 77;
+    snprintf(d.platform, sizeof(d.platform), "Ubuntu");
+    d.linked_at = 1700000000;
+    WG_CHECK_EQ_INT(wg_sandbox_state_device_add(st, &d, &rec), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_device_add(st, &d, NULL), WG_EEXIST);
+    WG_CHECK_EQ_INT(wg_sandbox_state_prekeys_put(st, rec, 77, d.identity_pub, 1, spk, sig, keys, 3),
+                    0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_prekeys_put(st, rec, 77, d.identity_pub, 1, spk, sig, keys, 2),
+                    0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_prekey_count(st, rec, &count), 0);
+    WG_CHECK_EQ_INT(count, 3); /* same ids replaced, not added */
+    wg_sandbox_state_close(st);
+    st = NULL;
+
+    WG_CHECK_EQ_INT(wg_sandbox_state_open(&st, path), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_root_key(st, &root2), 0);
+    WG_CHECK_MEM(root.priv, root2.priv, 32);
+    WG_CHECK_MEM(root.pub, root2.pub, 32);
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_count(st), 2);
+    WG_CHECK((q = wg_sandbox_state_phone_find(st, "15550001111")) != NULL);
+    WG_CHECK_STR(q->push_name, "Ann");
+    WG_CHECK_EQ_INT(q->next_device, 3);
+    WG_CHECK_STR(wg_sandbox_state_phone_at(st, 1)->number, "15550002222");
+    WG_CHECK((rec = wg_sandbox_state_device_find(st, "15550001111", 2)) != NULL);
+    WG_CHECK_MEM(rec->noise_pub, d.noise_pub, 32);
+    WG_CHECK_MEM(rec->identity_pub, d.identity_pub, 32);
+    WG_CHECK_EQ_INT(rec->registration_id, 77);
+    WG_CHECK_STR(rec->platform, "Ubuntu");
+    WG_CHECK(rec->conn == NULL);
+    WG_CHECK_EQ_INT(wg_sandbox_state_prekey_count(st, rec, &count), 0);
+    WG_CHECK_EQ_INT(count, 3);
+    WG_CHECK_EQ_INT(wg_sandbox_state_device_remove(st, rec), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_device_count(st), 0);
+    wg_sandbox_state_close(st);
+    st = NULL;
+
+    WG_CHECK_EQ_INT(wg_sandbox_state_open(&st, path), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_device_count(st), 0);
+    d.id = 2;
+    WG_CHECK_EQ_INT(wg_sandbox_state_device_add(st, &d, &rec), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_prekey_count(st, rec, &count), 0);
+    WG_CHECK_EQ_INT(count, 0); /* prekeys went with the removed device */
+    wg_sandbox_state_close(st);
+    rm_db(path);
+}
+
+/* ---- end to end: our own companion against the sandbox on one loop ------------------------- */
+
+typedef struct {
+    struct event_base *base;
+    wg_sandbox_t *sb;
+    wg_sandbox_phone_t *phone;
+    char url[64];
+    wg_ws_t *ws;
+    wg_noise_t *noise;
+    int login;              /* connect with the login payload */
+    wg_keys_pair_t noise_kp, identity, spk;
+    uint8_t adv[32];
+    int scan_wrong_adv;     /* the phone scans a QR with another adv secret */
+    uint32_t device;
+    /* observations */
+    int nrefs, open, ended, got_pair_success, verify_rv, got_515, got_success, got_offline;
+    int got_failure401, got_replaced, got_removed, err_iq;
+    int count_value, upload_ok, passive_ok, ping_ok, unknown_err;
+    char lid[64];
+    int scan_status, scan_done;
+    char scan_jid[64], scan_err[160];
+} cli_t;
+
+static void cli_send(cli_t *c, wg_node_t *n)
+{
+    wg_buf_t plain, out;
+    wg_buf_init(&plain, 0);
+    wg_buf_init(&out, 0);
+    if (wg_binary_encode(n, &plain) == 0 &&
+        wg_noise_encrypt_frame(c->noise, plain.data, plain.len, &out) == 0)
+        wg_ws_send_binary(c->ws, out.data, out.len);
+    wg_buf_dispose(&plain);
+    wg_buf_dispose(&out);
+    wg_node_free(n);
+}
+
+static wg_node_t *cli_iq(const char *type, const char *id, const char *xmlns)
+{
+    wg_node_t *n = wg_node_new("iq");
+    wg_node_set_attr_jid(n, "to", "@s.whatsapp.net");
+    wg_node_set_attr(n, "type", type);
+    wg_node_set_attr(n, "id", id);
+    if (xmlns)
+        wg_node_set_attr(n, "xmlns", xmlns);
+    return n;
+}
+
+static void scan_done(void *arg, int status, const char *jid, const char *err)
+{
+    cli_t *c = arg;
+    c->scan_done = 1;
+    c->scan_status = status;
+    snprintf(c->scan_jid, sizeof(c->scan_jid), "%s", jid ? jid : "");
+    snprintf(c->scan_err, sizeof(c->scan_err), "%s", err ? err : "");
+}
+
+static void cli_after_success(cli_t *c)
+{
+    wg_node_t *n = cli_iq("get", "c.1", "encrypt");
+    wg_node_add_new(n, "count");
+    cli_send(c, n);
+}
+
+static int cli_frame(void *ud, const uint8_t *p, size_t len)
+{
+    cli_t *c = ud;
+    wg_node_t *n = NULL, *ch;
+    const char *type, *id;
+    if (wg_binary_decode(p, len, NULL, &n) != 0)
+        return WG_EPROTO;
+    type = wg_node_attr(n, "type");
+    id = wg_node_attr(n, "id");
+    ch = wg_node_child(n, 0);
+    if (wg_node_tag_is(n, "iq") && ch && wg_node_tag_is(ch, "pair-device")) {
+        wg_pair_qr_t dummy;
+        char *qr = NULL;
+        size_t rlen;
+        const uint8_t *ref = wg_node_bytes(wg_node_child(ch, 0), &rlen);
+        uint8_t adv[32];
+        const char *err = NULL;
+        wg_sandbox_pending_t *ticket;
+        c->nrefs = (int)wg_node_child_count(ch);
+        cli_send(c, cli_iq("result", id, NULL));
+        memcpy(adv, c->adv, 32);
+        if (c->scan_wrong_adv)
+            adv[0] ^= 1;
+        wg_pair_qr_string(&qr, ref, rlen, c->noise_kp.pub, c->identity.pub, adv, '1',
+                          WG_PAIR_QR_URL);
+        (void)dummy;
+        c->scan_status = wg_sandbox_scan(c->sb, c->phone, qr, scan_done, c, &ticket, &err);
+        if (c->scan_status)
+            c->scan_done = 1;
+        free(qr);
+    } else if (wg_node_tag_is(n, "iq") && ch && wg_node_tag_is(ch, "pair-success")) {
+        wg_pair_success_t ps;
+        wg_pair_fail_t fail;
+        size_t dlen;
+        const uint8_t *di = wg_node_bytes(wg_node_child_by_tag(ch, "device-identity"), &dlen);
+        c->got_pair_success = 1;
+        c->verify_rv = wg_pair_verify_success(&ps, &fail, c->adv, &c->identity, di, dlen);
+        if (c->verify_rv == 0) {
+            wg_node_t *r = cli_iq("result", id, NULL), *s = wg_node_add_new(r, "pair-device-sign");
+            wg_node_t *d = wg_node_add_new(s, "device-identity");
+            wg_node_set_attrf(d, "key-index", "%u", ps.device.key_index);
+            wg_node_set_bytes(d, ps.reply, ps.reply_len);
+            cli_send(c, r);
+            wg_pair_success_dispose(&ps);
+            wg_jid_t jid;
+            if (wg_node_attr_jid(wg_node_child_by_tag(ch, "device"), "jid", &jid) == 0)
+                c->device = jid.device;
+        } else {
+            wg_node_t *r = cli_iq("error", id, NULL), *e = wg_node_add_new(r, "error");
+            wg_node_set_attrf(e, "code", "%d", wg_pair_fail_code(fail));
+            wg_node_set_attr(e, "text", wg_pair_fail_text(fail));
+            cli_send(c, r);
+        }
+    } else if (wg_node_tag_is(n, "stream:error")) {
+        const char *code = wg_node_attr(n, "code");
+        wg_node_t *k = wg_node_child_by_tag(n, "conflict");
+        const char *kt = k ? wg_node_attr(k, "type") : NULL;
+        if (code && !strcmp(code, "515"))
+            c->got_515 = 1;
+        if (kt && !strcmp(kt, "replaced"))
+            c->got_replaced = 1;
+        if (kt && !strcmp(kt, "device_removed") && code && !strcmp(code, "401"))
+            c->got_removed = 1;
+    } else if (wg_node_tag_is(n, "failure")) {
+        const char *r = wg_node_attr(n, "reason");
+        c->got_failure401 = r && !strcmp(r, "401");
+    } else if (wg_node_tag_is(n, "success")) {
+        c->got_success = 1;
+        snprintf(c->lid, sizeof(c->lid), "%s", wg_node_attr(n, "lid") ? wg_node_attr(n, "lid") : "");
+        cli_after_success(c);
+    } else if (wg_node_tag_is(n, "ib") && ch && wg_node_tag_is(ch, "offline")) {
+        c->got_offline = wg_node_attr(ch, "count") && !strcmp(wg_node_attr(ch, "count"), "0");
+    } else if (wg_node_tag_is(n, "iq") && id && !strcmp(id, "c.1")) {
+        wg_node_t *k = wg_node_child_by_tag(n, "count");
+        c->count_value = k && wg_node_attr(k, "value") ? atoi(wg_node_attr(k, "value")) : -1;
+        wg_node_t *up = make_upload(&c->identity, 5, NULL);
+        wg_node_set_attr_jid(up, "to", "@s.whatsapp.net");
+        wg_node_set_attr(up, "id", "u.1");
+        cli_send(c, up);
+    } else if (wg_node_tag_is(n, "iq") && id && !strcmp(id, "u.1")) {
+        c->upload_ok = type && !strcmp(type, "result");
+        wg_node_t *q = cli_iq("get", "c.2", "encrypt");
+        wg_node_add_new(q, "count");
+        cli_send(c, q);
+    } else if (wg_node_tag_is(n, "iq") && id && !strcmp(id, "c.2")) {
+        wg_node_t *k = wg_node_child_by_tag(n, "count");
+        c->count_value = k && wg_node_attr(k, "value") ? atoi(wg_node_attr(k, "value")) : -1;
+        wg_node_t *q = cli_iq("set", "p.1", "passive");
+        wg_node_add_new(q, "active");
+        cli_send(c, q);
+    } else if (wg_node_tag_is(n, "iq") && id && !strcmp(id, "p.1")) {
+        c->passive_ok = type && !strcmp(type, "result");
+        wg_node_t *q = cli_iq("get", "k.1", "w:p");
+        wg_node_add_new(q, "ping");
+        cli_send(c, q);
+    } else if (wg_node_tag_is(n, "iq") && id && !strcmp(id, "k.1")) {
+        c->ping_ok = type && !strcmp(type, "result");
+        wg_node_t *q = cli_iq("get", "x.1", "w:unknown");
+        wg_node_add_new(q, "whatever");
+        cli_send(c, q);
+    } else if (wg_node_tag_is(n, "iq") && id && !strcmp(id, "x.1")) {
+        wg_node_t *e = wg_node_child_by_tag(n, "error");
+        c->unknown_err = type && !strcmp(type, "error") && e && wg_node_attr(e, "code") &&
+                         !strcmp(wg_node_attr(e, "code"), "501");
+    }
+    wg_node_free(n);
+    return 0;
+}
+
+static int cli_handshake(void *ud, wg_noise_t *n)
+{
+    (void)ud;
+    (void)n;
+    return 0;
+}
+
+static void ws_open_cb(wg_ws_t *ws, void *user)
+{
+    cli_t *c = user;
+    wg_noise_opts_t o = {0};
+    wg_noise_callbacks_t cb = {cli_handshake, cli_frame, c};
+    wg_payload_config_t cfg;
+    uint8_t *payload = NULL;
+    size_t plen = 0;
+    wg_buf_t out;
+    (void)ws;
+    c->open = 1;
+    o.root_pub = wg_sandbox_root(c->sb)->pub;
+    wg_payload_config_init(&cfg);
+    if (c->login) {
+        wg_payload_build_login(&cfg, strtoull(c->phone->number, NULL, 10), c->device, &payload,
+                               &plen);
+    } else {
+        wg_payload_reg_t reg = {0};
+        uint8_t djb[33];
+        reg.registration_id = 4242;
+        memcpy(reg.identity_pub, c->identity.pub, 32);
+        reg.signed_prekey_id = 1;
+        memcpy(reg.signed_prekey_pub, c->spk.pub, 32);
+        wg_keys_djb_encode(djb, c->spk.pub);
+        wg_keys_sign(reg.signed_prekey_sig, c->identity.priv, djb, 33);
+        wg_payload_build_registration(&cfg, &reg, &payload, &plen);
+    }
+    wg_buf_init(&out, 0);
+    if (wg_noise_client_new(&c->noise, &c->noise_kp, &o, &cb) == 0 &&
+        wg_noise_client_start(c->noise, payload, plen, &out) == 0)
+        wg_ws_send_binary(c->ws, out.data, out.len);
+    wg_buf_dispose(&out);
+    free(payload);
+}
+
+static void ws_msg_cb(wg_ws_t *ws, const uint8_t *data, size_t len, void *user)
+{
+    cli_t *c = user;
+    wg_buf_t out;
+    (void)ws;
+    wg_buf_init(&out, 0);
+    if (wg_noise_feed(c->noise, data, len, (uint64_t)time(NULL), &out) == 0 && out.len)
+        wg_ws_send_binary(c->ws, out.data, out.len);
+    wg_buf_dispose(&out);
+}
+
+static void ws_close_cb(wg_ws_t *ws, int code, const char *reason, void *user)
+{
+    (void)ws;
+    (void)code;
+    (void)reason;
+    ((cli_t *)user)->ended = 1;
+}
+
+static void ws_err_cb(wg_ws_t *ws, int err, const char *msg, void *user)
+{
+    (void)ws;
+    (void)err;
+    (void)msg;
+    ((cli_t *)user)->ended = 1;
+}
+
+static void cli_disconnect(cli_t *c)
+{
+    wg_ws_free(c->ws);
+    wg_noise_free(c->noise);
+    c->ws = NULL;
+    c->noise = NULL;
+}
+
+static int cli_connect(cli_t *c, int login)
+{
+    wg_ws_opts_t o = {0};
+    wg_ws_cbs_t cbs = {ws_open_cb, ws_msg_cb, ws_close_cb, ws_err_cb, NULL};
+    cli_disconnect(c);
+    c->login = login;
+    c->open = c->ended = 0;
+    o.url = c->url;
+    return wg_ws_new(&c->ws, c->base, &o, &cbs, c);
+}
+
+/* Runs the loop until *flag is set or 10 s pass. */
+static int run_until(cli_t *c, const int *flag)
+{
+    time_t end = time(NULL) + 10;
+    while (!*flag && time(NULL) < end)
+        event_base_loop(c->base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(1000);
+    return *flag;
+}
+
+static void cli_init(cli_t *c, struct event_base *base, wg_sandbox_t *sb, wg_sandbox_phone_t *p)
+{
+    memset(c, 0, sizeof(*c));
+    c->base = base;
+    c->sb = sb;
+    c->phone = p;
+    snprintf(c->url, sizeof(c->url), "ws://127.0.0.1:%u/ws/chat", wg_sandbox_port(sb));
+    wg_keys_generate(&c->noise_kp);
+    wg_keys_generate(&c->identity);
+    wg_keys_generate(&c->spk);
+    wg_random_bytes(c->adv, sizeof(c->adv));
+}
+
+WG_TEST(sandbox_end_to_end)
+{
+    char path[256], jid[64];
+    struct event_base *base = event_base_new();
+    wg_sandbox_state_t *st = NULL;
+    wg_sandbox_t *sb = NULL;
+    wg_sandbox_phone_t *p;
+    wg_sandbox_device_t *d;
+    wg_sandbox_opts_t o = {"127.0.0.1:0", NULL, 20, 3000, 200};
+    static cli_t a, b, e;
+    wg_log_level_t lvl = wg_log_min_level;
+    wg_log_set_level(WG_LOG_WARN); /* the flow logs each step at info */
+    tmp_path(path, sizeof(path));
+    WG_CHECK(base != NULL);
+    WG_CHECK_EQ_INT(wg_sandbox_state_open(&st, path), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_new(&sb, base, st, &o), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_add(st, "15550009999", "Pat", &p), 0);
+
+    /* registration: 6 refs, the phone scans, pair-success verifies on the companion side */
+    cli_init(&a, base, sb, p);
+    WG_CHECK_EQ_INT(cli_connect(&a, 0), 0);
+    WG_CHECK(run_until(&a, &a.scan_done));
+    WG_CHECK_EQ_INT(a.nrefs, 6);
+    WG_CHECK(a.got_pair_success);
+    WG_CHECK_EQ_INT(a.verify_rv, 0);
+    WG_CHECK_EQ_INT(a.scan_status, 200);
+    WG_CHECK_STR(a.scan_jid, "15550009999:1@s.whatsapp.net");
+    WG_CHECK(run_until(&a, &a.got_515));
+    WG_CHECK_EQ_INT(a.device, 1);
+    WG_CHECK((d = wg_sandbox_state_device_find(st, "15550009999", 1)) != NULL);
+    WG_CHECK_MEM(d->noise_pub, a.noise_kp.pub, 32);
+    WG_CHECK_MEM(d->identity_pub, a.identity.pub, 32);
+
+    /* login: success with the device LID, empty offline queue, prekeys, passive, ping, 501 */
+    WG_CHECK_EQ_INT(cli_connect(&a, 1), 0);
+    WG_CHECK(run_until(&a, &a.unknown_err));
+    WG_CHECK(a.got_success);
+    snprintf(jid, sizeof(jid), "%s:1@lid", p->lid);
+    WG_CHECK_STR(a.lid, jid);
+    WG_CHECK(a.got_offline);
+    WG_CHECK(a.upload_ok);
+    WG_CHECK_EQ_INT(a.count_value, 5);
+    WG_CHECK(a.passive_ok && a.ping_ok);
+    WG_CHECK(d->conn != NULL);
+
+    /* a second login of the same device replaces the first */
+    b = a;
+    b.ws = NULL;
+    b.noise = NULL;
+    b.got_success = b.unknown_err = 0;
+    WG_CHECK_EQ_INT(cli_connect(&b, 1), 0);
+    WG_CHECK(run_until(&b, &b.unknown_err));
+    WG_CHECK(run_until(&a, &a.got_replaced));
+    WG_CHECK_EQ_INT(b.count_value, 5); /* the same ids 1..5 again: replaced, not added */
+
+    /* logout from the phone: 401 device_removed, record gone, next login refused */
+    WG_CHECK_EQ_INT(wg_sandbox_logout(sb, d), 0);
+    WG_CHECK(run_until(&b, &b.got_removed));
+    WG_CHECK(wg_sandbox_state_device_find(st, "15550009999", 1) == NULL);
+    WG_CHECK_EQ_INT(cli_connect(&b, 1), 0);
+    WG_CHECK(run_until(&b, &b.got_failure401));
+
+    /* the QR carries an adv secret the companion does not have: it rejects pair-success */
+    cli_init(&e, base, sb, p);
+    e.scan_wrong_adv = 1;
+    WG_CHECK_EQ_INT(cli_connect(&e, 0), 0);
+    WG_CHECK(run_until(&e, &e.scan_done));
+    WG_CHECK_EQ_INT(e.scan_status, 422);
+    WG_CHECK(strstr(e.scan_err, "hmac") != NULL);
+    WG_CHECK_EQ_INT(wg_sandbox_state_device_count(st), 0);
+
+    cli_disconnect(&a);
+    cli_disconnect(&b);
+    cli_disconnect(&e);
+    wg_sandbox_free(sb);
+    wg_sandbox_state_close(st);
+    event_base_free(base);
+    rm_db(path);
+    wg_log_set_level(lvl);
+}

@@ -372,3 +372,38 @@ def test_fresh_state_has_a_new_root_key():
         assert other.root and other.root != SB.root
     finally:
         other.cleanup()
+
+
+def test_tls_websocket():
+    import ssl
+    d = tempfile.mkdtemp(prefix="wagate-sb-tls-")
+    cert, key = os.path.join(d, "cert.pem"), os.path.join(d, "key.pem")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "2", "-subj", "/CN=127.0.0.1", "-addext",
+                        "subjectAltName=IP:127.0.0.1"], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    port, cport = free_port(), free_port()
+    proc = subprocess.Popen([BIN, "sandbox", "--listen", "127.0.0.1:%d" % port, "--control",
+                             "127.0.0.1:%d" % cport, "--state", os.path.join(d, "s.db"),
+                             "--tls-cert", cert, "--tls-key", key],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=d)
+    try:
+        line = b""
+        deadline = time.time() + 10
+        while b"websocket" not in line and time.time() < deadline:
+            line = proc.stdout.readline()
+        assert ("websocket wss://127.0.0.1:%d/ws/chat" % port).encode() in line, line
+        ctx = ssl.create_default_context(cafile=cert)
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        s.sendall(("GET /ws/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n"
+                   % base64.b64encode(os.urandom(16)).decode()).encode())
+        head = s.recv(4096)
+        s.close()
+        assert head.startswith(b"HTTP/1.1 101"), head
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(d, ignore_errors=True)

@@ -427,7 +427,9 @@ static int create_wait(wg_http_req_t *r, void *ctx, int final)
         respond_simple(r, 500, "internal_error", NULL, "instance vanished while starting");
         goto done;
     }
-    if (!have_qr && !final && !strcmp(in.status, WG_STATUS_STARTING)) {
+    /* the engine stores SCAN_QR_CODE just before it publishes the QR: wait for both */
+    if (!have_qr && !final &&
+        (!strcmp(in.status, WG_STATUS_STARTING) || !strcmp(in.status, WG_STATUS_SCAN_QR))) {
         wg_instance_dispose(&in);
         return 0;
     }
@@ -737,6 +739,33 @@ static void h_qr_png(wg_http_req_t *r, void *ctx)
     wg_instance_dispose(&in);
 }
 
+typedef struct {
+    char id[64];
+    char code[16];
+} pairing_wait_t;
+
+static int pairing_wait(wg_http_req_t *r, void *ctx, int final)
+{
+    wg_api_ctx_t *c = ctx;
+    pairing_wait_t *pw = r->wait_arg;
+    if (final >= 0) {
+        int st = c->core->engine->ops->pairing_code_state(c->core->engine, pw->id);
+        if (st == 0 && !final)
+            return 0;
+        if (st == 1)
+            respond(r, 200, wg_render_ok(json_pack("{s:s}", "code", pw->code)));
+        else if (st == 0)
+            respond_simple(r, 504, "pairing_code_timeout", NULL,
+                           "WhatsApp did not confirm the pairing code in time");
+        else
+            respond_simple(r, 502, "pairing_code_failed", NULL,
+                           "WhatsApp refused the pairing code request (or the connection ended)");
+    }
+    free(pw);
+    r->wait_arg = NULL;
+    return 1;
+}
+
 static void h_pairing_code(wg_http_req_t *r, void *ctx)
 {
     wg_api_ctx_t *c = ctx;
@@ -746,6 +775,7 @@ static void h_pairing_code(wg_http_req_t *r, void *ctx)
     json_t *root = NULL;
     const char *phone = NULL;
     char code[16];
+    pairing_wait_t *pw = NULL;
     snprintf(r->log_instance, sizeof(r->log_instance), "%s", r->params[0]);
     if (authed(r, c, &a) != 0)
         return;
@@ -772,8 +802,16 @@ static void h_pairing_code(wg_http_req_t *r, void *ctx)
                        "the instance is not waiting to be linked (status must be SCAN_QR_CODE)");
     else if (rv)
         respond_simple(r, 500, "internal_error", NULL, "could not start the pairing code");
-    else
+    else if (!c->core->engine->ops->pairing_code_state || !(pw = calloc(1, sizeof(*pw))))
         respond(r, 200, wg_render_ok(json_pack("{s:s}", "code", code)));
+    else {
+        /* answer once the server has taken the code (the phone may enter it then) */
+        snprintf(pw->id, sizeof(pw->id), "%s", in.id);
+        snprintf(pw->code, sizeof(pw->code), "%s", code);
+        r->wait = pairing_wait;
+        r->wait_arg = pw;
+        r->wait_ms = 30000;
+    }
 out:
     json_decref(root);
     wg_instance_dispose(&in);

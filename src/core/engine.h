@@ -46,6 +46,9 @@ typedef struct {
      * pairing, WG_EINVAL for a bad phone. */
     int (*pairing_code)(wg_engine_t *e, const char *instance_id, const char *phone,
                         char code[16]);
+    /* Optional. Where the last pairing code of the instance stands: 1 live (the server took
+     * it; the phone may enter it now), 0 still being sent, WG_ECLOSED refused or lost. */
+    int (*pairing_code_state)(wg_engine_t *e, const char *instance_id);
 } wg_engine_ops_t;
 
 struct wg_engine {

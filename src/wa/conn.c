@@ -306,13 +306,20 @@ static int sess_event(void *ud, const wg_session_event_t *ev)
     case WG_SESSION_EV_QR: {
         long long exp = wall_ms() + ev->qr_valid_ms;
         c->attempt = 0;
-        if (c->env.qr_changed)
-            c->env.qr_changed(c->env.arg, c->id, ev->qr, exp);
         wg_log(WG_LOG_INFO, "conn", "instance=%s qr ref=%u/%u valid_ms=%u", c->id,
                ev->qr_index + 1, ev->qr_count, ev->qr_valid_ms);
+        /* status first: whoever sees the QR in the table also sees SCAN_QR_CODE stored */
         report_qr(c, ev->qr, exp);
+        if (c->env.qr_changed)
+            c->env.qr_changed(c->env.arg, c->id, ev->qr, exp);
         return 0;
     }
+    case WG_SESSION_EV_LINK_CODE:
+        wg_log(WG_LOG_INFO, "conn", "instance=%s pairing code %s by the server", c->id,
+               ev->link_ok ? "accepted" : "rejected");
+        if (c->env.link_code)
+            c->env.link_code(c->env.arg, c->id, ev->link_ok ? 2 : -1);
+        return 0;
     case WG_SESSION_EV_CREDS:
         return save_creds(c);
     case WG_SESSION_EV_PREKEYS:

@@ -49,9 +49,10 @@ typedef struct {
     wg_session_config_t session;     /* timings and prekey batch (next_prekey_id ignored) */
     /* on the loop thread: status/QR/identity changes */
     void (*report)(void *arg, const wg_engine_report_t *r);
-    /* on the loop thread: the QR now shown changed (qr NULL = none any more); `pairing` is 1
-     * while a pairing code may be requested */
+    /* on the loop thread: the QR now shown changed (qr NULL = none any more) */
     void (*qr_changed)(void *arg, const char *instance_id, const char *qr, long long expires_at);
+    /* on the loop thread: a pairing code became live (state 2) or failed (-1) */
+    void (*link_code)(void *arg, const char *instance_id, int state);
     void *arg;
 } wg_conn_env_t;
 

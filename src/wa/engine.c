@@ -43,6 +43,7 @@ typedef struct qrent {
     char id[64];
     char *qr;
     long long expires_at;
+    int link_state; /* pairing code: 0 none, 1 being sent, 2 live, -1 failed */
 } qrent_t;
 
 typedef struct eng eng_t;
@@ -120,6 +121,40 @@ static void qr_set(void *arg, const char *id, const char *qr, long long expires_
     }
     pthread_mutex_unlock(&e->qmu);
     free(copy);
+}
+
+/* Sets the pairing-code state of the instance's entry (none: nothing to track). */
+static void link_state_set(eng_t *e, const char *id, int state)
+{
+    unsigned b = hash_id(id) % NBUCKETS;
+    pthread_mutex_lock(&e->qmu);
+    for (qrent_t *q = e->qr[b]; q; q = q->next)
+        if (!strcmp(q->id, id)) {
+            q->link_state = state;
+            break;
+        }
+    pthread_mutex_unlock(&e->qmu);
+}
+
+static void link_code_cb(void *arg, const char *id, int state)
+{
+    worker_t *w = arg;
+    link_state_set(w->eng, id, state);
+}
+
+static int op_pairing_code_state(wg_engine_t *base, const char *id)
+{
+    eng_t *e = (eng_t *)base;
+    unsigned b = hash_id(id) % NBUCKETS;
+    int st = -1;
+    pthread_mutex_lock(&e->qmu);
+    for (qrent_t *q = e->qr[b]; q; q = q->next)
+        if (!strcmp(q->id, id)) {
+            st = q->link_state;
+            break;
+        }
+    pthread_mutex_unlock(&e->qmu);
+    return st == 2 ? 1 : st == 1 ? 0 : WG_ECLOSED;
 }
 
 static void qr_drop(eng_t *e, const char *id)
@@ -221,6 +256,7 @@ static int op_pairing_code(wg_engine_t *base, const char *id, const char *phone,
     free(qr);
     if ((rv = wg_pair_code_new(code)) != 0 || (rv = wg_pair_code_display(out, code)) != 0)
         return rv;
+    link_state_set(e, id, 1);
     return post(worker_of(e, id), CMD_PAIR_CODE, id, digits, code);
 }
 
@@ -322,9 +358,11 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         case CMD_PAIR_CODE: {
             centry_t *ce = *conn_slot(w, c->id);
             int rv = ce ? wg_conn_pair_code(ce->conn, c->phone, c->code) : WG_ENOTFOUND;
-            if (rv)
+            if (rv) {
                 wg_log(WG_LOG_WARN, "engine", "instance=%s pairing code not sent err=%s", c->id,
                        wg_strerror(rv));
+                link_state_set(w->eng, c->id, -1);
+            }
             break;
         }
         case CMD_SHUTDOWN:
@@ -375,6 +413,7 @@ static int worker_init(worker_t *w)
                     .prekeys_initial = (uint32_t)cfg->wa_prekeys_initial},
         .report = worker_report,
         .qr_changed = qr_set,
+        .link_code = link_code_cb,
         .arg = w,
     };
     return 0;
@@ -460,6 +499,7 @@ static const wg_engine_ops_t wa_ops = {
     .free = op_free,
     .qr = op_qr,
     .pairing_code = op_pairing_code,
+    .pairing_code_state = op_pairing_code_state,
 };
 
 int wg_engine_wa_count(wg_engine_t *base)

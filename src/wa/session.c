@@ -544,9 +544,16 @@ static int on_iq_answer(wg_session_t *s, const wg_node_t *iq, uint64_t now_ms)
                 memcpy(s->link_ref, rb, rl);
                 s->link_ref[rl] = 0;
             }
-            return 0;
+            wg_session_event_t ev = {.type = WG_SESSION_EV_LINK_CODE, .link_ok = 1};
+            return emit(s, &ev);
         }
         s->link_active = 0;
+        {
+            wg_session_event_t ev = {.type = WG_SESSION_EV_LINK_CODE, .link_ok = 0};
+            int rv = emit(s, &ev);
+            if (rv)
+                return rv;
+        }
         break;
     case IQ_NONE:
         return 0; /* not ours, or already answered */

@@ -56,6 +56,8 @@ typedef enum {
     WG_SESSION_EV_PREKEYS, /* new one-time prekeys: persist them before they are uploaded */
     WG_SESSION_EV_CONNECTED, /* <success>: logged in (creds->jid, push name known) */
     WG_SESSION_EV_CLOSE,   /* the connection must end: close, reason */
+    WG_SESSION_EV_LINK_CODE, /* the server answered companion_hello: link_ok 1 (the code is
+                                live: the phone may enter it) or 0 (rejected) */
 } wg_session_ev_type_t;
 
 typedef enum {
@@ -81,6 +83,7 @@ typedef struct {
     size_t nprekeys;
     wg_session_close_t close; /* EV_CLOSE */
     const char *reason;       /* EV_CLOSE: snake_case ("qr_timeout", "logged_out", ...) */
+    int link_ok;              /* EV_LINK_CODE */
 } wg_session_event_t;
 
 typedef struct {

@@ -14,7 +14,9 @@
  *
  * Errors are {"error": "<what went wrong>"} with a 4xx status (5xx only for our own failures).
  * Scan and link-code answer later: the request is parked (ctl_wait_t) until the server calls
- * back; if the HTTP client goes away first, the wait is cancelled on the server side.
+ * back. If evhttp reports the connection closed first, the wait is cancelled on the server
+ * side; evhttp does not watch a parked request's socket, though, so in practice a scan whose
+ * caller left still completes (it is the phone's act) and its answer is dropped.
  *
  * Ownership: a ctl_wait_t lives from the parked request to its answer or its connection's close,
  * whichever comes first, and is freed there; wg_sandbox_control_free cancels the ones left. */

@@ -10,6 +10,9 @@ Reusable by every integration test:
     srv.kill(); srv.start()                            # crash + restart on the same database
 
 - Server(binary=None, env=None, tmpdir=None): binary defaults to $WAGATE_BIN or build/wagate.
+  Unless env sets WAGATE_WA_URL, the server gets a refused loopback port as WhatsApp URL (no
+  test reaches the internet) and WAGATE_QR_WAIT_MS=0 (creates answer at once); pass the
+  sandbox's WAGATE_WA_URL / WAGATE_WA_ROOT_KEY in env to link instances.
   The server's stdout/stderr go to <tmpdir>/stdout.log and stderr.log (srv.stdout(),
   srv.stderr()). srv.admin_key is the key printed at first start (or WAGATE_ADMIN_KEY if given).
 - request(method, path, body=None, token=None, headers=None, raw=None, auth="bearer"):
@@ -94,6 +97,12 @@ class Server:
             "WAGATE_DB": self.db,
             "WAGATE_LOG_LEVEL": "info",
         })
+        if "WAGATE_WA_URL" not in self.extra_env:
+            # hermetic by default: the engine's connections are refused at once, so no QR can
+            # come and a create need not wait for one (tests that want WhatsApp pass the
+            # sandbox's WAGATE_WA_URL and root key in env, and get the normal QR wait)
+            env["WAGATE_WA_URL"] = "ws://127.0.0.1:9/ws/chat"
+            env["WAGATE_QR_WAIT_MS"] = "0"
         env.update(self.extra_env)
         self._out = open(os.path.join(self.tmpdir, "stdout.log"), "ab")
         self._err = open(os.path.join(self.tmpdir, "stderr.log"), "ab")

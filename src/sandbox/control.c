@@ -59,8 +59,7 @@ static void reply_json(struct evhttp_request *req, int status, json_t *body)
 {
     struct evbuffer *b = evbuffer_new();
     char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "application/json");
+    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
     if (b && s) {
         evbuffer_add(b, s, strlen(s));
         evbuffer_add(b, "\n", 1);
@@ -171,8 +170,8 @@ static json_t *phone_json(const wg_sandbox_phone_t *p)
     char jid[64], lid[64];
     snprintf(jid, sizeof(jid), "%s@s.whatsapp.net", p->number);
     snprintf(lid, sizeof(lid), "%s@lid", p->lid);
-    return json_pack("{s:s,s:s,s:s,s:s}", "number", p->number, "jid", jid, "lid", lid,
-                     "pushName", p->push_name);
+    return json_pack("{s:s,s:s,s:s,s:s}", "number", p->number, "jid", jid, "lid", lid, "pushName",
+                     p->push_name);
 }
 
 static void phones_create(wg_sandbox_control_t *ctl, struct evhttp_request *req)
@@ -185,16 +184,15 @@ static void phones_create(wg_sandbox_control_t *ctl, struct evhttp_request *req)
     num = json_object_get(b, "number");
     name = json_object_get(b, "pushName");
     if (!json_is_string(num) || !wg_sandbox_number_valid(json_string_value(num))) {
-        reply_error(req, 400, "number must be a string of 1 to 20 digits without a leading 0 "
-                              "(international format without '+')");
+        reply_error(req, 400,
+                    "number must be a string of 1 to 20 digits without a leading 0 "
+                    "(international format without '+')");
     } else if (name && !json_is_null(name) &&
                (!json_is_string(name) || strlen(json_string_value(name)) >= 64)) {
         reply_error(req, 400, "pushName must be a string shorter than 64 bytes");
-    } else if ((rv = wg_sandbox_state_phone_add(wg_sandbox_state(ctl->sb),
-                                                json_string_value(num),
-                                                json_is_string(name) ? json_string_value(name)
-                                                                     : NULL,
-                                                &p)) == WG_EEXIST) {
+    } else if ((rv = wg_sandbox_state_phone_add(
+                    wg_sandbox_state(ctl->sb), json_string_value(num),
+                    json_is_string(name) ? json_string_value(name) : NULL, &p)) == WG_EEXIST) {
         reply_error(req, 409, "a phone with this number already exists");
     } else if (rv != 0) {
         reply_error(req, 500, "could not save the phone");
@@ -220,8 +218,8 @@ static void string_from_json(json_t *b, const char *key, const char **out)
     *out = json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-static void phone_link(wg_sandbox_control_t *ctl, struct evhttp_request *req,
-                       wg_sandbox_phone_t *p, const char *key, start_fn start)
+static void phone_link(wg_sandbox_control_t *ctl, struct evhttp_request *req, wg_sandbox_phone_t *p,
+                       const char *key, start_fn start)
 {
     json_t *b = read_body(req);
     const char *v;
@@ -251,8 +249,8 @@ static void devices_list(wg_sandbox_control_t *ctl, struct evhttp_request *req,
             continue;
         wg_sandbox_device_jid(d, jid, sizeof(jid));
         json_array_append_new(a, json_pack("{s:s,s:b,s:s,s:I}", "jid", jid, "connected",
-                                           d->conn != NULL, "platform", d->platform,
-                                           "linkedAt", (json_int_t)d->linked_at));
+                                           d->conn != NULL, "platform", d->platform, "linkedAt",
+                                           (json_int_t)d->linked_at));
     }
     reply_json(req, 200, a);
 }
@@ -356,8 +354,7 @@ static void route(struct evhttp_request *req, void *arg)
     } else if (n >= 3 && n <= 4 && !strcmp(seg[0], "phones")) {
         const char *what = seg[2];
         int known = !strcmp(what, "scan") || !strcmp(what, "link-code") ||
-                    !strcmp(what, "devices") || !strcmp(what, "messages") ||
-                    !strcmp(what, "calls");
+                    !strcmp(what, "devices") || !strcmp(what, "messages") || !strcmp(what, "calls");
         if (!known || (n == 4 && strcmp(what, "devices") != 0)) {
             reply_error(req, 404, "no such route");
         } else if (!wg_sandbox_number_valid(seg[1]) ||

@@ -131,8 +131,7 @@ int wg_sandbox_main(int argc, char **argv)
         wg_log_set_level(lvl);
     signal(SIGPIPE, SIG_IGN);
     if (a.cert && !(ssl = wg_wsserver_ssl_ctx_new(a.cert, a.key))) {
-        fprintf(stderr, "wagate sandbox: cannot load TLS certificate %s / key %s\n", a.cert,
-                a.key);
+        fprintf(stderr, "wagate sandbox: cannot load TLS certificate %s / key %s\n", a.cert, a.key);
         goto out;
     }
     if (!(base = event_base_new()))

@@ -26,22 +26,22 @@ typedef struct wg_sandbox_conn_s wg_sandbox_conn_t;
 typedef struct {
     char number[WG_SB_NUMBER_MAX + 1]; /* digits, e.g. "15550001111" */
     char push_name[64];
-    char lid[24];                      /* the account's LID user part (digits) */
-    wg_keys_pair_t account;            /* the phone's identity ("account") key pair */
-    uint32_t next_device;              /* next companion device id (1, 2, ...) */
+    char lid[24];           /* the account's LID user part (digits) */
+    wg_keys_pair_t account; /* the phone's identity ("account") key pair */
+    uint32_t next_device;   /* next companion device id (1, 2, ...) */
     int64_t created;
 } wg_sandbox_phone_t;
 
 /* A linked companion device. */
 typedef struct {
     char number[WG_SB_NUMBER_MAX + 1];
-    uint32_t id;                       /* N in number:N@s.whatsapp.net */
+    uint32_t id; /* N in number:N@s.whatsapp.net */
     uint8_t noise_pub[WG_KEYS_KEY_LEN];
     uint8_t identity_pub[WG_KEYS_KEY_LEN];
     uint32_t registration_id;
-    char platform[64];                 /* DeviceProps.os the companion sent */
+    char platform[64]; /* DeviceProps.os the companion sent */
     int64_t linked_at;
-    wg_sandbox_conn_t *conn;           /* live login connection, or NULL (not persisted) */
+    wg_sandbox_conn_t *conn; /* live login connection, or NULL (not persisted) */
 } wg_sandbox_device_t;
 
 /* ---- state.c: SQLite-backed records (write-through; everything read back at open) ------- */
@@ -60,8 +60,7 @@ int wg_sandbox_state_phone_add(wg_sandbox_state_t *st, const char *number, const
                                wg_sandbox_phone_t **out);
 wg_sandbox_phone_t *wg_sandbox_state_phone_find(wg_sandbox_state_t *st, const char *number);
 /* Takes the phone's next device id (persisted before it is returned). 0, WG_ESTORE. */
-int wg_sandbox_state_phone_take_device(wg_sandbox_state_t *st, wg_sandbox_phone_t *p,
-                                       uint32_t *id);
+int wg_sandbox_state_phone_take_device(wg_sandbox_state_t *st, wg_sandbox_phone_t *p, uint32_t *id);
 size_t wg_sandbox_state_phone_count(const wg_sandbox_state_t *st);
 /* The i-th phone in creation order, or NULL. */
 wg_sandbox_phone_t *wg_sandbox_state_phone_at(wg_sandbox_state_t *st, size_t i);
@@ -87,14 +86,12 @@ typedef struct {
 /* Saves the registration id, identity, signed prekey and one-time prekeys of an upload in one
  * transaction (existing ids are replaced). 0, WG_ESTORE. */
 int wg_sandbox_state_prekeys_put(wg_sandbox_state_t *st, const wg_sandbox_device_t *d,
-                                 uint32_t registration_id,
-                                 const uint8_t identity[WG_KEYS_KEY_LEN], uint32_t skey_id,
-                                 const uint8_t skey_pub[WG_KEYS_KEY_LEN],
+                                 uint32_t registration_id, const uint8_t identity[WG_KEYS_KEY_LEN],
+                                 uint32_t skey_id, const uint8_t skey_pub[WG_KEYS_KEY_LEN],
                                  const uint8_t skey_sig[WG_KEYS_SIG_LEN],
                                  const wg_sandbox_prekey_t *keys, size_t n);
 /* One-time prekeys stored for the device. 0, WG_ESTORE. */
-int wg_sandbox_state_prekey_count(wg_sandbox_state_t *st, const wg_sandbox_device_t *d,
-                                  int *count);
+int wg_sandbox_state_prekey_count(wg_sandbox_state_t *st, const wg_sandbox_device_t *d, int *count);
 
 /* ---- stanza.c: pure readers of client stanzas ------------------------------------------- */
 
@@ -122,19 +119,18 @@ void wg_sandbox_upload_dispose(wg_sandbox_upload_t *u);
 /* Reads an <skey> (id 3, value 32, signature 64) and verifies its signature with identity.
  * 0, WG_EPROTO, WG_ECRYPTO. */
 int wg_sandbox_skey_parse(const struct wg_node *skey, const uint8_t identity[WG_KEYS_KEY_LEN],
-                          uint32_t *id, uint8_t pub[WG_KEYS_KEY_LEN],
-                          uint8_t sig[WG_KEYS_SIG_LEN]);
+                          uint32_t *id, uint8_t pub[WG_KEYS_KEY_LEN], uint8_t sig[WG_KEYS_SIG_LEN]);
 
 /* ---- server.c: the WhatsApp side ---------------------------------------------------------- */
 
 typedef struct wg_sandbox_s wg_sandbox_t;
 
 typedef struct {
-    const char *listen;         /* WebSocket address */
-    SSL_CTX *ssl_ctx;           /* NULL = ws:// */
-    unsigned first_node_ms;     /* delay before the first post-handshake node (50) */
-    unsigned pair_timeout_ms;   /* scan / link-code wait for the companion (20000) */
-    unsigned reg_lifetime_s;    /* a registration connection is closed after this (200) */
+    const char *listen;       /* WebSocket address */
+    SSL_CTX *ssl_ctx;         /* NULL = ws:// */
+    unsigned first_node_ms;   /* delay before the first post-handshake node (50) */
+    unsigned pair_timeout_ms; /* scan / link-code wait for the companion (20000) */
+    unsigned reg_lifetime_s;  /* a registration connection is closed after this (200) */
 } wg_sandbox_opts_t;
 
 /* Starts the WebSocket side on base with the state (borrowed). 0, WG_EIO, WG_ENOMEM, ... */

@@ -39,7 +39,7 @@
 #define NREFS 6
 #define REF_MAX 80
 #define HANDSHAKE_TIMEOUT_MS 20000 /* [W] waits 20 s for the server's answer; we wait as long */
-#define CLOSE_DELAY_MS 500 /* after a stream:error, give the client time to close first */
+#define CLOSE_DELAY_MS 500         /* after a stream:error, give the client time to close first */
 
 typedef enum { CS_HANDSHAKE = 0, CS_REG, CS_LOGIN, CS_CLOSING } conn_state_t;
 static const char *const STATE_NAMES[] = {"handshake", "registration", "login", "closing"};
@@ -77,10 +77,10 @@ struct wg_sandbox_conn_s {
     wg_noise_t *noise;
     wg_sandbox_conn_t *prev, *next;
     conn_state_t state;
-    int ready;      /* the first-node pause is over */
-    int close_due;  /* close once ready (after CLOSE_DELAY_MS) */
-    uint16_t close_code; /* 0 = 1000 */
-    int busy, dead; /* handler running; WebSocket gone while busy */
+    int ready;                /* the first-node pause is over */
+    int close_due;            /* close once ready (after CLOSE_DELAY_MS) */
+    uint16_t close_code;      /* 0 = 1000 */
+    int busy, dead;           /* handler running; WebSocket gone while busy */
     struct event *timer;      /* first-node pause, then the close delay */
     struct event *life_timer; /* registration lifetime */
     wg_buf_t out;             /* frames held back during the pause */
@@ -117,8 +117,8 @@ static void set_state(wg_sandbox_conn_t *c, conn_state_t st)
 {
     if (c->state == st)
         return;
-    wg_log(WG_LOG_DEBUG, "sandbox", "conn=%s state %s -> %s", c->ws ? wg_wsserver_conn_peer(c->ws) : "-",
-           STATE_NAMES[c->state], STATE_NAMES[st]);
+    wg_log(WG_LOG_DEBUG, "sandbox", "conn=%s state %s -> %s",
+           c->ws ? wg_wsserver_conn_peer(c->ws) : "-", STATE_NAMES[c->state], STATE_NAMES[st]);
     c->state = st;
 }
 
@@ -256,9 +256,9 @@ static void pending_timeout_cb(evutil_socket_t fd, short what, void *arg)
     wg_sandbox_conn_t *c = p->conn;
     (void)fd;
     (void)what;
-    pending_finish(p, 408,
-                   NULL, p->phase == 0 ? "timed out waiting for the companion's companion_finish"
-                                       : "timed out waiting for the companion's pair-device-sign");
+    pending_finish(p, 408, NULL,
+                   p->phase == 0 ? "timed out waiting for the companion's companion_finish"
+                                 : "timed out waiting for the companion's pair-device-sign");
     if (c)
         close_soon(c);
 }
@@ -428,13 +428,15 @@ static int send_pair_success(wg_sandbox_conn_t *c, wg_sandbox_pending_t *pd,
     free(pd->details);
     pd->details = NULL;
     if ((rv = wg_pair_phone_make_identity(&ident, &ident_len, &pd->details, &pd->details_len,
-                                          &p->account, c->reg->identity_pub, adv_secret,
-                                          &dev)) != 0)
+                                          &p->account, c->reg->identity_pub, adv_secret, &dev)) !=
+        0)
         return rv;
     next_id(c->sb, pd->iq_id, sizeof(pd->iq_id));
     rv = WG_ENOMEM;
-    if (!(iq = iq_new("set", pd->iq_id)) || wg_node_set_attrf(iq, "t", "%lld", (long long)time(NULL)) ||
-        !(ps = wg_node_add_new(iq, "pair-success")) || !(k = wg_node_add_new(ps, "device-identity")))
+    if (!(iq = iq_new("set", pd->iq_id)) ||
+        wg_node_set_attrf(iq, "t", "%lld", (long long)time(NULL)) ||
+        !(ps = wg_node_add_new(iq, "pair-success")) ||
+        !(k = wg_node_add_new(ps, "device-identity")))
         goto out;
     if (wg_node_take_bytes(k, ident, ident_len) != 0) {
         ident = NULL;
@@ -452,8 +454,8 @@ static int send_pair_success(wg_sandbox_conn_t *c, wg_sandbox_pending_t *pd,
         goto out;
     pd->phase = 1;
     rv = send_node(c, iq);
-    wg_log(WG_LOG_INFO, "sandbox", "conn=%s pair-success sent for %s:%u", wg_wsserver_conn_peer(c->ws),
-           p->number, pd->device_id);
+    wg_log(WG_LOG_INFO, "sandbox", "conn=%s pair-success sent for %s:%u",
+           wg_wsserver_conn_peer(c->ws), p->number, pd->device_id);
 out:
     free(ident);
     wg_node_free(iq);
@@ -593,8 +595,8 @@ int wg_sandbox_link_code(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const char *co
         status = 500;
         goto out;
     }
-    wg_log(WG_LOG_INFO, "sandbox", "conn=%s phone %s entered a pairing code", wg_wsserver_conn_peer(c->ws),
-           p->number);
+    wg_log(WG_LOG_INFO, "sandbox", "conn=%s phone %s entered a pairing code",
+           wg_wsserver_conn_peer(c->ws), p->number);
     *ticket = pd;
     pd = NULL;
 out:
@@ -632,8 +634,7 @@ static void handle_link_code_iq(wg_sandbox_conn_t *c, const char *id, const wg_n
         }
         memcpy(number, jid.user, jid.user_len);
         number[jid.user_len] = 0;
-        if (!wg_sandbox_number_valid(number) ||
-            !wg_sandbox_state_phone_find(c->sb->st, number)) {
+        if (!wg_sandbox_number_valid(number) || !wg_sandbox_state_phone_find(c->sb->st, number)) {
             send_iq_error(c, id, 404, "not-found");
             return;
         }
@@ -735,8 +736,7 @@ static void handle_pair_reply(wg_sandbox_conn_t *c, const wg_node_t *iq, const c
                                               pd->details, pd->details_len)) != 0) {
         wg_log(WG_LOG_WARN, "sandbox", "conn=%s pair-device-sign rejected: %s",
                wg_wsserver_conn_peer(c->ws), b ? wg_strerror(rv) : "missing device-identity");
-        pending_finish(pd, 422, NULL,
-                       "verification of the companion's pair-device-sign failed");
+        pending_finish(pd, 422, NULL, "verification of the companion's pair-device-sign failed");
         stream_error(c, "401", NULL);
         return;
     }
@@ -760,7 +760,8 @@ static void handle_pair_reply(wg_sandbox_conn_t *c, const wg_node_t *iq, const c
     stream_error(c, "515", NULL);
 }
 
-/* ---- login ------------------------------------------------------------------------------------ */
+/* ---- login ------------------------------------------------------------------------------------
+ */
 
 static int start_login(wg_sandbox_conn_t *c, const wg_payload_info_t *info)
 {
@@ -831,8 +832,7 @@ static void handle_prekey_upload(wg_sandbox_conn_t *c, const char *id, const wg_
     if (memcmp(u.identity, c->dev->identity_pub, WG_KEYS_KEY_LEN) != 0)
         send_iq_error(c, id, 409, "conflict"); /* not the identity linked at pairing */
     else if (wg_sandbox_state_prekeys_put(c->sb->st, c->dev, u.registration_id, u.identity,
-                                          u.skey_id, u.skey_pub, u.skey_sig, u.keys,
-                                          u.nkeys) != 0)
+                                          u.skey_id, u.skey_pub, u.skey_sig, u.keys, u.nkeys) != 0)
         send_iq_error(c, id, 500, "internal-server-error");
     else {
         send_result(c, id);
@@ -879,8 +879,8 @@ static void handle_encrypt(wg_sandbox_conn_t *c, const char *id, const char *typ
     if (strcmp(type, "set") == 0 && first && wg_node_tag_is(first, "rotate")) {
         uint32_t sid;
         uint8_t pub[WG_KEYS_KEY_LEN], sig[WG_KEYS_SIG_LEN];
-        int rv = wg_sandbox_skey_parse(wg_node_child_by_tag(first, "skey"),
-                                       c->dev->identity_pub, &sid, pub, sig);
+        int rv = wg_sandbox_skey_parse(wg_node_child_by_tag(first, "skey"), c->dev->identity_pub,
+                                       &sid, pub, sig);
         if (rv != 0)
             send_iq_error(c, id, rv == WG_ECRYPTO ? 406 : 400,
                           rv == WG_ECRYPTO ? "not-acceptable" : "bad-request");
@@ -951,7 +951,8 @@ static void handle_iq(wg_sandbox_conn_t *c, const wg_node_t *iq)
     send_iq_error(c, id, 501, "feature-not-implemented");
 }
 
-/* ---- noise callbacks --------------------------------------------------------------------------- */
+/* ---- noise callbacks ---------------------------------------------------------------------------
+ */
 
 static int on_handshake(void *ud, wg_noise_t *n)
 {
@@ -1005,7 +1006,8 @@ static int on_frame(void *ud, const uint8_t *p, size_t len)
     return 0;
 }
 
-/* ---- WebSocket callbacks ----------------------------------------------------------------------- */
+/* ---- WebSocket callbacks -----------------------------------------------------------------------
+ */
 
 static int ws_on_open(wg_wsserver_conn_t *ws, const wg_ws_handshake_head_t *req, void *user)
 {
@@ -1024,8 +1026,8 @@ static int ws_on_open(wg_wsserver_conn_t *ws, const wg_ws_handshake_head_t *req,
     cb.on_frame = on_frame;
     cb.ud = c;
     if (!(c->timer = evtimer_new(sb->base, conn_timer_cb, c)) ||
-        wg_noise_server_new(&c->noise, &sb->server_static, sb->chain, sb->chain_len, NULL,
-                            &cb) != 0) {
+        wg_noise_server_new(&c->noise, &sb->server_static, sb->chain, sb->chain_len, NULL, &cb) !=
+            0) {
         if (c->timer)
             event_free(c->timer);
         wg_buf_dispose(&c->out);
@@ -1093,7 +1095,8 @@ static void ws_on_close(wg_wsserver_conn_t *ws, int code, const char *reason, vo
     conn_gone(c);
 }
 
-/* ---- the server ---------------------------------------------------------------------------------- */
+/* ---- the server
+ * ---------------------------------------------------------------------------------- */
 
 int wg_sandbox_new(wg_sandbox_t **out, struct event_base *base, wg_sandbox_state_t *st,
                    const wg_sandbox_opts_t *opts)
@@ -1167,7 +1170,8 @@ int wg_sandbox_logout(wg_sandbox_t *sb, wg_sandbox_device_t *d)
         d->conn = NULL;
         stream_error(c, "401", "device_removed");
     }
-    wg_log(WG_LOG_INFO, "sandbox", "%s logged out by the phone%s", jid, c ? " (was connected)" : "");
+    wg_log(WG_LOG_INFO, "sandbox", "%s logged out by the phone%s", jid,
+           c ? " (was connected)" : "");
     return wg_sandbox_state_device_remove(sb->st, d);
 }
 

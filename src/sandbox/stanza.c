@@ -17,7 +17,8 @@ static const uint8_t *child_bytes(const wg_node_t *n, const char *tag, size_t wa
 {
     wg_node_t *k = n ? wg_node_child_by_tag(n, tag) : NULL;
     size_t len = 0;
-    const uint8_t *p = k && wg_node_content_type(k) == WG_NODE_BYTES ? wg_node_bytes(k, &len) : NULL;
+    const uint8_t *p =
+        k && wg_node_content_type(k) == WG_NODE_BYTES ? wg_node_bytes(k, &len) : NULL;
     return p && len == want ? p : NULL;
 }
 
@@ -30,8 +31,7 @@ static uint32_t be_uint(const uint8_t *p, size_t n)
 }
 
 int wg_sandbox_skey_parse(const wg_node_t *skey, const uint8_t identity[WG_KEYS_KEY_LEN],
-                          uint32_t *id, uint8_t pub[WG_KEYS_KEY_LEN],
-                          uint8_t sig[WG_KEYS_SIG_LEN])
+                          uint32_t *id, uint8_t pub[WG_KEYS_KEY_LEN], uint8_t sig[WG_KEYS_SIG_LEN])
 {
     const uint8_t *i = child_bytes(skey, "id", 3), *v = child_bytes(skey, "value", WG_KEYS_KEY_LEN),
                   *s = child_bytes(skey, "signature", WG_KEYS_SIG_LEN);
@@ -70,7 +70,8 @@ int wg_sandbox_upload_parse(const wg_node_t *iq, wg_sandbox_upload_t *u)
         return WG_ENOMEM;
     for (size_t i = 0; i < nk; i++) {
         wg_node_t *k = wg_node_child(list, i);
-        const uint8_t *kid = child_bytes(k, "id", 3), *val = child_bytes(k, "value", WG_KEYS_KEY_LEN);
+        const uint8_t *kid = child_bytes(k, "id", 3),
+                      *val = child_bytes(k, "value", WG_KEYS_KEY_LEN);
         if (!wg_node_tag_is(k, "key") || !kid || !val) {
             wg_sandbox_upload_dispose(u);
             return WG_EPROTO;

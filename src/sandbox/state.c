@@ -311,8 +311,7 @@ out:
     return rv;
 }
 
-int wg_sandbox_state_phone_take_device(wg_sandbox_state_t *st, wg_sandbox_phone_t *p,
-                                       uint32_t *id)
+int wg_sandbox_state_phone_take_device(wg_sandbox_state_t *st, wg_sandbox_phone_t *p, uint32_t *id)
 {
     int rv = exec_bind(st, "UPDATE phones SET next_device = ? WHERE number = ?", "it",
                        (int64_t)p->next_device + 1, p->number);
@@ -364,11 +363,11 @@ wg_sandbox_device_t *wg_sandbox_state_device_find(wg_sandbox_state_t *st, const 
 
 int wg_sandbox_state_device_remove(wg_sandbox_state_t *st, wg_sandbox_device_t *d)
 {
-    int rv = exec_bind(st, "DELETE FROM devices WHERE number = ? AND device = ?", "ti",
-                       d->number, (int64_t)d->id);
+    int rv = exec_bind(st, "DELETE FROM devices WHERE number = ? AND device = ?", "ti", d->number,
+                       (int64_t)d->id);
     if (rv == 0)
-        rv = exec_bind(st, "DELETE FROM prekeys WHERE number = ? AND device = ?", "ti",
-                       d->number, (int64_t)d->id);
+        rv = exec_bind(st, "DELETE FROM prekeys WHERE number = ? AND device = ?", "ti", d->number,
+                       (int64_t)d->id);
     if (rv != 0)
         return rv;
     for (size_t i = 0; i < st->ndevices; i++) {
@@ -394,9 +393,8 @@ wg_sandbox_device_t *wg_sandbox_state_device_at(wg_sandbox_state_t *st, size_t i
 }
 
 int wg_sandbox_state_prekeys_put(wg_sandbox_state_t *st, const wg_sandbox_device_t *d,
-                                 uint32_t registration_id,
-                                 const uint8_t identity[WG_KEYS_KEY_LEN], uint32_t skey_id,
-                                 const uint8_t skey_pub[WG_KEYS_KEY_LEN],
+                                 uint32_t registration_id, const uint8_t identity[WG_KEYS_KEY_LEN],
+                                 uint32_t skey_id, const uint8_t skey_pub[WG_KEYS_KEY_LEN],
                                  const uint8_t skey_sig[WG_KEYS_SIG_LEN],
                                  const wg_sandbox_prekey_t *keys, size_t n)
 {
@@ -410,8 +408,8 @@ int wg_sandbox_state_prekeys_put(wg_sandbox_state_t *st, const wg_sandbox_device
                         "UPDATE devices SET registration_id = ?, skey_id = ?, skey_pub = ?, "
                         "skey_sig = ? WHERE number = ? AND device = ?",
                         "iibbti", (int64_t)registration_id, (int64_t)skey_id, skey_pub,
-                        WG_KEYS_KEY_LEN, skey_sig, WG_KEYS_SIG_LEN, d->number,
-                        (int64_t)d->id)) != 0)
+                        WG_KEYS_KEY_LEN, skey_sig, WG_KEYS_SIG_LEN, d->number, (int64_t)d->id)) !=
+            0)
         goto out;
     if (sqlite3_prepare_v2(st->db,
                            "INSERT OR REPLACE INTO prekeys (number, device, key_id, pub) "
@@ -439,8 +437,7 @@ out:
     return rv;
 }
 
-int wg_sandbox_state_prekey_count(wg_sandbox_state_t *st, const wg_sandbox_device_t *d,
-                                  int *count)
+int wg_sandbox_state_prekey_count(wg_sandbox_state_t *st, const wg_sandbox_device_t *d, int *count)
 {
     sqlite3_stmt *s = NULL;
     int rv = 0;

@@ -32,7 +32,8 @@ static void resign(wg_node_t *iq)
 {
     static const uint8_t random[WG_KEYS_SIG_RANDOM_LEN] = {1};
     wg_keys_pair_t id;
-    wg_node_t *skey = wg_node_child_by_tag(iq, "skey"), *ident = wg_node_child_by_tag(iq, "identity");
+    wg_node_t *skey = wg_node_child_by_tag(iq, "skey"),
+              *ident = wg_node_child_by_tag(iq, "identity");
     wg_node_t *val = skey ? wg_node_child_by_tag(skey, "value") : NULL;
     wg_node_t *sig = skey ? wg_node_child_by_tag(skey, "signature") : NULL;
     const uint8_t *v;

@@ -18,7 +18,7 @@
 //   code       requestPairingCode(n) -> POST /phones/{n}/link-code {code} -> open; a wrong code
 //              is refused with 400
 //   drop       POST /control/drop closes the live socket; refuse makes a new one fail
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -167,6 +167,9 @@ const closeOf = (sock) => new Promise((resolve) => {
 });
 
 async function main() {
+    // run.sh builds only the library; the sandbox is the wagate binary
+    if (!process.env.WAGATE_BIN)
+        execFileSync('make', ['-s', '--no-print-directory', 'build/wagate'], { cwd: path.join(here, '..', '..'), stdio: 'inherit' });
     const sb = await new Sandbox(path.join(tmp, 'sandbox.db')).start();
     check('root key written to --root-key-out',
         fs.readFileSync(sb.keyFile, 'utf8').trim() === sb.rootHex);

@@ -127,8 +127,9 @@ WG_TEST(sandbox_upload_parse)
     WG_CHECK_EQ_INT(wg_sandbox_upload_parse(iq, &u), WG_EPROTO);
     wg_node_set_bytes(wg_node_child_by_tag(iq, "identity"), id.pub, 32);
     /* tampered signature */
-    memcpy(sig, wg_node_bytes(wg_node_child_by_tag(wg_node_child_by_tag(iq, "skey"), "signature"),
-                              &(size_t){0}),
+    memcpy(sig,
+           wg_node_bytes(wg_node_child_by_tag(wg_node_child_by_tag(iq, "skey"), "signature"),
+                         &(size_t){0}),
            64);
     sig[0] ^= 1;
     wg_node_set_bytes(wg_node_child_by_tag(wg_node_child_by_tag(iq, "skey"), "signature"), sig, 64);
@@ -141,8 +142,8 @@ WG_TEST(sandbox_upload_parse)
     wg_node_free(iq);
     /* a list entry that is not a <key> with 3 + 32 bytes */
     iq = make_upload(&id, 2, NULL);
-    wg_node_set_bytes(wg_node_child_by_tag(wg_node_child(wg_node_child_by_tag(iq, "list"), 1), "value"),
-                      "x", 1);
+    wg_node_set_bytes(
+        wg_node_child_by_tag(wg_node_child(wg_node_child_by_tag(iq, "list"), 1), "value"), "x", 1);
     WG_CHECK_EQ_INT(wg_sandbox_upload_parse(iq, &u), WG_EPROTO);
     wg_node_free(iq);
     /* too many keys; and none at all is fine (a signed-prekey-only upload) */
@@ -240,15 +241,15 @@ typedef struct {
     char url[64];
     wg_ws_t *ws;
     wg_noise_t *noise;
-    int login;              /* connect with the login payload */
+    int login; /* connect with the login payload */
     wg_keys_pair_t noise_kp, identity, spk;
     uint8_t adv[32];
-    int scan_wrong_adv;     /* the phone scans a QR with another adv secret */
-    int qr_only;            /* keep the QR (c->qr) instead of scanning it directly */
-    int hold;               /* do not answer pair-success until hold is cleared */
+    int scan_wrong_adv; /* the phone scans a QR with another adv secret */
+    int qr_only;        /* keep the QR (c->qr) instead of scanning it directly */
+    int hold;           /* do not answer pair-success until hold is cleared */
     char qr[400];
     int have_qr;
-    wg_node_t *held;        /* the pair-success kept while holding */
+    wg_node_t *held; /* the pair-success kept while holding */
     uint32_t device;
     /* observations */
     int nrefs, open, ended, got_pair_success, verify_rv, got_515, got_success, got_offline;
@@ -376,7 +377,8 @@ static int cli_frame(void *ud, const uint8_t *p, size_t len)
         c->got_failure401 = r && !strcmp(r, "401");
     } else if (wg_node_tag_is(n, "success")) {
         c->got_success = 1;
-        snprintf(c->lid, sizeof(c->lid), "%s", wg_node_attr(n, "lid") ? wg_node_attr(n, "lid") : "");
+        snprintf(c->lid, sizeof(c->lid), "%s",
+                 wg_node_attr(n, "lid") ? wg_node_attr(n, "lid") : "");
         cli_after_success(c);
     } else if (wg_node_tag_is(n, "ib") && ch && wg_node_tag_is(ch, "offline")) {
         c->got_offline = wg_node_attr(ch, "count") && !strcmp(wg_node_attr(ch, "count"), "0");

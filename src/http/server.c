@@ -90,13 +90,19 @@ static struct bufferevent *on_new_bev(struct event_base *base, void *arg)
     return bev;
 }
 
-static void conn_touch(worker_t *w, struct bufferevent *bev)
+/* The connection's request deadline counts from `at` (ms, now_ms clock). */
+static void conn_touch_at(worker_t *w, struct bufferevent *bev, double at)
 {
     for (conn_t *c = bev ? w->conns[conn_slot(bev)] : NULL; c; c = c->next)
         if (c->bev == bev) {
-            c->since_ms = now_ms();
+            c->since_ms = at;
             return;
         }
+}
+
+static void conn_touch(worker_t *w, struct bufferevent *bev)
+{
+    conn_touch_at(w, bev, now_ms());
 }
 
 /* Drops connections evhttp has freed; shuts down the ones past the request deadline (evhttp
@@ -270,8 +276,11 @@ static int defer_request(worker_t *w, struct evhttp_request *req, const wg_http_
     p->t0 = t0;
     p->deadline = now_ms() + (r->wait_ms > 0 ? r->wait_ms : 0);
     p->evcon = evhttp_request_get_connection(req);
-    if (p->evcon)
+    if (p->evcon) {
         evhttp_connection_set_closecb(p->evcon, pending_closed, p);
+        /* the request is complete; while we wait the request deadline must not cut it */
+        conn_touch_at(w, evhttp_connection_get_bufferevent(p->evcon), p->deadline);
+    }
     evtimer_add(p->tick, &tv);
     return 0;
 }
@@ -296,8 +305,10 @@ static void on_request(struct evhttp_request *req, void *arg)
     r.body_len = evbuffer_get_length(in);
     r.body = r.body_len ? evbuffer_pullup(in, -1) : (const uint8_t *)"";
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    if (evcon)
+    if (evcon) {
         evhttp_connection_get_peer(evcon, &peer, &port);
+        conn_touch(w, evhttp_connection_get_bufferevent(evcon)); /* complete: deadline met */
+    }
     r.remote = peer ? peer : "-";
 
     if (!uri || (r.body_len && !r.body)) {
@@ -407,6 +418,11 @@ static int worker_init(worker_t *w)
 
 static void worker_dispose(worker_t *w)
 {
+    /* connections first: freeing them releases deferred requests, whose wait callbacks may
+     * still use the app context; then the context (closes this thread's database) */
+    if (w->http)
+        evhttp_free(w->http);
+    conn_sweep(w, 1);
     if (w->ctx)
         w->srv->app.ctx_free(w->ctx);
     if (w->drain_ev)
@@ -415,9 +431,6 @@ static void worker_dispose(worker_t *w)
         event_free(w->sweep_ev);
     if (w->stop_ev)
         event_free(w->stop_ev);
-    if (w->http)
-        evhttp_free(w->http);
-    conn_sweep(w, 1);
     if (w->base)
         event_base_free(w->base);
     memset(w, 0, sizeof(*w));

@@ -159,6 +159,21 @@ def test_slow_trickle_cut_at_request_deadline():
         s2.cleanup()
 
 
+def test_deferred_response_outlives_request_deadline():
+    """A create that waits for a QR (WAGATE_QR_WAIT_MS) is a complete request: the request
+    deadline must not cut the connection while the answer is pending."""
+    s2 = Server(env={"WAGATE_WA_URL": "ws://127.0.0.1:9/ws/chat", "WAGATE_QR_WAIT_MS": "3000",
+                     "WAGATE_HTTP_REQUEST_TIMEOUT": "1", "WAGATE_RATE_CREATE": "0"}).start()
+    try:
+        t0 = time.time()
+        st, _, b = s2.request("POST", "/v1/instances", {"name": "waits"}, token=s2.admin_key)
+        took = time.time() - t0
+        assert st == 201 and b["data"]["qrCode"] is None, b
+        assert 2.5 < took < 6, took
+    finally:
+        s2.cleanup()
+
+
 def test_keep_alive():
     c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
     for _ in range(3):

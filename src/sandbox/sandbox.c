@@ -30,13 +30,14 @@ static const char USAGE[] =
     "  --tls-key FILE       PEM private key for --tls-cert\n"
     "  --first-node-ms N    pause before the first node after the handshake (default 50)\n"
     "  --pair-timeout-ms N  how long scan/link-code wait for the companion (default 20000)\n"
+    "  --idle-timeout-s N   close a logged-in connection silent this long (default 180, 0 off)\n"
     "  --help               this text\n"
     "\n"
     "Log level: WAGATE_LOG_LEVEL (debug, info, warn, error). Port 0 picks a free port.\n";
 
 typedef struct {
     const char *listen, *control, *state, *root_out, *cert, *key;
-    unsigned first_node_ms, pair_timeout_ms;
+    unsigned first_node_ms, pair_timeout_ms, idle_s;
 } args_t;
 
 static int parse_uint(const char *s, unsigned max, unsigned *out)
@@ -56,6 +57,7 @@ static int parse_args(int argc, char **argv, args_t *a)
     a->state = "./wagate-sandbox.db";
     a->first_node_ms = 50;
     a->pair_timeout_ms = 20000;
+    a->idle_s = 180;
     for (int i = 2; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
@@ -80,6 +82,8 @@ static int parse_args(int argc, char **argv, args_t *a)
         else if (!strcmp(o, "--tls-key"))
             a->key = v;
         else if (!strcmp(o, "--first-node-ms") && parse_uint(v, 10000, &a->first_node_ms) == 0)
+            ;
+        else if (!strcmp(o, "--idle-timeout-s") && parse_uint(v, 86400, &a->idle_s) == 0)
             ;
         else if (!strcmp(o, "--pair-timeout-ms") &&
                  parse_uint(v, 600000, &a->pair_timeout_ms) == 0 && a->pair_timeout_ms > 0)
@@ -141,7 +145,7 @@ int wg_sandbox_main(int argc, char **argv)
                 wg_strerror(rv));
         goto out;
     }
-    wg_sandbox_opts_t so = {a.listen, ssl, a.first_node_ms, a.pair_timeout_ms, 200};
+    wg_sandbox_opts_t so = {a.listen, ssl, a.first_node_ms, a.pair_timeout_ms, 200, a.idle_s};
     if ((rv = wg_sandbox_new(&sb, base, st, &so)) != 0) {
         fprintf(stderr, "wagate sandbox: cannot listen on %s: %s\n", a.listen, wg_strerror(rv));
         goto out;

@@ -131,6 +131,7 @@ typedef struct {
     unsigned first_node_ms;   /* delay before the first post-handshake node (50) */
     unsigned pair_timeout_ms; /* scan / link-code wait for the companion (20000) */
     unsigned reg_lifetime_s;  /* a registration connection is closed after this (200) */
+    unsigned idle_timeout_s;  /* a logged-in connection silent this long is closed (180; 0 off) */
 } wg_sandbox_opts_t;
 
 /* Starts the WebSocket side on base with the state (borrowed). 0, WG_EIO, WG_ENOMEM, ... */

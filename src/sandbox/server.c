@@ -82,7 +82,7 @@ struct wg_sandbox_conn_s {
     uint16_t close_code;      /* 0 = 1000 */
     int busy, dead;           /* handler running; WebSocket gone while busy */
     struct event *timer;      /* first-node pause, then the close delay */
-    struct event *life_timer; /* registration lifetime */
+    struct event *life_timer; /* registration lifetime, then idle timeout after login */
     wg_buf_t out;             /* frames held back during the pause */
     uint8_t noise_pub[WG_KEYS_KEY_LEN];
     reg_t *reg;
@@ -342,6 +342,13 @@ static void life_timer_cb(evutil_socket_t fd, short what, void *arg)
     wg_sandbox_conn_t *c = arg;
     (void)fd;
     (void)what;
+    if (c->state == CS_LOGIN) {
+        /* clients ping every 20-30 s (§7.5): silence this long means a dead peer */
+        wg_log(WG_LOG_INFO, "sandbox", "conn=%s idle for %u s, closing",
+               c->ws ? wg_wsserver_conn_peer(c->ws) : "-", c->sb->opts.idle_timeout_s);
+        close_soon(c);
+        return;
+    }
     if (c->state != CS_REG || c->pending)
         return;
     wg_log(WG_LOG_INFO, "sandbox", "conn=%s registration refs expired, closing",
@@ -794,6 +801,11 @@ static int start_login(wg_sandbox_conn_t *c, const wg_payload_info_t *info)
     d->conn = c;
     c->dev = d;
     set_state(c, CS_LOGIN);
+    if (c->sb->opts.idle_timeout_s) {
+        if (!c->life_timer && !(c->life_timer = evtimer_new(c->sb->base, life_timer_cb, c)))
+            return WG_ENOMEM;
+        arm_ms(c->life_timer, c->sb->opts.idle_timeout_s * 1000u);
+    }
     if (!(n = wg_node_new("success")))
         return WG_ENOMEM;
     wg_node_set_attrf(n, "t", "%lld", (long long)time(NULL));
@@ -988,6 +1000,8 @@ static int on_frame(void *ud, const uint8_t *p, size_t len)
     int rv;
     if (c->state == CS_CLOSING)
         return 0;
+    if (c->state == CS_LOGIN && c->life_timer) /* any frame proves the peer alive */
+        arm_ms(c->life_timer, c->sb->opts.idle_timeout_s * 1000u);
     if ((rv = wg_binary_decode(p, len, NULL, &node)) != 0) {
         wg_log(WG_LOG_INFO, "sandbox", "conn=%s undecodable node (%zu bytes)",
                wg_wsserver_conn_peer(c->ws), len);

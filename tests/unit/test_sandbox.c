@@ -747,3 +747,36 @@ WG_TEST(sandbox_control_scan_parked)
     rm_db(path);
     wg_log_set_level(lvl);
 }
+
+WG_TEST(sandbox_idle_timeout)
+{
+    char path[256];
+    struct event_base *base = event_base_new();
+    wg_sandbox_state_t *st = NULL;
+    wg_sandbox_t *sb = NULL;
+    wg_sandbox_phone_t *p;
+    wg_sandbox_opts_t o = {"127.0.0.1:0", NULL, 0, 3000, 200, 1};
+    static cli_t a;
+    wg_log_level_t lvl = wg_log_min_level;
+    time_t t0;
+    wg_log_set_level(WG_LOG_WARN);
+    tmp_path(path, sizeof(path));
+    WG_CHECK_EQ_INT(wg_sandbox_state_open(&st, path), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_new(&sb, base, st, &o), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_add(st, "15550007777", NULL, &p), 0);
+    cli_init(&a, base, sb, p);
+    WG_CHECK_EQ_INT(cli_connect(&a, 0), 0);
+    WG_CHECK(run_until(&a, &a.got_515));
+    WG_CHECK_EQ_INT(cli_connect(&a, 1), 0);
+    WG_CHECK(run_until(&a, &a.unknown_err)); /* the last of the client's queries */
+    t0 = time(NULL);
+    WG_CHECK(!a.ended);
+    WG_CHECK(run_until(&a, &a.ended)); /* silent from here on: closed after ~1 s + 0.5 s */
+    WG_CHECK(time(NULL) - t0 <= 4);
+    cli_disconnect(&a);
+    wg_sandbox_free(sb);
+    wg_sandbox_state_close(st);
+    event_base_free(base);
+    rm_db(path);
+    wg_log_set_level(lvl);
+}

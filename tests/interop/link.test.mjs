@@ -70,6 +70,7 @@ Curve.verify = (pub, msg, sig) => {
 }
 
 // ---------------------------------------------------------------- the sandbox
+const running = new Set(); // killed on the way out, whatever happened
 class Sandbox {
     constructor(state) {
         this.state = state;
@@ -82,7 +83,9 @@ class Sandbox {
             '--state', this.state, '--root-key-out', this.keyFile];
         this.proc = spawn(WAGATE, args, { stdio: ['ignore', 'pipe', 'pipe'],
             env: { ...process.env, WAGATE_LOG_LEVEL: process.env.SANDBOX_LOG ? 'debug' : 'info' } });
-        this.exited = new Promise((r) => this.proc.on('exit', (code, sig) => r({ code, sig })));
+        const proc = this.proc;
+        running.add(proc);
+        this.exited = new Promise((r) => proc.on('exit', (code, sig) => { running.delete(proc); r({ code, sig }); }));
         if (process.env.SANDBOX_LOG)
             this.proc.stderr.on('data', (d) => process.stderr.write(d));
         else
@@ -333,6 +336,8 @@ try {
     failed++;
     console.log(`FAIL unexpected: ${e?.stack || e}`);
 }
+for (const p of running)
+    p.kill('SIGKILL');
 fs.rmSync(tmp, { recursive: true, force: true });
 console.log(`link: ${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -309,6 +309,16 @@ def test_sandbox_restart_and_drop_reconnect_all():
         assert st == 200, js
         for iid in ids:
             wait_status(srv, iid, "WORKING")
+        # refused for a while, then dropped: retries fail until the refusal ends
+        st, js = SB.api("POST", "/control/refuse", {"seconds": 2})
+        assert st == 200, js
+        t0 = time.time()
+        assert SB.api("POST", "/control/drop")[0] == 200
+        for iid in ids:
+            wait_status(srv, iid, "STARTING", timeout=5)
+        for iid in ids:
+            wait_status(srv, iid, "WORKING", timeout=20)
+        assert time.time() - t0 >= 1.5
         # the server goes away and comes back on the same address and state
         SB.stop(signal.SIGKILL)
         deadline = time.time() + 10
@@ -353,6 +363,40 @@ def test_logout_from_phone_wipes_credentials():
         assert get(srv, iid)["status"] == "FAILED"
     finally:
         srv.cleanup()
+
+
+def test_replaced_by_another_session_does_not_fight():
+    a = gateway()
+    b = None
+    try:
+        iid = link_by_qr(a, "twin", new_phone())["id"]
+        # a second gateway with a copy of the database and master key: the same device
+        b = Server(env=dict(a.extra_env))
+        import sqlite3
+        src = sqlite3.connect(a.db)
+        dst = sqlite3.connect(b.db)
+        src.backup(dst)
+        src.close()
+        dst.close()
+        shutil.copy(a.db + ".key", b.db + ".key")
+        os.chmod(b.db + ".key", 0o600)
+        b.start()
+        wait_status(b, iid, "WORKING")
+        inst = wait_status(a, iid, "FAILED")
+        assert inst["statusReason"] == "replaced", inst
+        # nobody fights back: A stays down, B stays up
+        time.sleep(1.5)
+        assert get(a, iid)["status"] == "FAILED"
+        assert get(b, iid)["status"] == "WORKING"
+        # credentials are kept: start again takes the session back
+        st, _, js = a.request("POST", "/v1/instances/%s/start" % iid, token=ADMIN)
+        assert st == 200, js
+        wait_status(a, iid, "WORKING")
+        assert wait_status(b, iid, "FAILED")["statusReason"] == "replaced"
+    finally:
+        a.cleanup()
+        if b:
+            b.cleanup()
 
 
 def test_200_instances_linked_at_once():

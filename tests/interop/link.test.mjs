@@ -16,7 +16,7 @@
 //   replaced   a second socket with the same credentials replaces the first one
 //   logout     DELETE /phones/{n}/devices/{jid}: Baileys sees 401 (logged out)
 //   code       requestPairingCode(n) -> POST /phones/{n}/link-code {code} -> open; a wrong code
-//              is refused with 400
+//              is refused with 400; sock.logout() unlinks the device
 //   drop       POST /control/drop closes the live socket; refuse makes a new one fail
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -323,8 +323,16 @@ async function main() {
         JSON.stringify(linkRes));
     check('pairing-code socket ends with 515', codeRun2.first.close === 515, `got ${codeRun2.first.close}`);
     check('pairing-code device reaches open', !!codeRun2.second?.open, `close ${codeRun2.second?.close}`);
-    if (codeRun2.second?.open)
-        codeRun2.second.open.end(undefined);
+    if (codeRun2.second?.open) {
+        // the companion logs itself out (md remove-companion-device)
+        r = await sb.api('GET', `/phones/${B}/devices`);
+        const before = r.body?.length;
+        await codeRun2.second.open.logout();
+        await sleep(300);
+        r = await sb.api('GET', `/phones/${B}/devices`);
+        check('sock.logout() unlinks the device on the sandbox', before === 1 && r.status === 200 && r.body.length === 0,
+            JSON.stringify({ before, after: r.body }));
+    }
 
     const st = await sb.stop('SIGTERM');
     check('sandbox stops cleanly on SIGTERM', st?.code === 0, JSON.stringify(st));

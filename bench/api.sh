@@ -1,7 +1,8 @@
 #!/bin/sh
 # API throughput on loopback with wrk: GET /health and GET /v1/instances (an account with 10
 # instances, one page of 10). Starts its own `wagate serve` on a free port with a temp database,
-# logs at warn (no per-request lines) and read rate limit off so wrk measures the server.
+# logs at warn (no per-request lines) and read rate limit off so wrk measures the server; the
+# WhatsApp URL is a refused loopback port (instances stay STARTING, nothing leaves the machine).
 #   sh bench/api.sh [seconds=10] [connections=64] [wrk threads=1]
 # Prints one "bench: <route> <req/s> req/s p99=<latency>" line per route.
 set -e
@@ -18,6 +19,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 admin="wga_bench_$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')"
 WAGATE_LISTEN=127.0.0.1:$port WAGATE_DB=$tmp/bench.db WAGATE_ADMIN_KEY=$admin \
     WAGATE_LOG_LEVEL=warn WAGATE_RATE_READ=0 WAGATE_RATE_CREATE=0 \
+    WAGATE_WA_URL=ws://127.0.0.1:9/ws/chat WAGATE_QR_WAIT_MS=0 \
     "$bin" serve >"$tmp/out.log" 2>"$tmp/err.log" &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT INT TERM

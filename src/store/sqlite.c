@@ -9,6 +9,7 @@
 #include "util/err.h"
 #include "util/log.h"
 
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -967,8 +968,18 @@ static const wg_store_ops_t sqlite_ops = {
     .instance_set_identity = sq_instance_set_identity,
 };
 
+/* Once per process, before the first connection: SQLite's memory statistics take one global
+ * mutex around every allocation, which all our threads (HTTP and engine, one connection each)
+ * would contend on. We never read those statistics. */
+static pthread_once_t sqlite_once = PTHREAD_ONCE_INIT;
+static void sqlite_global_init(void)
+{
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int wg_store_sqlite_open(const char *path, wg_store_t **out)
 {
+    pthread_once(&sqlite_once, sqlite_global_init);
     sq_store_t *s = calloc(1, sizeof(*s));
     int rv = 0;
     *out = NULL;

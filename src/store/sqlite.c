@@ -58,6 +58,13 @@ static const char *const migrations[] = {
     "  instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
     "  key_id INTEGER NOT NULL, blob BLOB NOT NULL, created_at INTEGER NOT NULL,"
     "  PRIMARY KEY (instance_id, key_id));",
+    /* 3: Signal state (wa/signal_db.c): sessions, identities, signed prekeys, sender keys as
+     * sealed blobs by (kind, key); one-time prekeys stay in wa_prekeys */
+    "CREATE TABLE wa_signal ("
+    "  instance_id TEXT NOT NULL REFERENCES instances(id) ON DELETE CASCADE,"
+    "  kind INTEGER NOT NULL, key TEXT NOT NULL, blob BLOB NOT NULL,"
+    "  updated_at INTEGER NOT NULL,"
+    "  PRIMARY KEY (instance_id, kind, key));",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -821,8 +828,9 @@ static int sq_creds_delete(wg_store_t *base, const char *id)
     if ((rv = exec(s, "BEGIN IMMEDIATE")) != 0)
         return rv;
     static const char *const sql[] = {"DELETE FROM wa_creds WHERE instance_id = ?",
-                                      "DELETE FROM wa_prekeys WHERE instance_id = ?"};
-    for (int i = 0; i < 2; i++) {
+                                      "DELETE FROM wa_prekeys WHERE instance_id = ?",
+                                      "DELETE FROM wa_signal WHERE instance_id = ?"};
+    for (int i = 0; i < 3; i++) {
         if ((rv = prep(s, sql[i], &st)) != 0)
             goto out;
         bind_text(st, 1, id);
@@ -941,6 +949,148 @@ static void sq_close(wg_store_t *base)
     free(s);
 }
 
+/* ---- Signal state (wa/signal_db.c seals every blob first) ---- */
+
+/* One row's blob (first column of a prepared one-row query) into a malloc'd copy. */
+static int row_blob(sq_store_t *s, sqlite3_stmt *st, const char *what, uint8_t **blob,
+                    size_t *len)
+{
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW)
+        return rc == SQLITE_DONE ? WG_ENOTFOUND : fail(s, what);
+    int n = sqlite3_column_bytes(st, 0);
+    const void *p = sqlite3_column_blob(st, 0);
+    if (!(*blob = malloc(n > 0 ? (size_t)n : 1)))
+        return WG_ENOMEM;
+    if (n > 0)
+        memcpy(*blob, p, (size_t)n);
+    *len = (size_t)n;
+    return 0;
+}
+
+/* Runs a prepared statement that returns no rows, then finalizes it. */
+static int step_done(sq_store_t *s, sqlite3_stmt *st, const char *what)
+{
+    int rv = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(s, what);
+    sqlite3_finalize(st);
+    return rv;
+}
+
+static int sq_prekey_get(wg_store_t *base, const char *id, uint32_t key_id, uint8_t **blob,
+                         size_t *len)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    int rv;
+    *blob = NULL;
+    *len = 0;
+    if ((rv = prep(s, "SELECT blob FROM wa_prekeys WHERE instance_id = ? AND key_id = ?", &st)))
+        return rv;
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, key_id);
+    rv = row_blob(s, st, "prekey_get", blob, len);
+    sqlite3_finalize(st);
+    return rv;
+}
+
+static int sq_prekey_delete(wg_store_t *base, const char *id, uint32_t key_id)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    int rv;
+    if ((rv = prep(s, "DELETE FROM wa_prekeys WHERE instance_id = ? AND key_id = ?", &st)))
+        return rv;
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, key_id);
+    return step_done(s, st, "prekey_delete");
+}
+
+static int sq_signal_get(wg_store_t *base, const char *id, int kind, const char *key,
+                         uint8_t **blob, size_t *len)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    int rv;
+    *blob = NULL;
+    *len = 0;
+    if ((rv = prep(s, "SELECT blob FROM wa_signal WHERE instance_id = ? AND kind = ? AND key = ?",
+                   &st)))
+        return rv;
+    bind_text(st, 1, id);
+    sqlite3_bind_int(st, 2, kind);
+    bind_text(st, 3, key);
+    rv = row_blob(s, st, "signal_get", blob, len);
+    sqlite3_finalize(st);
+    return rv;
+}
+
+static int sq_signal_put(wg_store_t *base, const char *id, int kind, const char *key,
+                         const uint8_t *blob, size_t len)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    int rv;
+    if ((rv = prep(s,
+                   "INSERT INTO wa_signal (instance_id, kind, key, blob, updated_at) "
+                   "SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM instances WHERE id = ?1) "
+                   "ON CONFLICT (instance_id, kind, key) DO UPDATE SET blob = excluded.blob, "
+                   "updated_at = excluded.updated_at",
+                   &st)))
+        return rv;
+    bind_text(st, 1, id);
+    sqlite3_bind_int(st, 2, kind);
+    bind_text(st, 3, key);
+    sqlite3_bind_blob(st, 4, blob, (int)len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, wg_store_now_ms());
+    if (sqlite3_step(st) == SQLITE_DONE)
+        rv = sqlite3_changes(s->db) ? 0 : WG_ENOTFOUND;
+    else
+        rv = fail(s, "signal_put");
+    sqlite3_finalize(st);
+    return rv;
+}
+
+static int sq_signal_delete(wg_store_t *base, const char *id, int kind, const char *key)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    int rv;
+    if ((rv = prep(s, "DELETE FROM wa_signal WHERE instance_id = ? AND kind = ? AND key = ?", &st)))
+        return rv;
+    bind_text(st, 1, id);
+    sqlite3_bind_int(st, 2, kind);
+    bind_text(st, 3, key);
+    return step_done(s, st, "signal_delete");
+}
+
+static int sq_signal_keys(wg_store_t *base, const char *id, int kind, const char *prefix,
+                          wg_store_key_cb cb, void *arg)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    int rv, rc;
+    size_t plen = strlen(prefix);
+    /* substr() instead of LIKE: keys may contain '_' and '%' */
+    if ((rv = prep(s,
+                   "SELECT key FROM wa_signal WHERE instance_id = ? AND kind = ? AND "
+                   "substr(key, 1, ?) = ? ORDER BY key",
+                   &st)))
+        return rv;
+    bind_text(st, 1, id);
+    sqlite3_bind_int(st, 2, kind);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)plen);
+    bind_text(st, 4, prefix);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+        if (k && (rv = cb(k, arg)) != 0)
+            break;
+    }
+    if (rv == 0 && rc != SQLITE_DONE)
+        rv = fail(s, "signal_keys");
+    sqlite3_finalize(st);
+    return rv;
+}
+
 static const wg_store_ops_t sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -966,6 +1116,12 @@ static const wg_store_ops_t sqlite_ops = {
     .prekeys_next_id = sq_prekeys_next_id,
     .event_append = sq_event_append,
     .instance_set_identity = sq_instance_set_identity,
+    .prekey_get = sq_prekey_get,
+    .prekey_delete = sq_prekey_delete,
+    .signal_get = sq_signal_get,
+    .signal_put = sq_signal_put,
+    .signal_delete = sq_signal_delete,
+    .signal_keys = sq_signal_keys,
 };
 
 /* Once per process, before the first connection: SQLite's memory statistics take one global

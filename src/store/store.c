@@ -147,6 +147,40 @@ int wg_store_prekeys_next_id(wg_store_t *st, const char *instance_id, uint32_t *
     return st->ops->prekeys_next_id(st, instance_id, next);
 }
 
+int wg_store_prekey_get(wg_store_t *st, const char *instance_id, uint32_t key_id, uint8_t **blob,
+                        size_t *len)
+{
+    return st->ops->prekey_get(st, instance_id, key_id, blob, len);
+}
+
+int wg_store_prekey_delete(wg_store_t *st, const char *instance_id, uint32_t key_id)
+{
+    return st->ops->prekey_delete(st, instance_id, key_id);
+}
+
+int wg_store_signal_get(wg_store_t *st, const char *instance_id, int kind, const char *key,
+                        uint8_t **blob, size_t *len)
+{
+    return st->ops->signal_get(st, instance_id, kind, key, blob, len);
+}
+
+int wg_store_signal_put(wg_store_t *st, const char *instance_id, int kind, const char *key,
+                        const uint8_t *blob, size_t len)
+{
+    return st->ops->signal_put(st, instance_id, kind, key, blob, len);
+}
+
+int wg_store_signal_delete(wg_store_t *st, const char *instance_id, int kind, const char *key)
+{
+    return st->ops->signal_delete(st, instance_id, kind, key);
+}
+
+int wg_store_signal_keys(wg_store_t *st, const char *instance_id, int kind, const char *prefix,
+                         wg_store_key_cb cb, void *arg)
+{
+    return st->ops->signal_keys(st, instance_id, kind, prefix, cb, arg);
+}
+
 int wg_store_event_append(wg_store_t *st, const char *instance_id, const wg_store_event_t *ev)
 {
     return st->ops->event_append(st, instance_id, ev);

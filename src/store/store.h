@@ -149,6 +149,25 @@ int wg_store_event_append(wg_store_t *st, const char *instance_id, const wg_stor
 int wg_store_instance_set_identity(wg_store_t *st, const char *id, const char *jid,
                                    const char *phone, const char *push_name);
 
+/* One sealed one-time prekey (*blob malloc'd); WG_ENOTFOUND. Deleting an absent one is 0. */
+int wg_store_prekey_get(wg_store_t *st, const char *instance_id, uint32_t key_id, uint8_t **blob,
+                        size_t *len);
+int wg_store_prekey_delete(wg_store_t *st, const char *instance_id, uint32_t key_id);
+
+/* Signal state blobs by (kind, key), as wa/signal_db.c uses them (kinds: wg_signal_kind_t).
+ * get: *blob malloc'd, WG_ENOTFOUND. put inserts or replaces: WG_ENOTFOUND when the instance
+ * does not exist. delete: 0 also when absent. keys calls cb for every key starting with prefix
+ * ("" = all), in key order; a non-zero return from cb stops and is returned. Wiped with the
+ * credentials (wg_store_creds_delete) and with the instance. */
+typedef int (*wg_store_key_cb)(const char *key, void *arg);
+int wg_store_signal_get(wg_store_t *st, const char *instance_id, int kind, const char *key,
+                        uint8_t **blob, size_t *len);
+int wg_store_signal_put(wg_store_t *st, const char *instance_id, int kind, const char *key,
+                        const uint8_t *blob, size_t len);
+int wg_store_signal_delete(wg_store_t *st, const char *instance_id, int kind, const char *key);
+int wg_store_signal_keys(wg_store_t *st, const char *instance_id, int kind, const char *prefix,
+                         wg_store_key_cb cb, void *arg);
+
 void wg_account_dispose(wg_account_t *a);
 void wg_account_list_free(wg_account_t *a, size_t n);
 void wg_instance_dispose(wg_instance_t *in);
@@ -191,6 +210,16 @@ typedef struct wg_store_ops {
     int (*event_append)(wg_store_t *st, const char *instance_id, const wg_store_event_t *ev);
     int (*instance_set_identity)(wg_store_t *st, const char *id, const char *jid,
                                  const char *phone, const char *push_name);
+    int (*prekey_get)(wg_store_t *st, const char *instance_id, uint32_t key_id, uint8_t **blob,
+                      size_t *len);
+    int (*prekey_delete)(wg_store_t *st, const char *instance_id, uint32_t key_id);
+    int (*signal_get)(wg_store_t *st, const char *instance_id, int kind, const char *key,
+                      uint8_t **blob, size_t *len);
+    int (*signal_put)(wg_store_t *st, const char *instance_id, int kind, const char *key,
+                      const uint8_t *blob, size_t len);
+    int (*signal_delete)(wg_store_t *st, const char *instance_id, int kind, const char *key);
+    int (*signal_keys)(wg_store_t *st, const char *instance_id, int kind, const char *prefix,
+                       wg_store_key_cb cb, void *arg);
 } wg_store_ops_t;
 
 /* Every backend struct starts with this header. */

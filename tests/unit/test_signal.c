@@ -339,7 +339,7 @@ WG_TEST(signal_group_sender_keys_both_ways)
     free(skdm);
     /* several messages, out of order at Carol, duplicate refused */
     for (int i = 0; i < 4; i++) {
-        char text[8];
+        char text[16];
         snprintf(text, sizeof(text), "g%d", i);
         WG_CHECK_EQ_INT(wg_signal_group_encrypt(alice, g, &a_addr, (const uint8_t *)text, 2,
                                                 &cts[i], &ctsn[i]),
@@ -347,7 +347,7 @@ WG_TEST(signal_group_sender_keys_both_ways)
     }
     static const int order[] = {3, 0, 2, 1};
     for (int k = 0; k < 4; k++) {
-        char text[8];
+        char text[16];
         snprintf(text, sizeof(text), "g%d", order[k]);
         WG_CHECK_EQ_INT(wg_signal_group_decrypt(carol, g, &a_addr, cts[order[k]],
                                                 ctsn[order[k]], &pt, &ptn),

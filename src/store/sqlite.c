@@ -65,6 +65,12 @@ static const char *const migrations[] = {
     "  kind INTEGER NOT NULL, key TEXT NOT NULL, blob BLOB NOT NULL,"
     "  updated_at INTEGER NOT NULL,"
     "  PRIMARY KEY (instance_id, kind, key));",
+    /* 4: event delivery (events/): the dispatcher finds instances with pending rows and their
+     * oldest pending rows through this index; the dead-letter table is the view of failed rows
+     * (kept in place so a replay keeps the event's id and seq) */
+    "CREATE INDEX outbox_state_instance ON outbox (state, instance_id, seq);"
+    "CREATE VIEW outbox_dead AS SELECT id, instance_id, seq, event, payload, created_at, "
+    "  attempts, last_error FROM outbox WHERE state = 'failed';",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -713,6 +719,29 @@ static int sq_instance_counts(wg_store_t *base, wg_store_count_cb cb, void *arg)
     return rv;
 }
 
+#define OUTBOX_COLS                                                                                \
+    "id, instance_id, seq, event, payload, created_at, state, attempts, "                          \
+    "COALESCE(next_attempt_at, 0), COALESCE(delivered_at, 0), last_error"
+
+static void read_outbox_row(sqlite3_stmt *st, wg_outbox_row_t *r, int *oom)
+{
+    const unsigned char *le;
+    memset(r, 0, sizeof(*r));
+    snprintf(r->id, sizeof(r->id), "%s", (const char *)sqlite3_column_text(st, 0));
+    snprintf(r->instance_id, sizeof(r->instance_id), "%s",
+             (const char *)sqlite3_column_text(st, 1));
+    r->seq = sqlite3_column_int64(st, 2);
+    snprintf(r->event, sizeof(r->event), "%s", (const char *)sqlite3_column_text(st, 3));
+    r->payload = col(st, 4, oom);
+    r->created_at = sqlite3_column_int64(st, 5);
+    snprintf(r->state, sizeof(r->state), "%s", (const char *)sqlite3_column_text(st, 6));
+    r->attempts = sqlite3_column_int(st, 7);
+    r->next_attempt_at = sqlite3_column_int64(st, 8);
+    r->delivered_at = sqlite3_column_int64(st, 9);
+    if ((le = sqlite3_column_text(st, 10)))
+        snprintf(r->last_error, sizeof(r->last_error), "%s", (const char *)le);
+}
+
 static int sq_outbox_list(wg_store_t *base, const char *instance_id, wg_outbox_row_t **out,
                           size_t *n)
 {
@@ -724,7 +753,7 @@ static int sq_outbox_list(wg_store_t *base, const char *instance_id, wg_outbox_r
     *out = NULL;
     *n = 0;
     if ((rv = prep(s,
-                   "SELECT id, instance_id, seq, event, payload, created_at, state FROM outbox "
+                   "SELECT " OUTBOX_COLS " FROM outbox "
                    "WHERE ?1 IS NULL OR instance_id = ?1 ORDER BY id",
                    &st)) != 0)
         return rv;
@@ -741,15 +770,7 @@ static int sq_outbox_list(wg_store_t *base, const char *instance_id, wg_outbox_r
             cap = nc;
         }
         wg_outbox_row_t *r = &v[cnt++];
-        memset(r, 0, sizeof(*r));
-        snprintf(r->id, sizeof(r->id), "%s", (const char *)sqlite3_column_text(st, 0));
-        snprintf(r->instance_id, sizeof(r->instance_id), "%s",
-                 (const char *)sqlite3_column_text(st, 1));
-        r->seq = sqlite3_column_int64(st, 2);
-        snprintf(r->event, sizeof(r->event), "%s", (const char *)sqlite3_column_text(st, 3));
-        r->payload = col(st, 4, &oom);
-        r->created_at = sqlite3_column_int64(st, 5);
-        snprintf(r->state, sizeof(r->state), "%s", (const char *)sqlite3_column_text(st, 6));
+        read_outbox_row(st, r, &oom);
         if (oom) {
             rv = WG_ENOMEM;
             goto out;
@@ -1091,6 +1112,163 @@ static int sq_signal_keys(wg_store_t *base, const char *id, int kind, const char
     return rv;
 }
 
+/* ---- event delivery (events/) ---- */
+
+static int sq_outbox_query(wg_store_t *base, const wg_outbox_query_t *q, wg_outbox_row_t **out,
+                           size_t *n)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    wg_outbox_row_t *v = NULL;
+    size_t cnt = 0;
+    int64_t lim = q->limit > 0 ? q->limit : 100;
+    int rv, rc, oom = 0;
+    *out = NULL;
+    *n = 0;
+    if ((rv = prep(s,
+                   "SELECT " OUTBOX_COLS " FROM outbox WHERE instance_id = ?1 AND "
+                   "(?2 IS NULL OR state = ?2) AND seq > ?3 ORDER BY seq LIMIT ?4",
+                   &st)) != 0)
+        return rv;
+    bind_text(st, 1, q->instance_id);
+    bind_text(st, 2, q->state);
+    sqlite3_bind_int64(st, 3, q->after_seq);
+    sqlite3_bind_int64(st, 4, lim);
+    if (!(v = calloc((size_t)lim, sizeof(*v)))) {
+        rv = WG_ENOMEM;
+        goto out;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && cnt < (size_t)lim) {
+        read_outbox_row(st, &v[cnt++], &oom);
+        if (oom) {
+            rv = WG_ENOMEM;
+            goto out;
+        }
+    }
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        rv = fail(s, "outbox_query");
+out:
+    sqlite3_finalize(st);
+    if (rv) {
+        wg_outbox_list_free(v, cnt);
+        return rv;
+    }
+    *out = v;
+    *n = cnt;
+    return 0;
+}
+
+static int sq_outbox_get(wg_store_t *base, const char *id, wg_outbox_row_t *out)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    int rv, rc, oom = 0;
+    memset(out, 0, sizeof(*out));
+    if ((rv = prep(s, "SELECT " OUTBOX_COLS " FROM outbox WHERE id = ?1", &st)) != 0)
+        return rv;
+    bind_text(st, 1, id);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        read_outbox_row(st, out, &oom);
+        rv = oom ? WG_ENOMEM : 0;
+    } else {
+        rv = rc == SQLITE_DONE ? WG_ENOTFOUND : fail(s, "outbox_get");
+    }
+    sqlite3_finalize(st);
+    return rv;
+}
+
+static int sq_outbox_pending_instances(wg_store_t *base, wg_store_key_cb cb, void *arg)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    int rv, rc;
+    if ((rv = prep(s, "SELECT DISTINCT instance_id FROM outbox WHERE state = 'pending'", &st)))
+        return rv;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if ((rv = cb((const char *)sqlite3_column_text(st, 0), arg)) != 0)
+            break;
+    if (!rv && rc != SQLITE_DONE)
+        rv = fail(s, "outbox_pending_instances");
+    sqlite3_finalize(st);
+    return rv;
+}
+
+static int sq_outbox_mark(wg_store_t *base, const wg_outbox_mark_t *m, size_t n)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    int64_t now = wg_store_now_ms();
+    int rv;
+    if ((rv = exec(s, "BEGIN IMMEDIATE")) != 0)
+        return rv;
+    if ((rv = prep(s,
+                   "UPDATE outbox SET state = ?2, attempts = ?3, next_attempt_at = ?4, "
+                   "delivered_at = CASE WHEN ?2 = 'delivered' THEN ?5 ELSE delivered_at END, "
+                   "last_error = ?6 WHERE id = ?1",
+                   &st)) != 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        sqlite3_reset(st);
+        bind_text(st, 1, m[i].id);
+        bind_text(st, 2, m[i].state);
+        sqlite3_bind_int(st, 3, m[i].attempts);
+        if (m[i].next_attempt_at)
+            sqlite3_bind_int64(st, 4, m[i].next_attempt_at);
+        else
+            sqlite3_bind_null(st, 4);
+        sqlite3_bind_int64(st, 5, now);
+        bind_text(st, 6, m[i].last_error);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rv = fail(s, "outbox_mark");
+            goto out;
+        }
+    }
+    rv = exec(s, "COMMIT");
+out:
+    sqlite3_finalize(st);
+    if (rv)
+        rollback(s);
+    return rv;
+}
+
+static int sq_outbox_replay(wg_store_t *base, const char *instance_id, const char *id)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    int rv;
+    if ((rv = prep(s,
+                   "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = NULL "
+                   "WHERE id = ?1 AND instance_id = ?2 AND state = 'failed'",
+                   &st)) != 0)
+        return rv;
+    bind_text(st, 1, id);
+    bind_text(st, 2, instance_id);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rv = fail(s, "outbox_replay");
+    else if (sqlite3_changes(s->db) == 0)
+        rv = exists(s, "SELECT 1 FROM outbox WHERE id = ?1 AND instance_id = ?2", id,
+                    instance_id) > 0
+                 ? WG_EEXIST
+                 : WG_ENOTFOUND;
+    sqlite3_finalize(st);
+    return rv;
+}
+
+static int sq_outbox_counts(wg_store_t *base, wg_store_count_cb cb, void *arg)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    int rv, rc;
+    if ((rv = prep(s, "SELECT state, COUNT(*) FROM outbox GROUP BY state", &st)) != 0)
+        return rv;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), arg);
+    rv = rc == SQLITE_DONE ? 0 : fail(s, "outbox_counts");
+    sqlite3_finalize(st);
+    return rv;
+}
+
 static const wg_store_ops_t sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -1122,6 +1300,12 @@ static const wg_store_ops_t sqlite_ops = {
     .signal_put = sq_signal_put,
     .signal_delete = sq_signal_delete,
     .signal_keys = sq_signal_keys,
+    .outbox_query = sq_outbox_query,
+    .outbox_get = sq_outbox_get,
+    .outbox_pending_instances = sq_outbox_pending_instances,
+    .outbox_mark = sq_outbox_mark,
+    .outbox_replay = sq_outbox_replay,
+    .outbox_counts = sq_outbox_counts,
 };
 
 /* Once per process, before the first connection: SQLite's memory statistics take one global

@@ -192,6 +192,37 @@ int wg_store_instance_set_identity(wg_store_t *st, const char *id, const char *j
     return st->ops->instance_set_identity(st, id, jid, phone, push_name);
 }
 
+int wg_store_outbox_query(wg_store_t *st, const wg_outbox_query_t *q, wg_outbox_row_t **out,
+                          size_t *n)
+{
+    return st->ops->outbox_query(st, q, out, n);
+}
+
+int wg_store_outbox_get(wg_store_t *st, const char *id, wg_outbox_row_t *out)
+{
+    return st->ops->outbox_get(st, id, out);
+}
+
+int wg_store_outbox_pending_instances(wg_store_t *st, wg_store_key_cb cb, void *arg)
+{
+    return st->ops->outbox_pending_instances(st, cb, arg);
+}
+
+int wg_store_outbox_mark(wg_store_t *st, const wg_outbox_mark_t *m, size_t n)
+{
+    return st->ops->outbox_mark(st, m, n);
+}
+
+int wg_store_outbox_replay(wg_store_t *st, const char *instance_id, const char *id)
+{
+    return st->ops->outbox_replay(st, instance_id, id);
+}
+
+int wg_store_outbox_counts(wg_store_t *st, wg_store_count_cb cb, void *arg)
+{
+    return st->ops->outbox_counts(st, cb, arg);
+}
+
 void wg_account_dispose(wg_account_t *a)
 {
     if (!a)

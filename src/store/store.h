@@ -63,8 +63,30 @@ typedef struct {
     char event[48];
     char *payload; /* malloc'd */
     int64_t created_at;
-    char state[16];
+    char state[16]; /* pending, delivered, failed (dead letter), skipped (no sink/filtered) */
+    int attempts;
+    int64_t next_attempt_at; /* 0 = now */
+    int64_t delivered_at;    /* 0 = not delivered */
+    char last_error[160];
 } wg_outbox_row_t;
+
+/* Outbox queries for the event sinks and the events API (events/). */
+typedef struct {
+    const char *instance_id; /* required */
+    const char *state;       /* NULL: any state */
+    int64_t after_seq;       /* only rows with seq > after_seq */
+    int64_t limit;           /* <= 0: 100 */
+} wg_outbox_query_t;
+
+/* A delivery outcome to record: state "delivered" (sets delivered_at = now), "pending" (retry
+ * at next_attempt_at), "failed" (dead letter) or "skipped". */
+typedef struct {
+    const char *id;
+    const char *state;
+    int attempts;
+    int64_t next_attempt_at;
+    const char *last_error; /* NULL keeps none */
+} wg_outbox_mark_t;
 
 typedef struct {
     const char *owner_id;    /* NULL: every owner (admin) */
@@ -75,6 +97,7 @@ typedef struct {
 } wg_instance_filter_t;
 
 typedef void (*wg_store_count_cb)(const char *status, int64_t n, void *arg);
+typedef int (*wg_store_key_cb)(const char *key, void *arg);
 
 /* Opens the store named by url (a file path; "postgresql://" is rejected with WG_EINVAL until
  * that backend exists) and applies pending migrations. *out is freed with wg_store_close. */
@@ -123,6 +146,21 @@ int wg_store_instance_counts(wg_store_t *st, wg_store_count_cb cb, void *arg);
 int wg_store_outbox_list(wg_store_t *st, const char *instance_id, wg_outbox_row_t **out,
                          size_t *n);
 
+/* Rows of one instance matching q, by seq ascending; wg_outbox_list_free. */
+int wg_store_outbox_query(wg_store_t *st, const wg_outbox_query_t *q, wg_outbox_row_t **out,
+                          size_t *n);
+/* One row by event id (out->payload malloc'd: free it); WG_ENOTFOUND. */
+int wg_store_outbox_get(wg_store_t *st, const char *id, wg_outbox_row_t *out);
+/* Calls cb for each instance id that has pending rows (cb's non-zero return stops). */
+int wg_store_outbox_pending_instances(wg_store_t *st, wg_store_key_cb cb, void *arg);
+/* Records n outcomes in one transaction. */
+int wg_store_outbox_mark(wg_store_t *st, const wg_outbox_mark_t *m, size_t n);
+/* Dead letter back to pending (attempts 0, due now). WG_ENOTFOUND (no such event of that
+ * instance), WG_EEXIST (the event is not failed). */
+int wg_store_outbox_replay(wg_store_t *st, const char *instance_id, const char *id);
+/* cb(state, count) for each outbox state. */
+int wg_store_outbox_counts(wg_store_t *st, wg_store_count_cb cb, void *arg);
+
 /* ---- WhatsApp engine state (wa/ seals every blob with the master key first) ---- */
 typedef struct {
     uint32_t id;        /* 24-bit one-time prekey id */
@@ -159,7 +197,6 @@ int wg_store_prekey_delete(wg_store_t *st, const char *instance_id, uint32_t key
  * does not exist. delete: 0 also when absent. keys calls cb for every key starting with prefix
  * ("" = all), in key order; a non-zero return from cb stops and is returned. Wiped with the
  * credentials (wg_store_creds_delete) and with the instance. */
-typedef int (*wg_store_key_cb)(const char *key, void *arg);
 int wg_store_signal_get(wg_store_t *st, const char *instance_id, int kind, const char *key,
                         uint8_t **blob, size_t *len);
 int wg_store_signal_put(wg_store_t *st, const char *instance_id, int kind, const char *key,
@@ -220,6 +257,13 @@ typedef struct wg_store_ops {
     int (*signal_delete)(wg_store_t *st, const char *instance_id, int kind, const char *key);
     int (*signal_keys)(wg_store_t *st, const char *instance_id, int kind, const char *prefix,
                        wg_store_key_cb cb, void *arg);
+    int (*outbox_query)(wg_store_t *st, const wg_outbox_query_t *q, wg_outbox_row_t **out,
+                        size_t *n);
+    int (*outbox_get)(wg_store_t *st, const char *id, wg_outbox_row_t *out);
+    int (*outbox_pending_instances)(wg_store_t *st, wg_store_key_cb cb, void *arg);
+    int (*outbox_mark)(wg_store_t *st, const wg_outbox_mark_t *m, size_t n);
+    int (*outbox_replay)(wg_store_t *st, const char *instance_id, const char *id);
+    int (*outbox_counts)(wg_store_t *st, wg_store_count_cb cb, void *arg);
 } wg_store_ops_t;
 
 /* Every backend struct starts with this header. */

@@ -63,6 +63,20 @@ static const wg_config_key_t keys[] = {
      "cap of the reconnect backoff (exponential from 1 s, full jitter)"},
     {"WAGATE_WA_PREKEYS_INITIAL", I(wa_prekeys_initial), "812", 5, 5000, 0,
      "one-time prekeys uploaded when the server has none (WhatsApp clients: 812)"},
+    /* event delivery (events/) */
+    {"WAGATE_WEBHOOK_TIMEOUT_MS", I(webhook_timeout_ms), "10000", 100, 600000, 0,
+     "total time allowed for one webhook request (connect + TLS + answer)"},
+    {"WAGATE_WEBHOOK_MAX_ATTEMPTS", I(webhook_max_attempts), "15", 1, 1000, 0,
+     "delivery attempts before an event goes to the dead-letter table (per instance: "
+     "webhook.maxAttempts)"},
+    {"WAGATE_WEBHOOK_BACKOFF_MS", I(webhook_backoff_ms), "2000", 1, 3600000, 0,
+     "first retry delay; doubles per attempt, with jitter"},
+    {"WAGATE_WEBHOOK_BACKOFF_MAX_MS", I(webhook_backoff_max_ms), "600000", 1, 86400000, 0,
+     "cap of the retry delay"},
+    {"WAGATE_WEBHOOK_CONCURRENCY", I(webhook_concurrency), "256", 1, 100000, 0,
+     "webhook requests in flight at once (at most one per instance)"},
+    {"WAGATE_EVENTS_POLL_MS", I(events_poll_ms), "200", 10, 60000, 0,
+     "how often the dispatcher looks for pending events written outside its wakeups"},
     {NULL, 0, 0, NULL, 0, 0, 0, NULL},
 };
 

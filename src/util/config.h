@@ -40,6 +40,13 @@ typedef struct {
     int wa_keepalive_ms;       /* WAGATE_WA_KEEPALIVE_MS */
     int wa_backoff_max_ms;     /* WAGATE_WA_BACKOFF_MAX_MS reconnect backoff cap */
     int wa_prekeys_initial;    /* WAGATE_WA_PREKEYS_INITIAL first prekey upload */
+    /* event delivery */
+    int webhook_timeout_ms;     /* WAGATE_WEBHOOK_TIMEOUT_MS per request */
+    int webhook_max_attempts;   /* WAGATE_WEBHOOK_MAX_ATTEMPTS default per instance */
+    int webhook_backoff_ms;     /* WAGATE_WEBHOOK_BACKOFF_MS first retry delay */
+    int webhook_backoff_max_ms; /* WAGATE_WEBHOOK_BACKOFF_MAX_MS cap */
+    int webhook_concurrency;    /* WAGATE_WEBHOOK_CONCURRENCY requests in flight */
+    int events_poll_ms;         /* WAGATE_EVENTS_POLL_MS dispatcher poll */
 } wg_config_t;
 
 typedef enum { WG_CFG_STR, WG_CFG_INT, WG_CFG_BOOL } wg_config_type_t;

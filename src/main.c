@@ -7,6 +7,8 @@
 #include "api/native.h"
 #include "core/core.h"
 #include "core/token.h"
+#include "events/dispatch.h"
+#include "events/metrics.h"
 #include "http/ratelimit.h"
 #include "http/server.h"
 #include "sandbox/sandbox.h"
@@ -63,6 +65,7 @@ typedef struct {
     const wg_config_t *cfg;
     wg_engine_t *engine;
     wg_ratelimit_t *rl;
+    wg_metrics_t *metrics;
 } serve_env_t;
 
 static void *api_ctx_new(void *arg, int idx)
@@ -78,6 +81,7 @@ static void *api_ctx_new(void *arg, int idx)
     }
     c->rl = env->rl;
     c->cfg = env->cfg;
+    c->metrics = env->metrics;
     return c;
 }
 
@@ -194,6 +198,8 @@ static int cmd_serve(int argc, char **argv)
     wg_engine_t *engine = NULL;
     wg_ratelimit_t *rl = NULL;
     wg_http_server_t *srv = NULL;
+    wg_metrics_t *metrics = NULL;
+    wg_dispatch_t *dispatch = NULL;
     char *admin_key = NULL;
     int rv;
     for (int i = 2; i < argc; i++) {
@@ -237,13 +243,22 @@ static int cmd_serve(int argc, char **argv)
     boot->engine = engine;
     wg_log(WG_LOG_INFO, "main", "version=%s db=%s schema=%d engine=%s", WG_VERSION, cfg.db,
            wg_store_schema_version(boot->store), engine->ops->name);
+    if (!(metrics = wg_metrics_new())) {
+        rv = WG_ENOMEM;
+        goto out;
+    }
+    /* events (webhooks) before instances resume: their events are delivered from the start */
+    if ((rv = wg_dispatch_new(&cfg, metrics, &dispatch)) != 0) {
+        fprintf(stderr, "wagate: cannot start event delivery: %s\n", wg_strerror(rv));
+        goto out;
+    }
     resume_instances(boot);
     wg_core_free(boot);
     boot = NULL;
 
-    serve_env_t env = {&cfg, engine, rl};
+    serve_env_t env = {&cfg, engine, rl, metrics};
     wg_http_app_t app = {wg_native_routes, wg_native_nroutes, api_ctx_new, api_ctx_free,
-                         wg_native_error, &env};
+                         wg_native_error, &env, wg_native_observe};
     if ((rv = wg_http_server_new(&cfg, &app, &srv)) != 0) {
         fprintf(stderr, "wagate: cannot listen on %s\n", cfg.listen);
         goto out;
@@ -263,6 +278,8 @@ out:
     wg_http_server_free(srv);
     wg_core_free(boot);
     wg_engine_free(engine); /* after the HTTP threads: they call into it */
+    wg_dispatch_free(dispatch); /* undelivered rows stay pending for the next start */
+    wg_metrics_free(metrics);
     wg_ratelimit_free(rl);
     free(admin_key);
     wg_config_dispose(&cfg);

@@ -5,6 +5,7 @@
  *   POST /v1/instances/{id}/start|stop|restart|logout
  *   GET  /v1/instances/{id}/qr  GET /v1/instances/{id}/qr.png
  *   POST /v1/instances/{id}/pairing-code
+ *   GET  /v1/instances/{id}/events  POST /v1/instances/{id}/events/{evt}/replay  GET /metrics
  * Account routes need the admin key. Instance routes accept the admin key (all instances), an
  * account key (its instances) or an instance token (that instance only); anything else the
  * credential may not see answers 404, exactly like an id that does not exist. */
@@ -172,6 +173,8 @@ int wg_native_parse_create(json_t *root, wg_instance_spec_t *spec, json_t **sett
     if ((rv = opt_string(root, "phone", "phone", &spec->phone, err)) != 0 ||
         (rv = opt_string(root, "integration", "integration", &spec->integration, err)) != 0 ||
         (rv = opt_string(root, "token", "token", &spec->token, err)) != 0 ||
+        (rv = opt_string(root, "webhookSecret", "webhookSecret", &spec->webhook_secret, err)) !=
+            0 ||
         (rv = opt_string(root, "accountId", "accountId", &spec->owner_id, err)) != 0)
         return rv;
     json_t *wu = json_object_get(root, "webhookUrl");
@@ -676,6 +679,12 @@ static json_t *render_with_qr(wg_core_t *core, const wg_instance_t *in, const ch
 {
     json_t *o = wg_render_instance_native(in, token);
     json_t *q = o ? qr_json(core, in->id) : NULL;
+    if (o && token) { /* creation: the webhook secret is shown this once */
+        json_t *wh = wg_render_json_column(in->webhook);
+        json_t *sec = json_object_get(wh, "secret");
+        json_object_set(o, "webhookSecret", json_is_string(sec) ? sec : json_null());
+        json_decref(wh);
+    }
     if (q)
         json_object_set_new(o, "qrCode", q);
     return o;
@@ -822,6 +831,140 @@ static void h_stop(wg_http_req_t *r, void *ctx) { action(r, ctx, WG_ACTION_STOP)
 static void h_restart(wg_http_req_t *r, void *ctx) { action(r, ctx, WG_ACTION_RESTART); }
 static void h_logout(wg_http_req_t *r, void *ctx) { action(r, ctx, WG_ACTION_LOGOUT); }
 
+/* ---- events (docs/events.md) ---- */
+
+static json_t *render_event(const wg_outbox_row_t *e)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:o, s:o, s:s, s:i}", "id", e->id, "event",
+                          e->event, "instanceId", e->instance_id, "seq", (json_int_t)e->seq,
+                          "timestamp", wg_render_time_json(e->created_at), "data",
+                          wg_render_json_column(e->payload), "status", e->state, "attempts",
+                          e->attempts);
+    if (!o)
+        return NULL;
+    json_object_set_new(o, "lastError", wg_render_str(e->last_error[0] ? e->last_error : NULL));
+    json_object_set_new(o, "nextAttemptAt",
+                        e->next_attempt_at ? wg_render_time_json(e->next_attempt_at) : json_null());
+    json_object_set_new(o, "deliveredAt",
+                        e->delivered_at ? wg_render_time_json(e->delivered_at) : json_null());
+    return o;
+}
+
+/* GET /v1/instances/{id}/events?status=&since=&limit= : the instance's outbox by seq. */
+static void h_events_list(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_core_err_t err = {0};
+    wg_instance_t in;
+    char status[16] = "", since[64] = "";
+    int64_t lim = 100;
+    wg_outbox_row_t *v = NULL;
+    size_t n = 0;
+    snprintf(r->log_instance, sizeof(r->log_instance), "%s", r->params[0]);
+    if (authed(r, c, &a) != 0)
+        return;
+    if (wg_core_instance_get(c->core, &a, r->params[0], &in, &err) != 0) {
+        respond_err(r, &err);
+        return;
+    }
+    wg_instance_dispose(&in);
+    wg_http_query_get(r->query, "status", status, sizeof(status));
+    if (status[0] && strcmp(status, "pending") && strcmp(status, "delivered") &&
+        strcmp(status, "failed") && strcmp(status, "skipped")) {
+        respond_simple(r, 422, "validation_error", "status",
+                       "status must be pending, delivered, failed or skipped");
+        return;
+    }
+    if (query_int(r, "limit", 100, &lim) != 0 || lim < 1 || lim > 1000) {
+        respond_simple(r, 422, "validation_error", "limit", "limit must be 1 to 1000");
+        return;
+    }
+    wg_outbox_query_t q = {r->params[0], status[0] ? status : NULL, 0, lim};
+    if (wg_http_query_get(r->query, "since", since, sizeof(since)) == 0 && since[0]) {
+        wg_outbox_row_t e;
+        if (wg_store_outbox_get(c->core->store, since, &e) != 0 ||
+            strcmp(e.instance_id, r->params[0])) {
+            free(e.payload);
+            respond_simple(r, 422, "validation_error", "since", "no such event of this instance");
+            return;
+        }
+        q.after_seq = e.seq;
+        free(e.payload);
+    }
+    if (wg_store_outbox_query(c->core->store, &q, &v, &n) != 0) {
+        respond_simple(r, 500, "internal_error", NULL, "could not read events");
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        json_array_append_new(arr, render_event(&v[i]));
+    wg_outbox_list_free(v, n);
+    respond(r, 200, wg_render_ok(arr));
+}
+
+/* POST /v1/instances/{id}/events/{evt}/replay : a dead letter back to pending. */
+static void h_event_replay(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_core_err_t err = {0};
+    wg_instance_t in;
+    snprintf(r->log_instance, sizeof(r->log_instance), "%s", r->params[0]);
+    if (authed(r, c, &a) != 0)
+        return;
+    if (wg_core_instance_get(c->core, &a, r->params[0], &in, &err) != 0) {
+        respond_err(r, &err);
+        return;
+    }
+    wg_instance_dispose(&in);
+    int rv = wg_store_outbox_replay(c->core->store, r->params[0], r->params[1]);
+    if (rv == WG_ENOTFOUND) {
+        respond_simple(r, 404, "not_found", NULL, "no such event");
+        return;
+    }
+    if (rv == WG_EEXIST) {
+        respond_simple(r, 409, "not_failed", NULL, "only failed (dead-lettered) events replay");
+        return;
+    }
+    if (rv != 0) {
+        respond_simple(r, 500, "internal_error", NULL, "could not replay");
+        return;
+    }
+    wg_outbox_row_t e;
+    if (wg_store_outbox_get(c->core->store, r->params[1], &e) != 0) {
+        respond_simple(r, 500, "internal_error", NULL, "could not read the event");
+        return;
+    }
+    respond(r, 200, wg_render_ok(render_event(&e)));
+    free(e.payload);
+}
+
+/* GET /metrics (admin key): Prometheus text. */
+static void h_metrics(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    char *txt = NULL;
+    size_t len = 0;
+    if (admin_only(r, c, &a) != 0)
+        return;
+    if (!c->metrics || wg_metrics_render(c->metrics, c->core->store, &txt, &len) != 0) {
+        respond_simple(r, 500, "internal_error", NULL, "metrics unavailable");
+        return;
+    }
+    r->status = 200;
+    r->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    r->raw = (uint8_t *)txt;
+    r->raw_len = len;
+}
+
+void wg_native_observe(void *ctx, const wg_http_req_t *r, int status)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_metrics_http(c->metrics, r->route ? r->route->pattern : NULL, status);
+}
+
 const wg_route_t wg_native_routes[] = {
     {WG_HTTP_GET, "/health", h_health, RC_NONE},
     {WG_HTTP_POST, "/v1/accounts", h_accounts_create, RC_WRITE},
@@ -840,5 +983,8 @@ const wg_route_t wg_native_routes[] = {
     {WG_HTTP_GET, "/v1/instances/{id}/qr", h_qr, RC_READ},
     {WG_HTTP_GET, "/v1/instances/{id}/qr.png", h_qr_png, RC_READ},
     {WG_HTTP_POST, "/v1/instances/{id}/pairing-code", h_pairing_code, RC_WRITE},
+    {WG_HTTP_GET, "/v1/instances/{id}/events", h_events_list, RC_READ},
+    {WG_HTTP_POST, "/v1/instances/{id}/events/{evt}/replay", h_event_replay, RC_WRITE},
+    {WG_HTTP_GET, "/metrics", h_metrics, RC_NONE},
 };
 const size_t wg_native_nroutes = sizeof(wg_native_routes) / sizeof(wg_native_routes[0]);

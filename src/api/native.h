@@ -8,6 +8,7 @@
 #define WG_API_NATIVE_H
 
 #include "core/core.h"
+#include "events/metrics.h"
 #include "http/ratelimit.h"
 #include "http/router.h"
 
@@ -16,7 +17,11 @@ typedef struct {
     wg_core_t *core;        /* this thread's */
     wg_ratelimit_t *rl;     /* shared, thread-safe */
     const wg_config_t *cfg; /* shared, read-only */
+    wg_metrics_t *metrics;  /* shared, atomics; may be NULL */
 } wg_api_ctx_t;
+
+/* wg_http_app_t.observe: counts the answered request in ctx->metrics. */
+void wg_native_observe(void *ctx, const wg_http_req_t *r, int status);
 
 extern const wg_route_t wg_native_routes[];
 extern const size_t wg_native_nroutes;

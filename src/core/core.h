@@ -85,13 +85,15 @@ typedef struct {
     const char *api_name;    /* NULL */
     const char *webhook_url; /* NULL */
     json_t *webhook_events;  /* NULL or array of names (borrowed) */
+    const char *webhook_secret; /* NULL: generated (whsec_...); signs webhook bodies */
     json_t *settings;        /* NULL or partial settings object (borrowed) */
     json_t *proxy;           /* NULL or proxy object (borrowed) */
 } wg_instance_spec_t;
 
 /* Validates spec (field errors), enforces the owner's plan limit, stores the instance as
  * STARTING with its event, then asks the engine to start it (FAILED + reason if it cannot).
- * *out is the instance as stored afterwards; *token (malloc'd) its access token. */
+ * *out is the instance as stored afterwards (out->webhook holds the webhook secret, to be
+ * shown once at creation); *token (malloc'd) its access token. */
 int wg_core_instance_create(wg_core_t *c, const wg_instance_spec_t *spec, wg_instance_t *out,
                             char **token, wg_core_err_t *err);
 /* Loads an instance the credential may see; 404 not_found otherwise (no existence leak). */

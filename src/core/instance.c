@@ -236,6 +236,28 @@ static char *webhook_json(const char *old, int set_url, const char *url, json_t 
     return s;
 }
 
+/* Sets the secret that signs webhook bodies (X-Wagate-Signature); generated when not given.
+ * Stored in the instance row as given (it is needed to sign: see docs/events.md). */
+static int set_webhook_secret(char **wh, const char *given)
+{
+    json_t *w = json_loads(*wh, 0, NULL);
+    char *sec = given ? strdup(given) : wg_token_new("whsec_");
+    char *txt = NULL;
+    int rv = WG_ENOMEM;
+    if (!w || !sec)
+        goto out;
+    json_object_set_new(w, "secret", json_string(sec));
+    if (!(txt = json_dumps(w, JSON_COMPACT)))
+        goto out;
+    free(*wh);
+    *wh = txt;
+    rv = 0;
+out:
+    json_decref(w);
+    free(sec);
+    return rv;
+}
+
 typedef struct {
     const char *id, *status, *reason;
     const char *jid, *phone, *push_name; /* WORKING: the linked identity (or NULL) */
@@ -387,6 +409,11 @@ int wg_core_instance_create(wg_core_t *c, const wg_instance_spec_t *spec, wg_ins
                         "token must be 16 to 256 printable characters without spaces");
         return WG_EINVAL;
     }
+    if (spec->webhook_secret && !wg_valid_token(spec->webhook_secret)) {
+        wg_core_err_set(err, 422, "validation_error", "webhookSecret",
+                        "webhookSecret must be 16 to 256 printable characters without spaces");
+        return WG_EINVAL;
+    }
     if ((rv = check_webhook_url(spec->webhook_url, err)) != 0)
         return rv;
     if (spec->webhook_events && (rv = wg_core_events_parse(spec->webhook_events, &events, err)))
@@ -407,6 +434,10 @@ int wg_core_instance_create(wg_core_t *c, const wg_instance_spec_t *spec, wg_ins
     *token = spec->token ? strdup(spec->token) : wg_token_new("wgi_");
     in.id = wg_id_new("inst_", 12);
     wh = webhook_json(NULL, 1, spec->webhook_url, events);
+    if (wh && (rv = set_webhook_secret(&wh, spec->webhook_secret)) != 0) {
+        internal(err, rv);
+        goto out;
+    }
     st_txt = json_dumps(settings, JSON_COMPACT);
     px_txt = proxy ? json_dumps(proxy, JSON_COMPACT) : NULL;
     if (!*token || !in.id || !wh || !st_txt || (proxy && !px_txt)) {

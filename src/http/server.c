@@ -202,8 +202,10 @@ static void send_response(worker_t *w, struct evhttp_request *req, wg_http_req_t
     r->json = NULL;
 }
 
-static void log_request(const wg_http_req_t *r, int status, double t0)
+static void log_request(worker_t *w, const wg_http_req_t *r, int status, double t0)
 {
+    if (w->srv->app.observe)
+        w->srv->app.observe(w->ctx, r, status);
     wg_log(WG_LOG_INFO, "http", "method=%s path=%.200s status=%d ms=%.2f instance=%s remote=%s",
            r->method_name, r->path, status, now_ms() - t0, r->log_instance[0] ? r->log_instance : "-",
            r->remote);
@@ -253,7 +255,7 @@ static void pending_tick(evutil_socket_t fd, short what, void *arg)
     send_response(p->w, p->req, &p->r);
     if (p->evcon)
         conn_touch(p->w, evhttp_connection_get_bufferevent(p->evcon));
-    log_request(&p->r, status, p->t0);
+    log_request(p->w, &p->r, status, p->t0);
     pending_free(p);
 }
 
@@ -331,7 +333,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     send_response(w, req, &r);
     if (evcon) /* the next request's deadline counts from this response */
         conn_touch(w, evhttp_connection_get_bufferevent(evcon));
-    log_request(&r, status, t0);
+    log_request(w, &r, status, t0);
 }
 
 static void drain_check(evutil_socket_t fd, short what, void *arg)

@@ -30,6 +30,8 @@ typedef struct {
     /* Renders a request-level error (404, 405, 400) into r->status/r->json. */
     void (*error)(wg_http_req_t *r, void *ctx, int status, const char *code, const char *msg);
     void *arg;
+    /* Optional: called on the request's thread once its response is sent (metrics). */
+    void (*observe)(void *ctx, const wg_http_req_t *r, int status);
 } wg_http_app_t;
 
 typedef struct wg_http_server wg_http_server_t;

@@ -5,7 +5,8 @@
  * webhook gets keep-alive reuse.
  *
  * Per instance: a batch of its oldest pending rows (by seq), at most one request in flight, a
- * retry timer. The head row is not left until it has an outcome (delivered, failed, skipped),
+ * retry timer, its webhook settings (kept while idle, so instance.deleted, written when the
+ * row with the settings is gone, still reaches the webhook). The head row is not left until it has an outcome (delivered, failed, skipped),
  * which is what keeps the order. Outcomes are batched into one store transaction per loop
  * iteration; an instance refills its batch only after the outcomes are written, so it never
  * re-reads a row it has delivered. Addresses are checked at connect time (open-socket
@@ -52,6 +53,7 @@ struct inst {
     delivery_t *inflight;
     struct event *timer;
     int timer_armed, queued;
+    int gone; /* the instance row no longer exists */
 };
 
 typedef struct {
@@ -475,7 +477,9 @@ static int refill(inst_t *in)
             in->have_cfg = 1;
         }
         wg_instance_dispose(&row);
-    } else if (rv != WG_ENOTFOUND) {
+    } else if (rv == WG_ENOTFOUND) {
+        in->gone = 1;
+    } else {
         return rv;
     }
     /* WG_ENOTFOUND: the instance is gone (its instance.deleted is among the rows); the last
@@ -494,7 +498,10 @@ static void pump(inst_t *in)
             if (refill(in) != 0)
                 return; /* store trouble: the next poll tries again */
             if (in->nrows == 0) {
-                inst_free(in);
+                /* idle: kept (with its settings) while the instance exists, so the rows
+                 * written when it is deleted still go to its webhook */
+                if (in->gone)
+                    inst_free(in);
                 return;
             }
         }
@@ -556,10 +563,10 @@ static void scan(wg_dispatch_t *d)
     flush_marks(d);
     wg_store_outbox_pending_instances(d->st, collect_cb, &l);
     for (size_t i = 0; i < l.n; i++) {
-        if (inst_find(d, l.ids[i]))
-            continue; /* already being served; it refills itself */
-        inst_t *in = inst_new(d, l.ids[i]);
-        if (in)
+        inst_t *in = inst_find(d, l.ids[i]);
+        if (!in)
+            in = inst_new(d, l.ids[i]);
+        if (in) /* a no-op while it is busy: it refills itself */
             pump(in);
     }
     free(l.ids);

@@ -267,7 +267,7 @@ static void classify(wg_msg_t *m, const Wa__Message *x)
     } else if (x->poll_creation_message || x->poll_creation_message_v2 ||
                x->poll_creation_message_v3) {
         const Wa__Message__PollCreationMessage *p =
-            x->poll_creation_message    ? x->poll_creation_message
+            x->poll_creation_message      ? x->poll_creation_message
             : x->poll_creation_message_v2 ? x->poll_creation_message_v2
                                           : x->poll_creation_message_v3;
         m->kind = WG_MSG_POLL;
@@ -305,9 +305,8 @@ int wg_msg_decode(const uint8_t *p, size_t len, wg_msg_t **out)
     const Wa__Message *x = (const Wa__Message *)pb;
     /* §2.6.1: a copy of what we sent from another device */
     if (x->device_sent_message && x->device_sent_message->message) {
-        m->dsm_destination = x->device_sent_message->destination_jid
-                                 ? x->device_sent_message->destination_jid
-                                 : "";
+        m->dsm_destination =
+            x->device_sent_message->destination_jid ? x->device_sent_message->destination_jid : "";
         find_skdm(m, x->device_sent_message->message);
         find_skdm(m, x);
         x = x->device_sent_message->message;
@@ -404,10 +403,8 @@ json_t *wg_msg_to_json(const wg_msg_t *m)
         bad |= !(sub = json_object());
         if (sub) {
             bad |= jstr(sub, "url", md->url) | jstr(sub, "mimetype", md->mimetype) |
-                   jstr(sub, "directPath", md->direct_path) |
-                   jstr(sub, "fileName", md->file_name);
-            bad |= jb64(sub, "mediaKey", md->media_key) |
-                   jb64(sub, "fileSha256", md->file_sha256) |
+                   jstr(sub, "directPath", md->direct_path) | jstr(sub, "fileName", md->file_name);
+            bad |= jb64(sub, "mediaKey", md->media_key) | jb64(sub, "fileSha256", md->file_sha256) |
                    jb64(sub, "fileEncSha256", md->file_enc_sha256);
             bad |= jint(sub, "fileLength", (json_int_t)md->file_length, 1);
             bad |= jint(sub, "seconds", md->seconds, md->seconds != 0);
@@ -430,8 +427,7 @@ json_t *wg_msg_to_json(const wg_msg_t *m)
         if (sub) {
             bad |= json_object_set_new(sub, "latitude", json_real(m->latitude));
             bad |= json_object_set_new(sub, "longitude", json_real(m->longitude));
-            bad |= jstr(sub, "name", m->location_name) |
-                   jstr(sub, "address", m->location_address);
+            bad |= jstr(sub, "name", m->location_name) | jstr(sub, "address", m->location_address);
             bad |= json_object_set_new(o, "location", sub);
         }
     }
@@ -547,8 +543,8 @@ int wg_msg_build_revoke(const wg_msg_key_t *target, uint8_t **out, size_t *len)
     return pack(&x, out, len);
 }
 
-int wg_msg_build_edit(const wg_msg_key_t *target, const char *text, int64_t now_ms,
-                      uint8_t **out, size_t *len)
+int wg_msg_build_edit(const wg_msg_key_t *target, const char *text, int64_t now_ms, uint8_t **out,
+                      size_t *len)
 {
     Wa__Message x = WA__MESSAGE__INIT, edited = WA__MESSAGE__INIT;
     Wa__Message__ProtocolMessage p = WA__MESSAGE__PROTOCOL_MESSAGE__INIT;

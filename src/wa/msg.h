@@ -79,17 +79,17 @@ typedef struct wg_msg {
     const char *quoted_id, *quoted_participant; /* contextInfo of the content, if any */
     size_t n_mentions;
     char **mentions;
-    wg_msg_media_t media;   /* IMAGE .. STICKER */
+    wg_msg_media_t media;       /* IMAGE .. STICKER */
     double latitude, longitude; /* LOCATION */
     const char *location_name, *location_address;
     const char *contact_name, *vcard; /* CONTACT */
     wg_msg_key_t target;              /* REACTION, REVOKE, EDIT */
     int protocol_type;                /* protocolMessage.type, -1 when absent */
-    const char *dsm_destination; /* non-NULL when unwrapped from deviceSentMessage: the chat */
-    const char *skdm_group;      /* senderKeyDistributionMessage (outer or inner), if any */
-    wg_msg_bytes_t skdm;         /* its axolotl bytes, for wg_signal_group_process */
-    int ephemeral, view_once;    /* unwrapped from these wrappers */
-    void *pb_;                   /* owner of everything above */
+    const char *dsm_destination;      /* non-NULL when unwrapped from deviceSentMessage: the chat */
+    const char *skdm_group;           /* senderKeyDistributionMessage (outer or inner), if any */
+    wg_msg_bytes_t skdm;              /* its axolotl bytes, for wg_signal_group_process */
+    int ephemeral, view_once;         /* unwrapped from these wrappers */
+    void *pb_;                        /* owner of everything above */
 } wg_msg_t;
 
 /* Decodes unpadded Message bytes: unwraps deviceSentMessage (§2.6.1), ephemeral, viewOnce
@@ -129,8 +129,8 @@ int wg_msg_build_reaction(const wg_msg_key_t *target, const char *emoji, int64_t
 /* Message{protocolMessage{key, type REVOKE}}. */
 int wg_msg_build_revoke(const wg_msg_key_t *target, uint8_t **out, size_t *len);
 /* Message{protocolMessage{key, type MESSAGE_EDIT, editedMessage{conversation}, timestampMs}}. */
-int wg_msg_build_edit(const wg_msg_key_t *target, const char *text, int64_t now_ms,
-                      uint8_t **out, size_t *len);
+int wg_msg_build_edit(const wg_msg_key_t *target, const char *text, int64_t now_ms, uint8_t **out,
+                      size_t *len);
 /* Message{senderKeyDistributionMessage{groupId, axolotl bytes}} (§4.2 step 4). */
 int wg_msg_build_skdm(const char *group, const uint8_t *skdm, size_t skdm_len, uint8_t **out,
                       size_t *len);

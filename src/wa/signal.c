@@ -78,9 +78,12 @@ int wg_signal_addr_format(const wg_signal_addr_t *a, char *buf, size_t cap)
 const char *wg_signal_type_name(wg_signal_type_t t)
 {
     switch (t) {
-    case WG_SIGNAL_MSG: return "msg";
-    case WG_SIGNAL_PKMSG: return "pkmsg";
-    case WG_SIGNAL_SKMSG: return "skmsg";
+    case WG_SIGNAL_MSG:
+        return "msg";
+    case WG_SIGNAL_PKMSG:
+        return "pkmsg";
+    case WG_SIGNAL_SKMSG:
+        return "skmsg";
     }
     return NULL;
 }
@@ -117,21 +120,28 @@ static int map_err_s(wg_signal_t *s, int sg)
     if (sg >= 0)
         return 0;
     switch (sg) {
-    case SG_ERR_NOMEM: return WG_ENOMEM;
-    case SG_ERR_INVAL: return WG_EINVAL;
-    case SG_ERR_DUPLICATE_MESSAGE: return WG_EEXIST;
+    case SG_ERR_NOMEM:
+        return WG_ENOMEM;
+    case SG_ERR_INVAL:
+        return WG_EINVAL;
+    case SG_ERR_DUPLICATE_MESSAGE:
+        return WG_EEXIST;
     case SG_ERR_NO_SESSION:
-    case SG_ERR_INVALID_KEY_ID: return WG_ENOTFOUND;
+    case SG_ERR_INVALID_KEY_ID:
+        return WG_ENOTFOUND;
     case SG_ERR_INVALID_MAC:
     case SG_ERR_INVALID_KEY:
     case SG_ERR_UNTRUSTED_IDENTITY:
-    case SG_ERR_VRF_SIG_VERIF_FAILED: return WG_ECRYPTO;
+    case SG_ERR_VRF_SIG_VERIF_FAILED:
+        return WG_ECRYPTO;
     case SG_ERR_INVALID_MESSAGE:
     case SG_ERR_INVALID_VERSION:
     case SG_ERR_LEGACY_MESSAGE:
     case SG_ERR_INVALID_PROTO_BUF:
-    case SG_ERR_STALE_KEY_EXCHANGE: return WG_EPROTO;
-    default: break;
+    case SG_ERR_STALE_KEY_EXCHANGE:
+        return WG_EPROTO;
+    default:
+        break;
     }
     if (sg > -100) /* a WG_E* code of ours */
         return sg;
@@ -244,10 +254,14 @@ static const EVP_CIPHER *pick_cipher(int cipher, size_t key_len)
     if (cipher != SG_CIPHER_AES_CBC_PKCS5 && cipher != SG_CIPHER_AES_CTR_NOPADDING)
         return NULL;
     switch (key_len) {
-    case 16: return cbc ? EVP_aes_128_cbc() : EVP_aes_128_ctr();
-    case 24: return cbc ? EVP_aes_192_cbc() : EVP_aes_192_ctr();
-    case 32: return cbc ? EVP_aes_256_cbc() : EVP_aes_256_ctr();
-    default: return NULL;
+    case 16:
+        return cbc ? EVP_aes_128_cbc() : EVP_aes_128_ctr();
+    case 24:
+        return cbc ? EVP_aes_192_cbc() : EVP_aes_192_ctr();
+    case 32:
+        return cbc ? EVP_aes_256_cbc() : EVP_aes_256_ctr();
+    default:
+        return NULL;
     }
 }
 
@@ -303,9 +317,9 @@ static int addr_key(const signal_protocol_address *a, char *buf, size_t cap)
 
 static int skn_key(const signal_protocol_sender_key_name *k, char *buf, size_t cap)
 {
-    int n = snprintf(buf, cap, "%.*s%c%.*s.%d", (int)k->group_id_len, k->group_id,
-                     WG_SIGNAL_KEY_SEP, (int)k->sender.name_len, k->sender.name,
-                     (int)k->sender.device_id);
+    int n =
+        snprintf(buf, cap, "%.*s%c%.*s.%d", (int)k->group_id_len, k->group_id, WG_SIGNAL_KEY_SEP,
+                 (int)k->sender.name_len, k->sender.name, (int)k->sender.device_id);
     return n < 0 || (size_t)n >= cap ? SG_ERR_INVAL : 0;
 }
 
@@ -696,8 +710,7 @@ static int st_save_identity(const signal_protocol_address *a, uint8_t *key_data,
 }
 
 /* §9.4.4: trust on first use and accept changes (the new identity is then saved). */
-static int st_is_trusted(const signal_protocol_address *a, uint8_t *key_data, size_t len,
-                         void *ud)
+static int st_is_trusted(const signal_protocol_address *a, uint8_t *key_data, size_t len, void *ud)
 {
     (void)a;
     (void)key_data;
@@ -892,8 +905,8 @@ int wg_signal_own_bundle(wg_signal_t *s, uint32_t prekey_id, wg_signal_bundle_t 
 
 static signal_protocol_address sig_addr(const wg_signal_addr_t *a)
 {
-    signal_protocol_address r = {.name = a->name, .name_len = strlen(a->name),
-                                 .device_id = (int32_t)a->device};
+    signal_protocol_address r = {
+        .name = a->name, .name_len = strlen(a->name), .device_id = (int32_t)a->device};
     return r;
 }
 
@@ -922,10 +935,9 @@ int wg_signal_process_bundle(wg_signal_t *s, const wg_signal_addr_t *addr,
     if ((rv = pub_key(s, b->identity, &ik)) < 0 || (rv = pub_key(s, b->signed_prekey, &spk)) < 0 ||
         (b->has_prekey && (rv = pub_key(s, b->prekey, &pk)) < 0))
         goto out;
-    if ((rv = session_pre_key_bundle_create(&bundle, b->registration_id, (int)addr->device,
-                                            b->has_prekey ? b->prekey_id : 0, pk,
-                                            b->signed_prekey_id, spk, b->signed_prekey_sig,
-                                            WG_KEYS_SIG_LEN, ik)) < 0 ||
+    if ((rv = session_pre_key_bundle_create(
+             &bundle, b->registration_id, (int)addr->device, b->has_prekey ? b->prekey_id : 0, pk,
+             b->signed_prekey_id, spk, b->signed_prekey_sig, WG_KEYS_SIG_LEN, ik)) < 0 ||
         (rv = session_builder_create(&builder, s->store, &a, s->ctx)) < 0)
         goto out;
     rv = session_builder_process_pre_key_bundle(builder, bundle);
@@ -1026,8 +1038,7 @@ out:
     return rv;
 }
 
-int wg_signal_identity(wg_signal_t *s, const wg_signal_addr_t *addr,
-                       uint8_t key[WG_KEYS_KEY_LEN])
+int wg_signal_identity(wg_signal_t *s, const wg_signal_addr_t *addr, uint8_t key[WG_KEYS_KEY_LEN])
 {
     char k[KEY_MAX];
     uint8_t *v = NULL;
@@ -1040,6 +1051,40 @@ int wg_signal_identity(wg_signal_t *s, const wg_signal_addr_t *addr,
     rv = wg_keys_djb_decode(key, v, n) == 0 ? 0 : WG_ESTORE;
     free(v);
     return rv;
+}
+
+int wg_signal_migrate(wg_signal_t *s, const wg_signal_addr_t *from, const wg_signal_addr_t *to)
+{
+    static const int kinds[] = {WG_SIGNAL_K_SESSION, WG_SIGNAL_K_IDENTITY};
+    char kf[KEY_MAX], kt[KEY_MAX];
+    int rv, moved = 0;
+    if ((rv = wg_signal_addr_format(from, kf, sizeof(kf))) != 0 ||
+        (rv = wg_signal_addr_format(to, kt, sizeof(kt))) != 0)
+        return rv;
+    if (strcmp(kf, kt) == 0)
+        return 0;
+    if ((rv = contains(s, WG_SIGNAL_K_SESSION, kt)) != 0) {
+        s->store_err = 0;
+        return rv < 0 ? rv : 0;
+    }
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && rv == 0; i++) {
+        uint8_t *v = NULL;
+        size_t n = 0;
+        rv = s->storage->ops->get(s->storage, kinds[i], kf, &v, &n);
+        if (rv == WG_ENOTFOUND) {
+            rv = 0;
+            continue;
+        }
+        if (rv == 0 && (rv = s->storage->ops->put(s->storage, kinds[i], kt, v, n)) == 0 &&
+            (rv = s->storage->ops->remove(s->storage, kinds[i], kf)) == 0)
+            moved += kinds[i] == WG_SIGNAL_K_SESSION;
+        if (v) {
+            OPENSSL_cleanse(v, n);
+            free(v);
+        }
+    }
+    s->store_err = 0;
+    return rv ? rv : moved ? 1 : 0;
 }
 
 int wg_signal_delete_user(wg_signal_t *s, const char *name)
@@ -1056,8 +1101,7 @@ int wg_signal_delete_user(wg_signal_t *s, const char *name)
 
 /* ---- groups -------------------------------------------------------------------------------- */
 
-static int sk_name(const char *group, const wg_signal_addr_t *a,
-                   signal_protocol_sender_key_name *k)
+static int sk_name(const char *group, const wg_signal_addr_t *a, signal_protocol_sender_key_name *k)
 {
     if (!group || !*group || strchr(group, WG_SIGNAL_KEY_SEP))
         return WG_EINVAL;

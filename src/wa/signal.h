@@ -64,7 +64,7 @@ typedef enum {
     WG_SIGNAL_K_SENDER_KEY = 5,
 } wg_signal_kind_t;
 
-#define WG_SIGNAL_PREKEY_LEN 64        /* priv || pub */
+#define WG_SIGNAL_PREKEY_LEN 64         /* priv || pub */
 #define WG_SIGNAL_SIGNED_PREKEY_LEN 128 /* priv || pub || signature */
 #define WG_SIGNAL_KEY_SEP '\x1f'        /* between group and address in SENDER_KEY keys */
 
@@ -75,8 +75,7 @@ typedef struct wg_signal_storage_ops {
     /* *val malloc'd (caller frees); 0, WG_ENOTFOUND, WG_ENOMEM, WG_ESTORE. */
     int (*get)(wg_signal_storage_t *s, int kind, const char *key, uint8_t **val, size_t *len);
     /* Inserts or replaces a copy. 0, WG_ENOMEM, WG_ESTORE. */
-    int (*put)(wg_signal_storage_t *s, int kind, const char *key, const uint8_t *val,
-               size_t len);
+    int (*put)(wg_signal_storage_t *s, int kind, const char *key, const uint8_t *val, size_t len);
     /* 0 also when absent. */
     int (*remove)(wg_signal_storage_t *s, int kind, const char *key);
     /* cb for each key of kind starting with prefix; a non-zero cb return stops and is
@@ -99,8 +98,8 @@ size_t wg_signal_storage_mem_count(wg_signal_storage_t *s, int kind);
 /* A write-through LRU cache of at most max_entries records and max_bytes value bytes in front of
  * inner (which it owns from now on, also on failure). Only SESSION, IDENTITY and SENDER_KEY are
  * cached (prekeys are read once); keys() and everything else go to inner. 0, WG_ENOMEM. */
-int wg_signal_storage_cache_new(wg_signal_storage_t *inner, size_t max_entries,
-                                size_t max_bytes, wg_signal_storage_t **out);
+int wg_signal_storage_cache_new(wg_signal_storage_t *inner, size_t max_entries, size_t max_bytes,
+                                wg_signal_storage_t **out);
 /* Hits and misses so far (tests, stats). */
 void wg_signal_storage_cache_stats(wg_signal_storage_t *s, uint64_t *hits, uint64_t *misses);
 
@@ -182,8 +181,12 @@ int wg_signal_decrypt(wg_signal_t *s, const wg_signal_addr_t *from, wg_signal_ty
                       const uint8_t *ct, size_t len, uint8_t **pt, size_t *pt_len);
 
 /* The stored identity key of a device (raw 32 bytes): 0 or WG_ENOTFOUND. */
-int wg_signal_identity(wg_signal_t *s, const wg_signal_addr_t *addr,
-                       uint8_t key[WG_KEYS_KEY_LEN]);
+int wg_signal_identity(wg_signal_t *s, const wg_signal_addr_t *addr, uint8_t key[WG_KEYS_KEY_LEN]);
+
+/* Moves the session and identity of from to to (a PN device address to its LID address once
+ * the mapping is known, §1.3, as whatsmeow migrateSessionStore): nothing is overwritten when to
+ * already has a session. 1 moved, 0 nothing to move (or to already had one), or an error. */
+int wg_signal_migrate(wg_signal_t *s, const wg_signal_addr_t *from, const wg_signal_addr_t *to);
 
 /* Deletes the sessions and identities of every device of name (an <identity/> notification,
  * §8; §9.4.5). 0 or an error. */

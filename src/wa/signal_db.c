@@ -46,8 +46,7 @@ static int make_label(const db_t *d, int kind, const char *key, char *buf, size_
     return n < 0 || (size_t)n >= cap ? WG_EINVAL : 0;
 }
 
-static int db_get(wg_signal_storage_t *base, int kind, const char *key, uint8_t **val,
-                  size_t *len)
+static int db_get(wg_signal_storage_t *base, int kind, const char *key, uint8_t **val, size_t *len)
 {
     db_t *d = (db_t *)base;
     uint8_t *blob = NULL;

@@ -92,8 +92,7 @@ typedef struct {
     rec_t *head;
 } mem_t;
 
-static int mem_get(wg_signal_storage_t *base, int kind, const char *key, uint8_t **val,
-                   size_t *len)
+static int mem_get(wg_signal_storage_t *base, int kind, const char *key, uint8_t **val, size_t *len)
 {
     mem_t *m = (mem_t *)base;
     rec_t *r = list_find(m->head, kind, key);
@@ -268,8 +267,8 @@ static int cache_remove(wg_signal_storage_t *base, int kind, const char *key)
     return c->inner->ops->remove(c->inner, kind, key);
 }
 
-static int cache_keys(wg_signal_storage_t *base, int kind, const char *prefix,
-                      wg_signal_key_cb cb, void *arg)
+static int cache_keys(wg_signal_storage_t *base, int kind, const char *prefix, wg_signal_key_cb cb,
+                      void *arg)
 {
     cache_t *c = (cache_t *)base;
     return c->inner->ops->keys(c->inner, kind, prefix, cb, arg);
@@ -290,8 +289,8 @@ static const wg_signal_storage_ops_t cache_ops = {.get = cache_get,
                                                   .keys = cache_keys,
                                                   .free = cache_free};
 
-int wg_signal_storage_cache_new(wg_signal_storage_t *inner, size_t max_entries,
-                                size_t max_bytes, wg_signal_storage_t **out)
+int wg_signal_storage_cache_new(wg_signal_storage_t *inner, size_t max_entries, size_t max_bytes,
+                                wg_signal_storage_t **out)
 {
     cache_t *c;
     *out = NULL;

@@ -272,7 +272,8 @@ int wg_stanza_receipt_build(const wg_stanza_receipt_t *r, wg_node_t **out)
     if (!(n = wg_node_new("receipt")))
         return WG_ENOMEM;
     snprintf(t, sizeof(t), "%lld", (long long)r->t);
-    if ((rv = wg_node_set_attr(n, "id", r->ids[0])) || (rv = wg_node_set_attr_jid(n, "to", r->to)) ||
+    if ((rv = wg_node_set_attr(n, "id", r->ids[0])) ||
+        (rv = wg_node_set_attr_jid(n, "to", r->to)) ||
         (rv = set_jid(n, "participant", r->participant)) ||
         (rv = set_jid(n, "recipient", r->recipient)) || (rv = set(n, "type", r->type)) ||
         (rv = set(n, "t", r->t > 0 ? t : NULL)))
@@ -330,7 +331,8 @@ int wg_stanza_retry_build(const wg_stanza_retry_t *r, wg_node_t **out)
         return WG_ENOMEM;
     if ((rv = wg_node_set_attr(n, "id", r->id)) || (rv = wg_node_set_attr_jid(n, "to", r->to)) ||
         (rv = set_jid(n, "participant", r->participant)) ||
-        (rv = set_jid(n, "recipient", r->recipient)) || (rv = wg_node_set_attr(n, "type", "retry")) ||
+        (rv = set_jid(n, "recipient", r->recipient)) ||
+        (rv = wg_node_set_attr(n, "type", "retry")) ||
         (rv = set(n, "category", r->peer ? "peer" : NULL)))
         goto out;
     rv = WG_ENOMEM;
@@ -436,7 +438,8 @@ int wg_stanza_receipt_parse(const wg_node_t *n, wg_stanza_receipt_in_t *out)
                 goto bad;
             out->keys.registration_id = out->registration_id;
             out->has_keys = 1;
-            out->device_identity = child_bytes(keys, "device-identity", 0, &out->device_identity_len);
+            out->device_identity =
+                child_bytes(keys, "device-identity", 0, &out->device_identity_len);
         }
     }
     return 0;
@@ -461,8 +464,9 @@ int wg_stanza_ack_build(const wg_node_t *in, const char *error, wg_node_t **out)
     if (!(n = wg_node_new("ack")))
         return WG_ENOMEM;
     /* whatsmeow sendAck: type only for non-message classes */
-    if ((rv = wg_node_set_attr(n, "class", wg_node_tag(in))) || (rv = wg_node_set_attr(n, "id", id)) ||
-        (rv = wg_node_set_attr_jid(n, "to", from)) || (rv = set_jid(n, "participant", participant)) ||
+    if ((rv = wg_node_set_attr(n, "class", wg_node_tag(in))) ||
+        (rv = wg_node_set_attr(n, "id", id)) || (rv = wg_node_set_attr_jid(n, "to", from)) ||
+        (rv = set_jid(n, "participant", participant)) ||
         (rv = set_jid(n, "recipient", recipient)) ||
         (rv = set(n, "type", wg_node_tag_is(in, "message") ? NULL : type)) ||
         (rv = set(n, "error", error)))
@@ -691,6 +695,31 @@ bad:
     return WG_EPROTO;
 }
 
+/* ---- encrypt notifications ------------------------------------------------------------------ */
+
+int wg_stanza_encrypt_note_parse(const wg_node_t *n, wg_stanza_encrypt_note_t *out)
+{
+    const char *type;
+    uint64_t v;
+    memset(out, 0, sizeof(*out));
+    if (!n || !wg_node_tag_is(n, "notification") || !(type = wg_node_attr(n, "type")) ||
+        strcmp(type, "encrypt") != 0 || attr_jid_ok(n, "from", &out->from) || !out->from)
+        goto bad;
+    wg_node_t *c = wg_node_child_by_tag(n, "count");
+    if (c) {
+        if (attr_uint(c, "value", UINT32_MAX, &v, &out->has_count) || !out->has_count)
+            goto bad;
+        out->count = (uint32_t)v;
+    }
+    out->identity = wg_node_child_by_tag(n, "identity") != NULL;
+    if (!out->has_count && !out->identity)
+        goto bad;
+    return 0;
+bad:
+    memset(out, 0, sizeof(*out));
+    return WG_EPROTO;
+}
+
 /* ---- presence, chat state, calls ------------------------------------------------------------ */
 
 int wg_stanza_presence_build(int available, const char *name, wg_node_t **out)
@@ -760,9 +789,8 @@ out:
 int wg_stanza_chatstate_parse(const wg_node_t *n, wg_stanza_chatstate_in_t *out)
 {
     memset(out, 0, sizeof(*out));
-    if (!n || !wg_node_tag_is(n, "chatstate") || attr_jid_ok(n, "from", &out->from) ||
-        !out->from || attr_jid_ok(n, "participant", &out->participant) ||
-        wg_node_child_count(n) < 1)
+    if (!n || !wg_node_tag_is(n, "chatstate") || attr_jid_ok(n, "from", &out->from) || !out->from ||
+        attr_jid_ok(n, "participant", &out->participant) || wg_node_child_count(n) < 1)
         goto bad;
     wg_node_t *c = wg_node_child(n, 0);
     if (wg_node_tag_is(c, "composing")) {

@@ -20,14 +20,14 @@
 #include "wa/signal.h"
 
 #define WG_STANZA_JID_MAX 128
-#define WG_STANZA_MAX_ENC 8       /* <enc> children of one incoming <message> */
-#define WG_STANZA_MAX_IDS 256     /* message ids in one incoming receipt */
-#define WG_STANZA_MAX_DEVICES 64  /* devices of one user in a usync result */
+#define WG_STANZA_MAX_ENC 8      /* <enc> children of one incoming <message> */
+#define WG_STANZA_MAX_IDS 256    /* message ids in one incoming receipt */
+#define WG_STANZA_MAX_DEVICES 64 /* devices of one user in a usync result */
 
 /* ---- outgoing <message> (§3.5, §4.2) ---------------------------------------------------- */
 
 typedef struct {
-    const char *jid; /* device JID */
+    const char *jid;       /* device JID */
     wg_signal_type_t type; /* PKMSG or MSG */
     const uint8_t *ct;
     size_t len;
@@ -35,8 +35,8 @@ typedef struct {
 
 typedef struct {
     const char *id;
-    const char *to;   /* chat: a user's bare JID or a group */
-    const char *type; /* "text", "media", "reaction", "poll", "event" */
+    const char *to;              /* chat: a user's bare JID or a group */
+    const char *type;            /* "text", "media", "reaction", "poll", "event" */
     const char *mediatype;       /* set on every <enc> when non-NULL */
     const char *edit;            /* edit attribute ("1", "7", ...) or NULL */
     const char *addressing_mode; /* groups: "lid"/"pn" or NULL */
@@ -58,8 +58,8 @@ int wg_stanza_message_build(const wg_stanza_msg_out_t *m, wg_node_t **out);
 /* ---- incoming <message> (§2.1-2.3) ------------------------------------------------------ */
 
 typedef struct {
-    int type;     /* wg_signal_type_t, or -1 for a type we do not handle (msmsg, frskmsg, ...) */
-    int v;        /* the v attribute: 2 (3 is Armadillo: not for us) */
+    int type; /* wg_signal_type_t, or -1 for a type we do not handle (msmsg, frskmsg, ...) */
+    int v;    /* the v attribute: 2 (3 is Armadillo: not for us) */
     const uint8_t *ct;
     size_t len;
     const char *mediatype; /* or NULL */
@@ -72,8 +72,8 @@ typedef struct {
     const char *sender_lid, *sender_pn, *participant_lid, *participant_pn;
     int64_t t;
     int offline;
-    int is_group;  /* from a group or broadcast: author = participant */
-    int from_me;   /* sent by another of our own devices */
+    int is_group;                 /* from a group or broadcast: author = participant */
+    int from_me;                  /* sent by another of our own devices */
     char chat[WG_STANZA_JID_MAX]; /* the conversation (bare JID, or group) */
     const char *author;           /* device JID that wrote it (from or participant) */
     size_t n_enc;
@@ -170,8 +170,7 @@ int wg_stanza_usync_parse(const wg_node_t *n, wg_stanza_usync_user_t **users, si
 
 /* The device JID of device d of user (its bare JID): "user:d@server" (device 0: the bare JID),
  * hosted devices on "hosted" / "hosted.lid" (§3.2). 0, WG_EINVAL, WG_ETOOBIG. */
-int wg_stanza_device_jid(const char *user_jid, const wg_stanza_device_t *d, char *buf,
-                         size_t cap);
+int wg_stanza_device_jid(const char *user_jid, const wg_stanza_device_t *d, char *buf, size_t cap);
 
 /* ---- prekey bundles (§3.3) -------------------------------------------------------------- */
 
@@ -190,6 +189,19 @@ typedef struct {
  * whatsmeow does. Exact sizes: registration 4, type 05, identity/values 32, ids 3, signature 64.
  * *bundles malloc'd (free()). */
 int wg_stanza_prekey_fetch_parse(const wg_node_t *n, wg_stanza_bundle_t **bundles, size_t *count);
+
+/* ---- encrypt notifications (§8) -------------------------------------------------------- */
+
+typedef struct {
+    int has_count; /* <count value=N/> from the server: prekeys left; upload when N < 5 */
+    uint32_t count;
+    int identity; /* <identity/> from a user: they re-registered, forget their sessions */
+    const char *from;
+} wg_stanza_encrypt_note_t;
+
+/* Reads <notification type="encrypt" from>…</notification>. WG_EPROTO when it is not one, has
+ * no from, or has neither child (or a count that is not a number). */
+int wg_stanza_encrypt_note_parse(const wg_node_t *n, wg_stanza_encrypt_note_t *out);
 
 /* ---- presence, chat state, calls (§5) --------------------------------------------------- */
 

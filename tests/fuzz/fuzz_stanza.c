@@ -1,6 +1,7 @@
 /* fuzz_stanza.c - libFuzzer target for the messaging readers of outside input: the input is a
  * binary-node frame (wg_binary_decode); the tree goes through every parser of wa/stanza.c
- * (message, receipt, usync result, prekey-bundle reply, presence, chatstate, call, ack); the
+ * (message, receipt, usync result, prekey-bundle reply, encrypt notification, presence,
+ * chatstate, call, ack); the
  * bytes of every <enc> go through wa/msg.c (unpad, Message decode, JSON) and wa/signal.c
  * (pkmsg/msg/skmsg deserialization and decryption attempts against an in-memory party with no
  * sessions, and sender-key distribution parsing). Seeds: tests/fuzz/corpus/stanza/ (frames
@@ -71,7 +72,8 @@ static void encs(const wg_stanza_msg_in_t *m)
         if (e->type == WG_SIGNAL_SKMSG)
             rv = wg_signal_group_decrypt(party(), m->chat, &a, e->ct, e->len, &pt, &ptn);
         else if (e->type == WG_SIGNAL_PKMSG || e->type == WG_SIGNAL_MSG)
-            rv = wg_signal_decrypt(party(), &a, (wg_signal_type_t)e->type, e->ct, e->len, &pt, &ptn);
+            rv =
+                wg_signal_decrypt(party(), &a, (wg_signal_type_t)e->type, e->ct, e->len, &pt, &ptn);
         else
             continue;
         if (rv == 0)
@@ -114,6 +116,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 wg_signal_process_bundle(party(), &(wg_signal_addr_t){"7", 1}, &b[i].bundle);
         free(b);
     }
+    wg_stanza_encrypt_note_t en;
+    wg_stanza_encrypt_note_parse(n, &en);
     wg_stanza_presence_in_t p;
     wg_stanza_presence_parse(n, &p);
     wg_stanza_chatstate_in_t cs;

@@ -117,7 +117,8 @@ static int run(char **a, int n)
         else
             rv = WG_EINVAL;
     } else if (strcmp(a[0], "ENC") == 0 && n == 3) {
-        if ((rv = wg_signal_addr_from_jid(a[1], &addr)) == 0 && (rv = unhex(a[2], &in, &inl)) == 0 &&
+        if ((rv = wg_signal_addr_from_jid(a[1], &addr)) == 0 &&
+            (rv = unhex(a[2], &in, &inl)) == 0 &&
             (rv = wg_signal_encrypt(me, &addr, in, inl, &t, &o, &ol)) == 0) {
             printf("OK %s", wg_signal_type_name(t));
             hex(o, ol);

@@ -179,9 +179,8 @@ WG_TEST(msg_decode_media_kinds)
         WG_CHECK_STR(jget(j, "media.mimetype"), "image/jpeg");
         WG_CHECK_STR(jget(j, "media.directPath"), "/v/t62/x");
         WG_CHECK_STR(jget(j, "media.mediaKey"), "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=");
-        WG_CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "media"),
-                                                           "fileLength")),
-                        12345);
+        WG_CHECK_EQ_INT(
+            json_integer_value(json_object_get(json_object_get(j, "media"), "fileLength")), 12345);
         WG_CHECK_EQ_INT(json_integer_value(json_object_get(json_object_get(j, "media"), "width")),
                         640);
         json_decref(j);
@@ -291,8 +290,7 @@ WG_TEST(msg_decode_location_contact_poll)
     WG_CHECK_EQ_INT(decode(&x, &m, &j), 0);
     WG_CHECK_EQ_INT(m->kind, WG_MSG_LOCATION);
     WG_CHECK(m->latitude == -23.5 && m->longitude == -46.25);
-    WG_CHECK(json_real_value(json_object_get(json_object_get(j, "location"), "latitude")) ==
-             -23.5);
+    WG_CHECK(json_real_value(json_object_get(json_object_get(j, "location"), "latitude")) == -23.5);
     WG_CHECK_STR(jget(j, "location.name"), "Here");
     json_decref(j);
     wg_msg_free(m);
@@ -454,8 +452,8 @@ WG_TEST(msg_skdm_and_dsm)
 WG_TEST(msg_decode_rejects_garbage)
 {
     wg_msg_t *m = NULL;
-    const uint8_t bad1[] = {0x0a, 0x05, 'a'};      /* truncated string */
-    const uint8_t bad2[] = {0x0b};                 /* group wire type */
+    const uint8_t bad1[] = {0x0a, 0x05, 'a'}; /* truncated string */
+    const uint8_t bad2[] = {0x0b};            /* group wire type */
     WG_CHECK_EQ_INT(wg_msg_decode(bad1, sizeof(bad1), &m), WG_EPROTO);
     WG_CHECK(m == NULL);
     WG_CHECK_EQ_INT(wg_msg_decode(bad2, sizeof(bad2), &m), WG_EPROTO);

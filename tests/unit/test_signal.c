@@ -187,9 +187,8 @@ WG_TEST(signal_bad_bundle_and_unknown_prekey)
     bundle.signed_prekey_sig[5] ^= 1;
     /* a one-time prekey Bob no longer has: the pkmsg cannot be decrypted */
     WG_CHECK_EQ_INT(wg_signal_process_bundle(alice, &b_addr, &bundle), 0);
-    WG_CHECK_EQ_INT(wg_signal_storage(bob)->ops->remove(wg_signal_storage(bob),
-                                                         WG_SIGNAL_K_PREKEY, "7"),
-                    0);
+    WG_CHECK_EQ_INT(
+        wg_signal_storage(bob)->ops->remove(wg_signal_storage(bob), WG_SIGNAL_K_PREKEY, "7"), 0);
     WG_CHECK_EQ_INT(wg_signal_encrypt(alice, &b_addr, (const uint8_t *)"x", 1, &t, &ct, &ctn), 0);
     WG_CHECK_EQ_INT(t, WG_SIGNAL_PKMSG);
     WG_CHECK_EQ_INT(wg_signal_decrypt(bob, &a_addr, t, ct, ctn, &pt, &ptn), WG_ENOTFOUND);
@@ -227,7 +226,8 @@ WG_TEST(signal_out_of_order_duplicate_tampered)
     }
     /* tampered: one flipped bit in the body, then in the MAC; the session is not harmed */
     ct[4][ctn[4] / 2] ^= 0x10;
-    WG_CHECK_EQ_INT(wg_signal_decrypt(bob, &a_addr, WG_SIGNAL_MSG, ct[4], ctn[4], &pt, &ptn) < 0, 1);
+    WG_CHECK_EQ_INT(wg_signal_decrypt(bob, &a_addr, WG_SIGNAL_MSG, ct[4], ctn[4], &pt, &ptn) < 0,
+                    1);
     ct[4][ctn[4] / 2] ^= 0x10;
     ct[4][ctn[4] - 1] ^= 0x01;
     /* libsignal reports a bad MAC as an invalid message */
@@ -236,9 +236,9 @@ WG_TEST(signal_out_of_order_duplicate_tampered)
     WG_CHECK(pt == NULL);
     ct[4][ctn[4] - 1] ^= 0x01;
     /* garbage and a wrong type */
-    WG_CHECK_EQ_INT(wg_signal_decrypt(bob, &a_addr, WG_SIGNAL_MSG, (const uint8_t *)"\x33zz", 3,
-                                      &pt, &ptn),
-                    WG_EPROTO);
+    WG_CHECK_EQ_INT(
+        wg_signal_decrypt(bob, &a_addr, WG_SIGNAL_MSG, (const uint8_t *)"\x33zz", 3, &pt, &ptn),
+        WG_EPROTO);
     WG_CHECK_EQ_INT(wg_signal_decrypt(bob, &a_addr, WG_SIGNAL_PKMSG, ct[0], ctn[0], &pt, &ptn),
                     WG_EPROTO);
     WG_CHECK_EQ_INT(wg_signal_decrypt(bob, &a_addr, WG_SIGNAL_MSG, NULL, 0, &pt, &ptn), WG_EPROTO);
@@ -324,9 +324,8 @@ WG_TEST(signal_group_sender_keys_both_ways)
     WG_CHECK_EQ_INT(n2, n);
     WG_CHECK_MEM(skdm2, skdm, n);
     free(skdm2);
-    WG_CHECK_EQ_INT(wg_signal_group_encrypt(alice, g, &a_addr, (const uint8_t *)"before", 6, &ct,
-                                            &ctn),
-                    0);
+    WG_CHECK_EQ_INT(
+        wg_signal_group_encrypt(alice, g, &a_addr, (const uint8_t *)"before", 6, &ct, &ctn), 0);
     /* Bob has no key for Alice: clean "not found" (a retry receipt), then he gets the SKDM */
     WG_CHECK_EQ_INT(wg_signal_group_decrypt(bob, g, &a_addr, ct, ctn, &pt, &ptn), WG_ENOTFOUND);
     WG_CHECK_EQ_INT(wg_signal_group_process(bob, g, &a_addr, skdm, n), 0);
@@ -341,17 +340,17 @@ WG_TEST(signal_group_sender_keys_both_ways)
     for (int i = 0; i < 4; i++) {
         char text[16];
         snprintf(text, sizeof(text), "g%d", i);
-        WG_CHECK_EQ_INT(wg_signal_group_encrypt(alice, g, &a_addr, (const uint8_t *)text, 2,
-                                                &cts[i], &ctsn[i]),
-                        0);
+        WG_CHECK_EQ_INT(
+            wg_signal_group_encrypt(alice, g, &a_addr, (const uint8_t *)text, 2, &cts[i], &ctsn[i]),
+            0);
     }
     static const int order[] = {3, 0, 2, 1};
     for (int k = 0; k < 4; k++) {
         char text[16];
         snprintf(text, sizeof(text), "g%d", order[k]);
-        WG_CHECK_EQ_INT(wg_signal_group_decrypt(carol, g, &a_addr, cts[order[k]],
-                                                ctsn[order[k]], &pt, &ptn),
-                        0);
+        WG_CHECK_EQ_INT(
+            wg_signal_group_decrypt(carol, g, &a_addr, cts[order[k]], ctsn[order[k]], &pt, &ptn),
+            0);
         WG_CHECK_MEM(pt, text, 2);
         free(pt);
     }
@@ -360,17 +359,16 @@ WG_TEST(signal_group_sender_keys_both_ways)
     /* tampered skmsg (signature no longer matches) */
     cts[0][3] ^= 0x40;
     WG_CHECK_EQ_INT(wg_signal_group_decrypt(bob, g, &a_addr, cts[0], ctsn[0], &pt, &ptn) < 0, 1);
-    WG_CHECK_EQ_INT(wg_signal_group_decrypt(bob, g, &a_addr, (const uint8_t *)"\x33\x01", 2, &pt,
-                                            &ptn),
-                    WG_EPROTO);
+    WG_CHECK_EQ_INT(
+        wg_signal_group_decrypt(bob, g, &a_addr, (const uint8_t *)"\x33\x01", 2, &pt, &ptn),
+        WG_EPROTO);
     for (int i = 0; i < 4; i++)
         free(cts[i]);
     /* the other way: Bob sends to the group */
     WG_CHECK_EQ_INT(wg_signal_group_skdm(bob, g, &b_addr, &skdm, &n), 0);
     WG_CHECK_EQ_INT(wg_signal_group_process(alice, g, &b_addr, skdm, n), 0);
-    WG_CHECK_EQ_INT(wg_signal_group_encrypt(bob, g, &b_addr, (const uint8_t *)"from bob", 8, &ct,
-                                            &ctn),
-                    0);
+    WG_CHECK_EQ_INT(
+        wg_signal_group_encrypt(bob, g, &b_addr, (const uint8_t *)"from bob", 8, &ct, &ctn), 0);
     WG_CHECK_EQ_INT(wg_signal_group_decrypt(alice, g, &b_addr, ct, ctn, &pt, &ptn), 0);
     WG_CHECK_MEM(pt, "from bob", 8);
     free(pt);
@@ -418,8 +416,16 @@ WG_TEST(signal_cache_bounds_and_write_through)
     wg_signal_storage_cache_stats(c, &hits, &misses);
     WG_CHECK_EQ_INT(misses, 1);
     /* a value above the byte bound is stored but not cached */
-    WG_CHECK_EQ_INT(c->ops->put(c, WG_SIGNAL_K_SENDER_KEY, "g\x1f" "a.0", big, sizeof(big)), 0);
-    WG_CHECK_EQ_INT(c->ops->get(c, WG_SIGNAL_K_SENDER_KEY, "g\x1f" "a.0", &v, &n), 0);
+    WG_CHECK_EQ_INT(c->ops->put(c, WG_SIGNAL_K_SENDER_KEY,
+                                "g\x1f"
+                                "a.0",
+                                big, sizeof(big)),
+                    0);
+    WG_CHECK_EQ_INT(c->ops->get(c, WG_SIGNAL_K_SENDER_KEY,
+                                "g\x1f"
+                                "a.0",
+                                &v, &n),
+                    0);
     WG_CHECK_EQ_INT(n, sizeof(big));
     free(v);
     wg_signal_storage_cache_stats(c, &hits, &misses);
@@ -555,8 +561,7 @@ WG_TEST(signal_db_storage_sealed_and_reloaded)
     size_t on = 0;
     WG_CHECK_EQ_INT(wg_creds_open(mk, "inst-1/signal/1/222_1.4", blob, n, &open, &on), 0);
     free(open);
-    WG_CHECK_EQ_INT(wg_creds_open(mk, "inst-1/signal/1/222_1.5", blob, n, &open, &on),
-                    WG_ECRYPTO);
+    WG_CHECK_EQ_INT(wg_creds_open(mk, "inst-1/signal/1/222_1.5", blob, n, &open, &on), WG_ECRYPTO);
     free(blob);
     wg_signal_free(alice); /* frees the cache and the db storage, not the store */
 
@@ -590,6 +595,80 @@ WG_TEST(signal_db_storage_sealed_and_reloaded)
     WG_CHECK_EQ_INT(wg_store_signal_get(st, inst, WG_SIGNAL_K_SESSION, "222_1.4", &blob, &n),
                     WG_ENOTFOUND);
     wg_signal_free(bob);
+    wg_store_close(st);
+    rm_db(path);
+}
+
+WG_TEST(signal_migrate_pn_to_lid)
+{
+    wg_signal_t *alice = party(NULL, NULL), *bob = party(NULL, NULL);
+    wg_signal_addr_t a_addr, b_pn, b_lid;
+    wg_signal_bundle_t bundle;
+    wg_signal_type_t t;
+    uint8_t ik[32];
+    WG_CHECK(alice && bob);
+    addr("111@s.whatsapp.net", &a_addr);
+    addr("222:2@s.whatsapp.net", &b_pn);
+    addr("888:2@lid", &b_lid);
+    WG_CHECK_EQ_INT(wg_signal_own_bundle(bob, 0, &bundle), 0);
+    WG_CHECK_EQ_INT(wg_signal_process_bundle(alice, &b_pn, &bundle), 0);
+    WG_CHECK_EQ_INT(send_one(alice, &b_pn, bob, &a_addr, "as pn", &t), 0);
+    WG_CHECK_EQ_INT(wg_signal_migrate(alice, &b_pn, &b_lid), 1);
+    WG_CHECK_EQ_INT(wg_signal_has_session(alice, &b_pn), 0);
+    WG_CHECK_EQ_INT(wg_signal_has_session(alice, &b_lid), 1);
+    WG_CHECK_EQ_INT(wg_signal_identity(alice, &b_lid, ik), 0);
+    WG_CHECK_MEM(ik, bundle.identity, 32);
+    /* the same session, now under the LID address */
+    WG_CHECK_EQ_INT(send_one(bob, &a_addr, alice, &b_lid, "to lid", &t), 0);
+    WG_CHECK_EQ_INT(t, WG_SIGNAL_MSG);
+    WG_CHECK_EQ_INT(send_one(alice, &b_lid, bob, &a_addr, "from lid", &t), 0);
+    /* nothing left to move; an existing target is never overwritten */
+    WG_CHECK_EQ_INT(wg_signal_migrate(alice, &b_pn, &b_lid), 0);
+    WG_CHECK_EQ_INT(wg_signal_process_bundle(alice, &b_pn, &bundle), 0);
+    WG_CHECK_EQ_INT(wg_signal_migrate(alice, &b_pn, &b_lid), 0);
+    WG_CHECK_EQ_INT(wg_signal_has_session(alice, &b_pn), 1);
+    wg_signal_free(alice);
+    wg_signal_free(bob);
+}
+
+/* wa/conn.c stores uploaded prekeys itself (save_prekeys): label "<instance>/prekey/<id>",
+ * value priv || pub, through wg_store_prekeys_put. A pkmsg must find and consume those. */
+WG_TEST(signal_db_reads_prekeys_stored_by_conn)
+{
+    char path[256];
+    uint8_t mk[32];
+    const char *inst = "inst-conn";
+    wg_store_t *st = open_db(path, sizeof(path), inst);
+    wg_signal_storage_t *db = NULL;
+    wg_signal_keys_t keys;
+    wg_signal_addr_t a_addr, b_addr;
+    wg_signal_bundle_t bundle;
+    wg_signal_type_t t;
+    wg_keys_pair_t kp;
+    uint8_t pair[64], *blob = NULL;
+    size_t n = 0;
+    WG_CHECK(st);
+    memset(mk, 0x11, sizeof(mk));
+    addr("111@s.whatsapp.net", &a_addr);
+    addr("222@s.whatsapp.net", &b_addr);
+    WG_CHECK_EQ_INT(wg_keys_generate(&kp), 0);
+    memcpy(pair, kp.priv, 32);
+    memcpy(pair + 32, kp.pub, 32);
+    WG_CHECK_EQ_INT(wg_creds_seal(mk, "inst-conn/prekey/77", pair, 64, &blob, &n), 0);
+    wg_store_prekey_t pk = {.id = 77, .blob = blob, .len = n};
+    WG_CHECK_EQ_INT(wg_store_prekeys_put(st, inst, &pk, 1), 0);
+    free(blob);
+    WG_CHECK_EQ_INT(wg_signal_storage_db_new(st, inst, mk, &db), 0);
+    wg_signal_t *bob = party(db, &keys), *alice = party(NULL, NULL);
+    WG_CHECK(bob && alice);
+    WG_CHECK_EQ_INT(wg_signal_own_bundle(bob, 77, &bundle), 0);
+    WG_CHECK_MEM(bundle.prekey, kp.pub, 32);
+    WG_CHECK_EQ_INT(wg_signal_process_bundle(alice, &b_addr, &bundle), 0);
+    WG_CHECK_EQ_INT(send_one(alice, &b_addr, bob, &a_addr, "uses key 77", &t), 0);
+    WG_CHECK_EQ_INT(t, WG_SIGNAL_PKMSG);
+    WG_CHECK_EQ_INT(wg_store_prekey_get(st, inst, 77, &blob, &n), WG_ENOTFOUND);
+    wg_signal_free(bob);
+    wg_signal_free(alice);
     wg_store_close(st);
     rm_db(path);
 }

@@ -44,16 +44,21 @@ WG_TEST(stanza_message_build_and_parse)
     const uint8_t c1[] = {0x33, 1, 2}, c2[] = {0x33, 3}, di[] = {0xAA, 0xBB}, sk[] = {0x33, 0x90};
     wg_stanza_to_t to[] = {{"222@s.whatsapp.net", WG_SIGNAL_PKMSG, c1, 3},
                            {"222:3@s.whatsapp.net", WG_SIGNAL_MSG, c2, 2}};
-    wg_stanza_msg_out_t m = {.id = "3EB0AB", .to = "222@s.whatsapp.net", .type = "text",
-                             .to_devices = to, .n_to = 2, .device_identity = di,
+    wg_stanza_msg_out_t m = {.id = "3EB0AB",
+                             .to = "222@s.whatsapp.net",
+                             .type = "text",
+                             .to_devices = to,
+                             .n_to = 2,
+                             .device_identity = di,
                              .device_identity_len = 2};
     wg_node_t *n = NULL;
     WG_CHECK_EQ_INT(wg_stanza_message_build(&m, &n), 0);
-    CHECK_TEXT(n, "<message id=\"3EB0AB\" to=\"222@s.whatsapp.net\" type=\"text\"><participants>"
-                  "<to jid=\"222@s.whatsapp.net\"><enc v=\"2\" type=\"pkmsg\"><!-- 3 bytes: 330102 -->"
-                  "</enc></to><to jid=\"222:3@s.whatsapp.net\"><enc v=\"2\" type=\"msg\">"
-                  "<!-- 2 bytes: 3303 --></enc></to></participants><device-identity>"
-                  "<!-- 2 bytes: aabb --></device-identity></message>");
+    CHECK_TEXT(n,
+               "<message id=\"3EB0AB\" to=\"222@s.whatsapp.net\" type=\"text\"><participants>"
+               "<to jid=\"222@s.whatsapp.net\"><enc v=\"2\" type=\"pkmsg\"><!-- 3 bytes: 330102 -->"
+               "</enc></to><to jid=\"222:3@s.whatsapp.net\"><enc v=\"2\" type=\"msg\">"
+               "<!-- 2 bytes: 3303 --></enc></to></participants><device-identity>"
+               "<!-- 2 bytes: aabb --></device-identity></message>");
     wg_node_free(n);
     /* pkmsg without device identity is refused; msg-only needs none */
     m.device_identity = NULL;
@@ -63,14 +68,20 @@ WG_TEST(stanza_message_build_and_parse)
     WG_CHECK(wg_node_child_by_tag(n, "device-identity") == NULL);
     wg_node_free(n);
     /* group: skmsg beside participants, attributes */
-    wg_stanza_msg_out_t g = {.id = "3EB0CD", .to = "123-456@g.us", .type = "text",
-                             .addressing_mode = "lid", .to_devices = to, .n_to = 1, .skmsg = sk,
+    wg_stanza_msg_out_t g = {.id = "3EB0CD",
+                             .to = "123-456@g.us",
+                             .type = "text",
+                             .addressing_mode = "lid",
+                             .to_devices = to,
+                             .n_to = 1,
+                             .skmsg = sk,
                              .skmsg_len = 2};
     WG_CHECK_EQ_INT(wg_stanza_message_build(&g, &n), 0);
-    CHECK_TEXT(n, "<message id=\"3EB0CD\" to=\"123-456@g.us\" type=\"text\" addressing_mode=\"lid\">"
-                  "<participants><to jid=\"222@s.whatsapp.net\"><enc v=\"2\" type=\"msg\">"
-                  "<!-- 3 bytes: 330102 --></enc></to></participants><enc v=\"2\" type=\"skmsg\">"
-                  "<!-- 2 bytes: 3390 --></enc></message>");
+    CHECK_TEXT(n,
+               "<message id=\"3EB0CD\" to=\"123-456@g.us\" type=\"text\" addressing_mode=\"lid\">"
+               "<participants><to jid=\"222@s.whatsapp.net\"><enc v=\"2\" type=\"msg\">"
+               "<!-- 3 bytes: 330102 --></enc></to></participants><enc v=\"2\" type=\"skmsg\">"
+               "<!-- 2 bytes: 3390 --></enc></message>");
     wg_node_free(n);
     to[0].jid = "not a jid";
     WG_CHECK(wg_stanza_message_build(&g, &n) != 0);
@@ -174,8 +185,12 @@ WG_TEST(stanza_receipts_and_acks)
     WG_CHECK_EQ_INT(wg_stanza_receipt_build(&r, &n), 0);
     CHECK_TEXT(n, "<receipt id=\"A1\" to=\"222@s.whatsapp.net\"/>");
     wg_node_free(n);
-    wg_stanza_receipt_t rd = {.ids = ids, .n_ids = 3, .to = "123-456@g.us",
-                              .participant = "222@s.whatsapp.net", .type = "read", .t = 1700000001};
+    wg_stanza_receipt_t rd = {.ids = ids,
+                              .n_ids = 3,
+                              .to = "123-456@g.us",
+                              .participant = "222@s.whatsapp.net",
+                              .type = "read",
+                              .t = 1700000001};
     WG_CHECK_EQ_INT(wg_stanza_receipt_build(&rd, &n), 0);
     CHECK_TEXT(n, "<receipt id=\"A1\" to=\"123-456@g.us\" participant=\"222@s.whatsapp.net\" "
                   "type=\"read\" t=\"1700000001\"><list><item id=\"A2\"/><item id=\"A3\"/></list>"
@@ -218,20 +233,26 @@ WG_TEST(stanza_receipts_and_acks)
 
 WG_TEST(stanza_retry_receipt_round_trip)
 {
-    wg_signal_bundle_t keys = {.registration_id = 0x01020304, .signed_prekey_id = 1,
-                               .has_prekey = 1, .prekey_id = 0x0A0B0C};
+    wg_signal_bundle_t keys = {.registration_id = 0x01020304,
+                               .signed_prekey_id = 1,
+                               .has_prekey = 1,
+                               .prekey_id = 0x0A0B0C};
     memset(keys.identity, 1, 32);
     memset(keys.signed_prekey, 2, 32);
     memset(keys.signed_prekey_sig, 3, 64);
     memset(keys.prekey, 4, 32);
     const uint8_t di[] = {7, 7, 7};
-    wg_stanza_retry_t r = {.id = "M1", .to = "222:3@s.whatsapp.net", .count = 1,
-                           .orig_t = 1700000000, .registration_id = 0x01020304};
+    wg_stanza_retry_t r = {.id = "M1",
+                           .to = "222:3@s.whatsapp.net",
+                           .count = 1,
+                           .orig_t = 1700000000,
+                           .registration_id = 0x01020304};
     wg_node_t *n = NULL;
     WG_CHECK_EQ_INT(wg_stanza_retry_build(&r, &n), 0);
-    CHECK_TEXT(n, "<receipt id=\"M1\" to=\"222:3@s.whatsapp.net\" type=\"retry\"><retry count=\"1\" "
-                  "id=\"M1\" t=\"1700000000\" v=\"1\"/><registration><!-- 4 bytes: 01020304 -->"
-                  "</registration></receipt>");
+    CHECK_TEXT(n,
+               "<receipt id=\"M1\" to=\"222:3@s.whatsapp.net\" type=\"retry\"><retry count=\"1\" "
+               "id=\"M1\" t=\"1700000000\" v=\"1\"/><registration><!-- 4 bytes: 01020304 -->"
+               "</registration></receipt>");
     wg_node_free(n);
     r.count = 2;
     r.keys = &keys;
@@ -318,10 +339,9 @@ WG_TEST(stanza_usync_build_and_parse)
     free(res);
     /* a device without id is malformed */
     wg_node_t *dl2 = wg_node_child_by_tag(
-        wg_node_child_by_tag(wg_node_child(wg_node_child_by_tag(wg_node_child_by_tag(iq, "usync"),
-                                                                "list"),
-                                           0),
-                             "devices"),
+        wg_node_child_by_tag(
+            wg_node_child(wg_node_child_by_tag(wg_node_child_by_tag(iq, "usync"), "list"), 0),
+            "devices"),
         "device-list");
     WG_CHECK(dl2);
     wg_node_set_attr(wg_node_child(dl2, 0), "id", "x");
@@ -358,9 +378,10 @@ WG_TEST(stanza_prekey_fetch)
     const char *devs[] = {"222@s.whatsapp.net", "222:3@s.whatsapp.net"};
     wg_node_t *n = NULL;
     WG_CHECK_EQ_INT(wg_stanza_prekey_fetch_build(devs, 2, 1, &n), 0);
-    CHECK_TEXT(n, "<iq xmlns=\"encrypt\" type=\"get\" to=\"@s.whatsapp.net\"><key><user "
-                  "jid=\"222@s.whatsapp.net\" reason=\"identity\"/><user jid=\"222:3@s.whatsapp.net\" "
-                  "reason=\"identity\"/></key></iq>");
+    CHECK_TEXT(n,
+               "<iq xmlns=\"encrypt\" type=\"get\" to=\"@s.whatsapp.net\"><key><user "
+               "jid=\"222@s.whatsapp.net\" reason=\"identity\"/><user jid=\"222:3@s.whatsapp.net\" "
+               "reason=\"identity\"/></key></iq>");
     wg_node_free(n);
 
     wg_node_t *iq = wg_node_new("iq"), *list = wg_node_add_new(iq, "list");
@@ -572,9 +593,13 @@ WG_TEST(stanza_end_to_end_dm_and_group)
     WG_CHECK_EQ_INT(wg_msg_pad(m, mn, 0, &pad, &pn), 0);
     WG_CHECK_EQ_INT(wg_signal_encrypt(alice, &b_addr, pad, pn, &t, &ct, &cn), 0);
     wg_stanza_to_t to = {"222@s.whatsapp.net", t, ct, cn};
-    wg_stanza_msg_out_t out = {.id = "3EB0E2E", .to = "222@s.whatsapp.net", .type = "text",
-                               .to_devices = &to, .n_to = 1,
-                               .device_identity = (const uint8_t *)"adv", .device_identity_len = 3};
+    wg_stanza_msg_out_t out = {.id = "3EB0E2E",
+                               .to = "222@s.whatsapp.net",
+                               .type = "text",
+                               .to_devices = &to,
+                               .n_to = 1,
+                               .device_identity = (const uint8_t *)"adv",
+                               .device_identity_len = 3};
     wg_node_t *n = NULL;
     WG_CHECK_EQ_INT(wg_stanza_message_build(&out, &n), 0);
     free(m);
@@ -585,8 +610,8 @@ WG_TEST(stanza_end_to_end_dm_and_group)
     wg_node_set_attr(rx, "id", "3EB0E2E");
     wg_node_set_attr_jid(rx, "from", "111:1@s.whatsapp.net");
     wg_node_set_attr(rx, "t", "1700000000");
-    wg_node_t *enc = wg_node_child_by_tag(
-        wg_node_child(wg_node_child_by_tag(n, "participants"), 0), "enc");
+    wg_node_t *enc =
+        wg_node_child_by_tag(wg_node_child(wg_node_child_by_tag(n, "participants"), 0), "enc");
     wg_node_add_child(rx, wg_node_clone(enc));
     wg_node_free(n);
     rx = wire(rx);
@@ -633,4 +658,38 @@ WG_TEST(stanza_end_to_end_dm_and_group)
     free(gct);
     wg_signal_free(alice);
     wg_signal_free(bob);
+}
+
+WG_TEST(stanza_encrypt_notification)
+{
+    wg_stanza_encrypt_note_t e;
+    wg_node_t *n = wg_node_new("notification");
+    wg_node_set_attr_jid(n, "from", "@s.whatsapp.net");
+    wg_node_set_attr(n, "type", "encrypt");
+    wg_node_set_attr(n, "id", "N1");
+    wg_node_set_attr(wg_node_add_new(n, "count"), "value", "3");
+    n = wire(n);
+    WG_CHECK_EQ_INT(wg_stanza_encrypt_note_parse(n, &e), 0);
+    WG_CHECK_EQ_INT(e.has_count, 1);
+    WG_CHECK_EQ_INT(e.count, 3);
+    WG_CHECK_EQ_INT(e.identity, 0);
+    wg_node_t *a = NULL;
+    WG_CHECK_EQ_INT(wg_stanza_ack_build(n, NULL, &a), 0);
+    CHECK_TEXT(a,
+               "<ack class=\"notification\" id=\"N1\" to=\"@s.whatsapp.net\" type=\"encrypt\"/>");
+    wg_node_free(a);
+    wg_node_set_attr(wg_node_child(n, 0), "value", "-1");
+    WG_CHECK_EQ_INT(wg_stanza_encrypt_note_parse(n, &e), WG_EPROTO);
+    wg_node_free(n);
+    n = wg_node_new("notification");
+    wg_node_set_attr_jid(n, "from", "222@s.whatsapp.net");
+    wg_node_set_attr(n, "type", "encrypt");
+    WG_CHECK_EQ_INT(wg_stanza_encrypt_note_parse(n, &e), WG_EPROTO); /* neither child */
+    wg_node_add_new(n, "identity");
+    WG_CHECK_EQ_INT(wg_stanza_encrypt_note_parse(n, &e), 0);
+    WG_CHECK_EQ_INT(e.identity, 1);
+    WG_CHECK_STR(e.from, "222@s.whatsapp.net");
+    wg_node_set_attr(n, "type", "devices");
+    WG_CHECK_EQ_INT(wg_stanza_encrypt_note_parse(n, &e), WG_EPROTO);
+    wg_node_free(n);
 }

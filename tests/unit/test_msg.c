@@ -457,65 +457,50 @@ WG_TEST(msg_decode_rejects_garbage)
     WG_CHECK_EQ_INT(wg_msg_decode(bad1, sizeof(bad1), &m), WG_EPROTO);
     WG_CHECK(m == NULL);
     WG_CHECK_EQ_INT(wg_msg_decode(bad2, sizeof(bad2), &m), WG_EPROTO);
-    /* deep nesting (quoted message in quoted message ...) is refused, not a stack overflow */
-    size_t depth = 400, n = 0;
-    uint8_t *deep = malloc(depth * 8 + 8);
-    WG_CHECK(deep);
-    /* build from the inside out: Message{extendedText(6){contextInfo(17){quoted(3){...}}}} */
-    uint8_t *cur = malloc(1), *nxt;
+    /* deep nesting (a quoted message in a quoted message ...) is refused, not a stack overflow:
+     * Message{extendedTextMessage(6){contextInfo(17){quotedMessage(3){Message ...}}}} */
+    uint8_t *cur = NULL;
     size_t cl = 0;
-    WG_CHECK(cur);
-    for (size_t i = 0; i < depth && cl < 100000; i++) {
-        /* ContextInfo{quoted_message = cur} -> ExtendedText{context_info} -> Message{ext} */
-        size_t need = cl + 16;
-        nxt = malloc(need);
+    for (int i = 0; i < 3 * 100; i++) {
+        static const uint8_t tags[3][2] = {{0x1a}, {0x8a, 0x01}, {0x32}};
+        const uint8_t *tag = tags[i % 3];
+        size_t tagn = i % 3 == 1 ? 2 : 1, k = 0;
+        uint8_t *nxt = malloc(cl + 16);
         WG_CHECK(nxt);
-        size_t k = 0;
-        uint8_t tmp[8];
-        /* innermost first: ctx = 0x1a len cur */
-        size_t ctx_len = 1 + (cl < 128 ? 1 : cl < 16384 ? 2 : 3) + cl;
-        nxt[k++] = 0x1a;
-        size_t v = cl;
-        size_t tl = 0;
-        do {
-            tmp[tl++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-            v >>= 7;
-        } while (v);
-        memcpy(nxt + k, tmp, tl);
-        k += tl;
-        memcpy(nxt + k, cur, cl);
-        k += cl;
-        (void)ctx_len;
+        memcpy(nxt, tag, tagn);
+        k = tagn;
+        for (size_t v = cl;; v >>= 7) { /* varint length */
+            nxt[k++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+            if (v <= 0x7f)
+                break;
+        }
+        if (cl)
+            memcpy(nxt + k, cur, cl);
         free(cur);
         cur = nxt;
-        cl = k;
-        /* wrap as ExtendedText.context_info (field 17, wire 2: 0x8a 0x01) then Message field 6 */
-        for (int wrap = 0; wrap < 2; wrap++) {
-            nxt = malloc(cl + 16);
-            WG_CHECK(nxt);
-            k = 0;
-            if (wrap == 0) {
-                nxt[k++] = 0x8a;
-                nxt[k++] = 0x01;
-            } else
-                nxt[k++] = 0x32;
-            v = cl;
-            tl = 0;
-            do {
-                tmp[tl++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
-                v >>= 7;
-            } while (v);
-            memcpy(nxt + k, tmp, tl);
-            k += tl;
-            memcpy(nxt + k, cur, cl);
-            k += cl;
-            free(cur);
-            cur = nxt;
-            cl = k;
-        }
+        cl = k + cl;
     }
-    n = cl;
-    WG_CHECK_EQ_INT(wg_msg_decode(cur, n, &m), WG_EPROTO);
+    WG_CHECK_EQ_INT(wg_msg_decode(cur, cl, &m), WG_EPROTO);
+    WG_CHECK(m == NULL);
+    /* but 5 levels are fine */
     free(cur);
-    free(deep);
+    cur = NULL;
+    cl = 0;
+    for (int i = 0; i < 3 * 5; i++) {
+        static const uint8_t tags[3][2] = {{0x1a}, {0x8a, 0x01}, {0x32}};
+        size_t tagn = i % 3 == 1 ? 2 : 1;
+        uint8_t *nxt = malloc(cl + 8);
+        WG_CHECK(nxt);
+        memcpy(nxt, tags[i % 3], tagn);
+        nxt[tagn] = (uint8_t)cl; /* < 128 here */
+        if (cl)
+            memcpy(nxt + tagn + 1, cur, cl);
+        free(cur);
+        cur = nxt;
+        cl += tagn + 1;
+    }
+    WG_CHECK_EQ_INT(wg_msg_decode(cur, cl, &m), 0);
+    WG_CHECK_EQ_INT(m->kind, WG_MSG_TEXT);
+    wg_msg_free(m);
+    free(cur);
 }

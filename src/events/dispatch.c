@@ -4,12 +4,12 @@
  * curl_multi_socket_action back. Connections are kept in the multi handle's cache, so a busy
  * webhook gets keep-alive reuse.
  *
+ * Outcomes are committed in batches every FLUSH_MS (and before any refill or scan).
  * Per instance: a batch of its oldest pending rows (by seq), at most one request in flight, a
  * retry timer, its webhook settings (kept while idle, so instance.deleted, written when the
  * row with the settings is gone, still reaches the webhook). The head row is not left until it has an outcome (delivered, failed, skipped),
- * which is what keeps the order. Outcomes are batched into one store transaction per loop
- * iteration; an instance refills its batch only after the outcomes are written, so it never
- * re-reads a row it has delivered. Addresses are checked at connect time (open-socket
+ * which is what keeps the order. An instance refills its batch only after the outcomes are
+ * written, so it never re-reads a row it has delivered. Addresses are checked at connect time (open-socket
  * callback, events/ssrf.h), after curl resolved the name: DNS rebinding cannot slip through. */
 #include "events/dispatch.h"
 #include "events/ssrf.h"
@@ -30,6 +30,7 @@
 
 #define NBUCKETS 256
 #define BATCH 64
+#define FLUSH_MS 20
 
 typedef struct inst inst_t;
 
@@ -69,7 +70,7 @@ struct wg_dispatch {
     wg_metrics_t *m;
     wg_store_t *st;
     struct event_base *base;
-    struct event *poll_ev, *wake_ev, *stop_ev, *curl_timer;
+    struct event *poll_ev, *wake_ev, *stop_ev, *curl_timer, *flush_ev;
     CURLM *multi;
     pthread_t th;
     int started;
@@ -175,6 +176,13 @@ static void mark(wg_dispatch_t *d, const wg_outbox_row_t *r, const char *state, 
         d->capmarks = nc;
     }
     mark_t *m = &d->marks[d->nmarks++];
+    if (!evtimer_pending(d->flush_ev, NULL)) {
+        /* outcomes are written in batches (one commit per FLUSH_MS): a commit waits for the
+         * disk, and delivering does not need to wait for it (an unrecorded outcome is only a
+         * duplicate after a crash, never a loss) */
+        struct timeval tv = {0, FLUSH_MS * 1000};
+        evtimer_add(d->flush_ev, &tv);
+    }
     snprintf(m->id, sizeof(m->id), "%s", r->id);
     m->state = state;
     m->attempts = attempts;
@@ -448,8 +456,6 @@ static void check_done(wg_dispatch_t *d)
             finish(d, dl, res);
             any = 1;
         }
-        /* outcomes first (one transaction), then the next requests */
-        flush_marks(d);
         for (size_t i = 0; i < ndone; i++)
             pump(done[i]);
     } while (ndone == 64);
@@ -572,6 +578,13 @@ static void scan(wg_dispatch_t *d)
     free(l.ids);
 }
 
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    flush_marks(arg);
+}
+
 static void poll_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -621,7 +634,8 @@ int wg_dispatch_new(const wg_config_t *cfg, wg_metrics_t *m, wg_dispatch_t **out
     if (!(d->poll_ev = event_new(d->base, -1, EV_PERSIST, poll_cb, d)) ||
         !(d->wake_ev = event_new(d->base, -1, 0, poll_cb, d)) ||
         !(d->stop_ev = event_new(d->base, -1, 0, stop_cb, d)) ||
-        !(d->curl_timer = evtimer_new(d->base, curl_timer_cb, d)))
+        !(d->curl_timer = evtimer_new(d->base, curl_timer_cb, d)) ||
+        !(d->flush_ev = evtimer_new(d->base, flush_cb, d)))
         goto fail;
     event_add(d->poll_ev, &tv);
     curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
@@ -667,6 +681,8 @@ void wg_dispatch_free(wg_dispatch_t *d)
         curl_multi_cleanup(d->multi); /* may call sock_cb REMOVE: events still exist */
     if (d->curl_timer)
         event_free(d->curl_timer);
+    if (d->flush_ev)
+        event_free(d->flush_ev);
     if (d->poll_ev)
         event_free(d->poll_ev);
     if (d->wake_ev)

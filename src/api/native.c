@@ -5,7 +5,8 @@
  *   POST /v1/instances/{id}/start|stop|restart|logout
  *   GET  /v1/instances/{id}/qr  GET /v1/instances/{id}/qr.png
  *   POST /v1/instances/{id}/pairing-code
- *   GET  /v1/instances/{id}/events  POST /v1/instances/{id}/events/{evt}/replay  GET /metrics
+ *   GET  /v1/instances/{id}/events  GET /v1/instances/{id}/events/stream (SSE)
+ *   POST /v1/instances/{id}/events/{evt}/replay  GET /metrics
  * Account routes need the admin key. Instance routes accept the admin key (all instances), an
  * account key (its instances) or an instance token (that instance only); anything else the
  * credential may not see answers 404, exactly like an id that does not exist. */
@@ -13,6 +14,7 @@
 #include "api/render.h"
 #include "qr/qr.h"
 #include "core/validate.h"
+#include "events/webhook.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -940,6 +942,113 @@ static void h_event_replay(wg_http_req_t *r, void *ctx)
     free(e.payload);
 }
 
+/* GET /v1/instances/{id}/events/stream : Server-Sent Events. Starts after ?since=<event id>
+ * (or the Last-Event-ID header a reconnecting EventSource sends), else with the next event;
+ * every event is "id: <evt>\nevent: <name>\ndata: <native envelope>\n\n", whatever its
+ * delivery state; a comment line every 10 s keeps proxies from closing an idle stream. */
+typedef struct {
+    char inst[64];
+    int64_t after_seq;
+    unsigned ticks, idle_ticks;
+} sse_t;
+
+#define SSE_POLL_TICKS 2   /* store read every 2 ticks (100 ms) */
+#define SSE_PING_TICKS 200 /* 10 s */
+
+static int sse_tick(wg_http_req_t *r, void *ctx, int final)
+{
+    wg_api_ctx_t *c = ctx;
+    sse_t *s = r->stream_arg;
+    wg_outbox_row_t *v = NULL;
+    size_t n = 0, len = 0, cap = 0;
+    char *out = NULL;
+    if (final < 0) {
+        free(s);
+        return 1;
+    }
+    if (s->ticks++ % SSE_POLL_TICKS == 0 && !final) {
+        wg_outbox_query_t q = {s->inst, NULL, s->after_seq, 200};
+        if (wg_store_outbox_query(c->core->store, &q, &v, &n) != 0)
+            n = 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        wg_webhook_cfg_t wc = {0};
+        char *body = NULL;
+        size_t blen = 0;
+        if (wg_webhook_render(&wc, &v[i], &body, &blen) != 0)
+            break;
+        size_t need = len + blen + strlen(v[i].id) + strlen(v[i].event) + 32;
+        if (need > cap) {
+            char *nb = realloc(out, cap = need * 2);
+            if (!nb) {
+                free(body);
+                break;
+            }
+            out = nb;
+        }
+        len += (size_t)snprintf(out + len, cap - len, "id: %s\nevent: %s\ndata: %s\n\n", v[i].id,
+                                v[i].event, body);
+        s->after_seq = v[i].seq;
+        free(body);
+    }
+    wg_outbox_list_free(v, n);
+    if (!out && ++s->idle_ticks >= SSE_PING_TICKS)
+        out = strdup(": ping\n\n"), len = out ? strlen(out) : 0;
+    if (out) {
+        s->idle_ticks = 0;
+        r->raw = (uint8_t *)out;
+        r->raw_len = len;
+    }
+    if (final)
+        free(s);
+    return final ? 1 : 0;
+}
+
+static void h_events_stream(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_core_err_t err = {0};
+    wg_instance_t in;
+    char since[64] = "";
+    snprintf(r->log_instance, sizeof(r->log_instance), "%s", r->params[0]);
+    if (authed(r, c, &a) != 0)
+        return;
+    if (wg_core_instance_get(c->core, &a, r->params[0], &in, &err) != 0) {
+        respond_err(r, &err);
+        return;
+    }
+    wg_instance_dispose(&in);
+    sse_t *s = calloc(1, sizeof(*s));
+    if (!s) {
+        respond_simple(r, 500, "internal_error", NULL, "out of memory");
+        return;
+    }
+    snprintf(s->inst, sizeof(s->inst), "%s", r->params[0]);
+    const char *lei = r->header ? r->header(r, "Last-Event-ID") : NULL;
+    if (wg_http_query_get(r->query, "since", since, sizeof(since)) != 0 && lei)
+        snprintf(since, sizeof(since), "%s", lei);
+    if (since[0]) {
+        wg_outbox_row_t e;
+        if (wg_store_outbox_get(c->core->store, since, &e) != 0 ||
+            strcmp(e.instance_id, s->inst)) {
+            free(e.payload);
+            free(s);
+            respond_simple(r, 422, "validation_error", "since", "no such event of this instance");
+            return;
+        }
+        s->after_seq = e.seq;
+        free(e.payload);
+    } else if (wg_store_outbox_last_seq(c->core->store, s->inst, &s->after_seq) != 0) {
+        free(s);
+        respond_simple(r, 500, "internal_error", NULL, "could not read events");
+        return;
+    }
+    r->content_type = "text/event-stream";
+    r->stream = sse_tick;
+    r->stream_arg = s;
+}
+
 /* GET /metrics (admin key): Prometheus text. */
 static void h_metrics(wg_http_req_t *r, void *ctx)
 {
@@ -984,6 +1093,7 @@ const wg_route_t wg_native_routes[] = {
     {WG_HTTP_GET, "/v1/instances/{id}/qr.png", h_qr_png, RC_READ},
     {WG_HTTP_POST, "/v1/instances/{id}/pairing-code", h_pairing_code, RC_WRITE},
     {WG_HTTP_GET, "/v1/instances/{id}/events", h_events_list, RC_READ},
+    {WG_HTTP_GET, "/v1/instances/{id}/events/stream", h_events_stream, RC_READ},
     {WG_HTTP_POST, "/v1/instances/{id}/events/{evt}/replay", h_event_replay, RC_WRITE},
     {WG_HTTP_GET, "/metrics", h_metrics, RC_NONE},
 };

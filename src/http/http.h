@@ -64,6 +64,16 @@ struct wg_http_req {
     int (*wait)(wg_http_req_t *r, void *ctx, int final);
     void *wait_arg;
     int wait_ms;
+
+    /* Streaming response (optional; Server-Sent Events): a handler that sets stream (and
+     * stream_arg, content_type) and leaves json/raw empty gets the status line and headers sent
+     * at once (status 200, chunked). The server then calls stream(r, ctx, final) on the same
+     * loop every WG_HTTP_WAIT_TICK_MS: it may set raw/raw_len (sent as one chunk, then freed)
+     * and returns 1 to end the response. final = 1 when the server shuts down (last call: may
+     * set raw, must release stream_arg); final = -1 when the client went away (release only).
+     * The request deadline does not apply to a stream. */
+    int (*stream)(wg_http_req_t *r, void *ctx, int final);
+    void *stream_arg;
 };
 
 #define WG_HTTP_WAIT_TICK_MS 50

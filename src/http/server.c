@@ -235,7 +235,10 @@ static void pending_closed(struct evhttp_connection *evcon, void *arg)
 {
     pending_t *p = arg;
     (void)evcon;
-    p->r.wait(&p->r, p->w->ctx, -1);
+    if (p->r.stream)
+        p->r.stream(&p->r, p->w->ctx, -1);
+    else
+        p->r.wait(&p->r, p->w->ctx, -1);
     p->evcon = NULL; /* going away: do not touch it */
     pending_free(p);
 }
@@ -257,6 +260,71 @@ static void pending_tick(evutil_socket_t fd, short what, void *arg)
         conn_touch(p->w, evhttp_connection_get_bufferevent(p->evcon));
     log_request(p->w, &p->r, status, p->t0);
     pending_free(p);
+}
+
+/* A streaming response (http.h "stream"): one tick per WG_HTTP_WAIT_TICK_MS. */
+static void stream_tick(evutil_socket_t fd, short what, void *arg)
+{
+    pending_t *p = arg;
+    int final = p->w->draining ? 1 : 0;
+    (void)fd;
+    (void)what;
+    int done = p->r.stream(&p->r, p->w->ctx, final);
+    if (p->r.raw) {
+        struct evbuffer *b = evbuffer_new();
+        if (b) {
+            evbuffer_add(b, p->r.raw, p->r.raw_len);
+            evhttp_send_reply_chunk(p->req, b);
+            evbuffer_free(b);
+        }
+        free(p->r.raw);
+        p->r.raw = NULL;
+        p->r.raw_len = 0;
+    }
+    if (!done && !final) {
+        if (p->evcon) /* a live stream is not a slow request */
+            conn_touch_at(p->w, evhttp_connection_get_bufferevent(p->evcon), now_ms());
+        struct timeval tv = {0, WG_HTTP_WAIT_TICK_MS * 1000};
+        evtimer_add(p->tick, &tv);
+        return;
+    }
+    evhttp_send_reply_end(p->req);
+    log_request(p->w, &p->r, 200, p->t0);
+    pending_free(p);
+}
+
+/* 0 when the stream started; negative when it could not (the handler's stream gets -1). */
+static int start_stream(worker_t *w, struct evhttp_request *req, const wg_http_req_t *r, double t0)
+{
+    pending_t *p = calloc(1, sizeof(*p));
+    struct timeval tv = {0, 0};
+    if (!p || !(p->tick = evtimer_new(w->base, stream_tick, p))) {
+        free(p);
+        return WG_ENOMEM;
+    }
+    p->w = w;
+    p->req = req;
+    p->r = *r;
+    for (int i = 0; i < r->nparams; i++)
+        if (r->params[i] >= r->pbuf && r->params[i] < r->pbuf + sizeof(r->pbuf))
+            p->r.params[i] = p->r.pbuf + (r->params[i] - r->pbuf);
+    p->t0 = t0;
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
+    evhttp_add_header(oh, "Content-Type", r->content_type ? r->content_type : "text/event-stream");
+    evhttp_add_header(oh, "Cache-Control", "no-store");
+    evhttp_add_header(oh, "X-Accel-Buffering", "no");
+    evhttp_add_header(oh, "Connection", "close"); /* the connection ends with the stream */
+    p->evcon = evhttp_request_get_connection(req);
+    if (p->evcon) {
+        /* the idle timeout is for requests: a stream may be quiet for long (pings keep
+         * intermediaries open); a vanished client is seen when a write fails */
+        struct timeval day = {86400, 0};
+        evhttp_connection_set_timeout_tv(p->evcon, &day);
+        evhttp_connection_set_closecb(p->evcon, pending_closed, p);
+    }
+    evhttp_send_reply_start(req, 200, "OK");
+    evtimer_add(p->tick, &tv);
+    return 0;
 }
 
 /* 0 when the request now waits; negative when it could not be deferred (answer at once). */
@@ -323,6 +391,12 @@ static void on_request(struct evhttp_request *req, void *arg)
             w->srv->app.error(&r, w->ctx, 405, "method_not_allowed", "method not allowed here");
         else
             r.route->handler(&r, w->ctx);
+    }
+    if (r.stream && !r.json && !r.raw) {
+        if (start_stream(w, req, &r, t0) == 0)
+            return;
+        r.stream(&r, w->ctx, -1);
+        w->srv->app.error(&r, w->ctx, 500, "internal_error", "could not start the stream");
     }
     if (r.wait && !r.json && !r.raw) {
         if (defer_request(w, req, &r, t0) == 0)

@@ -1269,6 +1269,23 @@ static int sq_outbox_counts(wg_store_t *base, wg_store_count_cb cb, void *arg)
     return rv;
 }
 
+static int sq_outbox_last_seq(wg_store_t *base, const char *instance_id, int64_t *seq)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    int rv;
+    *seq = 0;
+    if ((rv = prep(s, "SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE instance_id = ?1", &st)))
+        return rv;
+    bind_text(st, 1, instance_id);
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *seq = sqlite3_column_int64(st, 0);
+    else
+        rv = fail(s, "outbox_last_seq");
+    sqlite3_finalize(st);
+    return rv;
+}
+
 static const wg_store_ops_t sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -1306,6 +1323,7 @@ static const wg_store_ops_t sqlite_ops = {
     .outbox_mark = sq_outbox_mark,
     .outbox_replay = sq_outbox_replay,
     .outbox_counts = sq_outbox_counts,
+    .outbox_last_seq = sq_outbox_last_seq,
 };
 
 /* Once per process, before the first connection: SQLite's memory statistics take one global

@@ -223,6 +223,11 @@ int wg_store_outbox_counts(wg_store_t *st, wg_store_count_cb cb, void *arg)
     return st->ops->outbox_counts(st, cb, arg);
 }
 
+int wg_store_outbox_last_seq(wg_store_t *st, const char *instance_id, int64_t *seq)
+{
+    return st->ops->outbox_last_seq(st, instance_id, seq);
+}
+
 void wg_account_dispose(wg_account_t *a)
 {
     if (!a)

@@ -158,6 +158,8 @@ int wg_store_outbox_mark(wg_store_t *st, const wg_outbox_mark_t *m, size_t n);
 /* Dead letter back to pending (attempts 0, due now). WG_ENOTFOUND (no such event of that
  * instance), WG_EEXIST (the event is not failed). */
 int wg_store_outbox_replay(wg_store_t *st, const char *instance_id, const char *id);
+/* The highest seq of the instance's rows (0 when none). */
+int wg_store_outbox_last_seq(wg_store_t *st, const char *instance_id, int64_t *seq);
 /* cb(state, count) for each outbox state. */
 int wg_store_outbox_counts(wg_store_t *st, wg_store_count_cb cb, void *arg);
 
@@ -264,6 +266,7 @@ typedef struct wg_store_ops {
     int (*outbox_mark)(wg_store_t *st, const wg_outbox_mark_t *m, size_t n);
     int (*outbox_replay)(wg_store_t *st, const char *instance_id, const char *id);
     int (*outbox_counts)(wg_store_t *st, wg_store_count_cb cb, void *arg);
+    int (*outbox_last_seq)(wg_store_t *st, const char *instance_id, int64_t *seq);
 } wg_store_ops_t;
 
 /* Every backend struct starts with this header. */

@@ -10,12 +10,17 @@
 //   group   Baileys' SKDM + skmsg decrypted by wagate; wagate's SKDM + skmsg decrypted by
 //           Baileys; several iterations, out of order (at wagate), skipping one (at Baileys)
 //   tamper  flipped bytes are refused on both sides (wagate answers an error, never a crash)
+//   stanza  the whole paths: wagate's <message> (wa/msg text + padding, wa/signal, wa/stanza,
+//           binary codec) decoded and decrypted by Baileys' decodeBinaryNode/decryptMessageNode,
+//           DM (with a quote) and group (SKDM pairwise + skmsg in one stanza); and Baileys'
+//           encodeWAMessage + encrypt + encodeBinaryNode received by wagate the same ways
 import { execSync, spawn } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
-import { initAuthCreds, Curve } from 'baileys';
+import { initAuthCreds, Curve, proto, encodeWAMessage, encodeBinaryNode, decodeBinaryNode,
+    decryptMessageNode, jidNormalizedUser } from 'baileys';
 import { makeLibSignalRepository } from 'baileys/lib/Signal/libsignal.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -257,10 +262,82 @@ async function group() {
     w.close();
 }
 
+async function stanzas() {
+    const w = bridge();
+    await w.line();
+    const b = baileys();
+    const B_LID = '100000000002@lid';
+    try {
+        const { creds } = b;
+        await w.cmd('PROCESS', B_JID, creds.registrationId, hex(creds.signedIdentityKey.public),
+            creds.signedPreKey.keyId, hex(creds.signedPreKey.keyPair.public), hex(creds.signedPreKey.signature),
+            1, hex(b.prekeys[1].public));
+        // wagate -> Baileys, DM with a quote
+        const [out, dl] = await w.cmd('SENDTEXT', B_JID, W_JID, hex(Buffer.from('olá, Baileys')), '3EB0QUOTED');
+        const outNode = await decodeBinaryNode(unhex(out));
+        const parts = outNode.content.find((c) => c.tag === 'participants');
+        check('stanza out shape', outNode.tag === 'message' && outNode.attrs.to === B_JID &&
+            parts?.content?.[0]?.attrs?.jid === B_JID && parts.content[0].content[0].attrs.type === 'pkmsg' &&
+            outNode.content.some((c) => c.tag === 'device-identity'), JSON.stringify(outNode.attrs));
+        const node = await decodeBinaryNode(unhex(dl));
+        const dec = decryptMessageNode(node, B_JID, B_LID, b.repo, logger);
+        await dec.decrypt();
+        const m = dec.fullMessage.message;
+        check('stanza w2b text', m?.extendedTextMessage?.text === 'olá, Baileys', JSON.stringify(m));
+        check('stanza w2b quote', m?.extendedTextMessage?.contextInfo?.stanzaId === '3EB0QUOTED');
+        // Baileys keeps the sender's device in remoteJid here and normalizes later
+        check('stanza w2b chat', jidNormalizedUser(dec.fullMessage.key.remoteJid) === '5511000000001@s.whatsapp.net',
+            dec.fullMessage.key.remoteJid);
+
+        // Baileys -> wagate, DM (Baileys pads 1..16 and encodes with protobufjs)
+        const send = async (jid, message) => {
+            const { type, ciphertext } = await b.repo.encryptMessage({ jid, data: encodeWAMessage(message) });
+            return { tag: 'enc', attrs: { v: '2', type }, content: ciphertext };
+        };
+        for (let i = 0; i < 3; i++) {
+            const enc = await send(W_JID, proto.Message.fromObject({
+                extendedTextMessage: { text: `reply ${i}`, contextInfo: { stanzaId: '3EB0BRIDGE0000000000AB', participant: W_JID } },
+            }));
+            const bin = encodeBinaryNode({ tag: 'message', attrs: { id: `B${i}`, from: B_JID, t: '1700000001', type: 'text', notify: 'B' }, content: [enc] });
+            const [chat, author, kind, text, quoted] = await w.cmd('RECV', hex(bin));
+            check(`stanza b2w ${i}`, chat === B_JID && author === B_JID && kind === 'text' &&
+                text === hex(Buffer.from(`reply ${i}`)) && quoted === '3EB0BRIDGE0000000000AB',
+            `${chat} ${author} ${kind} ${text} ${quoted}`);
+        }
+
+        // Baileys -> wagate, group: SKDM pairwise + skmsg in one stanza (§4.2)
+        const g = await b.repo.encryptGroupMessage({ group: GROUP, meId: B_JID, data: encodeWAMessage({ conversation: 'group hello' }) });
+        const skdmEnc = await send(W_JID, { senderKeyDistributionMessage: { groupId: GROUP, axolotlSenderKeyDistributionMessage: g.senderKeyDistributionMessage } });
+        const gbin = encodeBinaryNode({ tag: 'message', attrs: { id: 'G1', from: GROUP, participant: B_JID, t: '1700000002', type: 'text' },
+            content: [skdmEnc, { tag: 'enc', attrs: { v: '2', type: 'skmsg' }, content: g.ciphertext }] });
+        let r = await w.cmd('RECV', hex(gbin));
+        check('stanza group b2w', r[0] === GROUP && r[1] === B_JID && r[3] === hex(Buffer.from('group hello')), r.join(' '));
+        const g2 = await b.repo.encryptGroupMessage({ group: GROUP, meId: B_JID, data: encodeWAMessage({ conversation: 'second' }) });
+        r = await w.cmd('RECV', hex(encodeBinaryNode({ tag: 'message', attrs: { id: 'G2', from: GROUP, participant: B_JID, t: '1700000003', type: 'text' },
+            content: [{ tag: 'enc', attrs: { v: '2', type: 'skmsg' }, content: g2.ciphertext }] })));
+        check('stanza group b2w skmsg only', r[3] === hex(Buffer.from('second')), r.join(' '));
+
+        // wagate -> Baileys, group
+        for (let i = 0; i < 2; i++) {
+            const [, gdl] = await w.cmd('SENDGROUP', GROUP, W_JID, B_JID, hex(Buffer.from(`from wagate ${i}`)));
+            const gn = await decodeBinaryNode(unhex(gdl));
+            const gd = decryptMessageNode(gn, B_JID, B_LID, b.repo, logger);
+            await gd.decrypt();
+            check(`stanza group w2b ${i}`, gd.fullMessage.message?.conversation === `from wagate ${i}` &&
+                gd.fullMessage.key.remoteJid === GROUP && gd.fullMessage.key.participant === W_JID,
+            JSON.stringify(gd.fullMessage.message) + ' ' + JSON.stringify(gd.fullMessage.key));
+        }
+    } catch (e) {
+        check('stanza exception', false, e.stack);
+    }
+    w.close();
+}
+
 await b2w(true);
 await w2b(true);
 await b2w(false);
 await w2b(false);
 await group();
+await stanzas();
 console.log(`signal: ${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -105,13 +105,49 @@ static const uint8_t *child_bytes(const wg_node_t *n, const char *tag, size_t wa
 /* ---- outgoing message ----------------------------------------------------------------------- */
 
 static int add_enc(wg_node_t *parent, const char *type, const char *mediatype, const uint8_t *ct,
-                   size_t len)
+                   size_t len, uint32_t count)
 {
     wg_node_t *e = wg_node_add_new(parent, "enc");
+    char c[16];
+    snprintf(c, sizeof(c), "%u", count);
     if (!e || wg_node_set_attr(e, "v", "2") || wg_node_set_attr(e, "type", type) ||
-        set(e, "mediatype", mediatype) || wg_node_set_bytes(e, ct, len))
+        set(e, "count", count ? c : NULL) || set(e, "mediatype", mediatype) ||
+        wg_node_set_bytes(e, ct, len))
         return WG_ENOMEM;
     return 0;
+}
+
+/* §3.7 resend / §8 peer message: one enc straight under <message>. */
+static int build_direct(const wg_stanza_msg_out_t *m, int any_pk, wg_node_t **out)
+{
+    const wg_stanza_to_t *d = &m->to_devices[0];
+    wg_node_t *n;
+    char t[24];
+    int rv, peer = m->category && strcmp(m->category, "peer") == 0;
+    if (m->n_to != 1 || m->skmsg)
+        return WG_EINVAL;
+    if (!(n = wg_node_new("message")))
+        return WG_ENOMEM;
+    snprintf(t, sizeof(t), "%lld", (long long)m->t);
+    if ((rv = wg_node_set_attr(n, "id", m->id)) || (rv = wg_node_set_attr_jid(n, "to", m->to)) ||
+        (rv = wg_node_set_attr(n, "type", m->type)) || (rv = set(n, "t", m->t > 0 ? t : NULL)) ||
+        (rv = set_jid(n, "participant", m->participant)) ||
+        (rv = set_jid(n, "recipient", m->recipient)) || (rv = set(n, "category", m->category)) ||
+        (rv = set(n, "device_fanout", m->no_fanout ? "false" : NULL)) ||
+        (rv = set(n, "edit", m->edit)))
+        goto out;
+    rv = WG_ENOMEM;
+    if (peer) {
+        wg_node_t *meta = wg_node_add_new(n, "meta");
+        if (!meta || wg_node_set_attr(meta, "appdata", "default"))
+            goto out;
+    }
+    if ((rv = add_enc(n, wg_signal_type_name(d->type), m->mediatype, d->ct, d->len, m->count)))
+        goto out;
+    if (any_pk && !add_bytes(n, "device-identity", m->device_identity, m->device_identity_len))
+        rv = WG_ENOMEM;
+out:
+    return finish(n, rv, out);
 }
 
 int wg_stanza_message_build(const wg_stanza_msg_out_t *m, wg_node_t **out)
@@ -131,6 +167,8 @@ int wg_stanza_message_build(const wg_stanza_msg_out_t *m, wg_node_t **out)
     }
     if (any_pk && (!m->device_identity || !m->device_identity_len))
         return WG_EINVAL; /* §3.5: required with any pkmsg */
+    if (m->direct)
+        return build_direct(m, any_pk, out);
     if (!(n = wg_node_new("message")))
         return WG_ENOMEM;
     if ((rv = wg_node_set_attr(n, "id", m->id)) || (rv = wg_node_set_attr_jid(n, "to", m->to)) ||
@@ -147,11 +185,11 @@ int wg_stanza_message_build(const wg_stanza_msg_out_t *m, wg_node_t **out)
             if (!to)
                 goto out;
             if ((rv = wg_node_set_attr_jid(to, "jid", t->jid)) != 0 ||
-                (rv = add_enc(to, wg_signal_type_name(t->type), m->mediatype, t->ct, t->len)))
+                (rv = add_enc(to, wg_signal_type_name(t->type), m->mediatype, t->ct, t->len, 0)))
                 goto out;
         }
     }
-    if (m->skmsg && (rv = add_enc(n, "skmsg", m->mediatype, m->skmsg, m->skmsg_len)) != 0)
+    if (m->skmsg && (rv = add_enc(n, "skmsg", m->mediatype, m->skmsg, m->skmsg_len, 0)) != 0)
         goto out;
     rv = 0;
     if (any_pk && !add_bytes(n, "device-identity", m->device_identity, m->device_identity_len))

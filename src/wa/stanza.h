@@ -47,12 +47,24 @@ typedef struct {
     size_t skmsg_len;
     const uint8_t *device_identity; /* ADVSignedDeviceIdentity; required when any enc is pkmsg */
     size_t device_identity_len;
+    /* Single-device forms. direct: the one enc of to_devices[0] goes straight under <message>
+     * (no <participants>): a resend after a retry receipt (§3.7) or a peer message to our own
+     * devices (§8). */
+    int direct;
+    const char *participant, *recipient; /* resend: copied from the retry receipt */
+    int64_t t;                           /* resend: the original t (written when > 0) */
+    uint32_t count;                      /* resend: count attribute on the enc (when > 0) */
+    int no_fanout;                       /* resend to a non-group: device_fanout="false" */
+    const char *category;                /* "peer": also adds <meta appdata="default"/> */
 } wg_stanza_msg_out_t;
 
 /* <message id to type [edit] [addressing_mode] [phash]><participants><to jid><enc v="2" type>…
  * </to>…</participants>[<enc v="2" type="skmsg">…</enc>][<device-identity>]</message>.
  * <participants> is left out when n_to is 0 (a group send to nobody new); <device-identity> is
- * written only when some enc is a pkmsg (WG_EINVAL if it is then missing). */
+ * written only when some enc is a pkmsg (WG_EINVAL if it is then missing).
+ * direct (n_to must be 1, no skmsg): <message id to type [t] [participant] [recipient]
+ * [category] [device_fanout="false"]>[<meta appdata="default"/>]<enc v="2" type [count]>…</enc>
+ * [<device-identity>]</message>, to = the device or chat the caller names. */
 int wg_stanza_message_build(const wg_stanza_msg_out_t *m, wg_node_t **out);
 
 /* ---- incoming <message> (§2.1-2.3) ------------------------------------------------------ */

@@ -693,3 +693,60 @@ WG_TEST(stanza_encrypt_notification)
     WG_CHECK_EQ_INT(wg_stanza_encrypt_note_parse(n, &e), WG_EPROTO);
     wg_node_free(n);
 }
+
+WG_TEST(stanza_message_direct_forms)
+{
+    const uint8_t c1[] = {0x33, 0xF1};
+    wg_stanza_to_t to = {"222:3@s.whatsapp.net", WG_SIGNAL_MSG, c1, 2};
+    /* §3.7 resend for one device after its retry receipt */
+    wg_stanza_msg_out_t m = {.id = "3EB0R",
+                             .to = "222:3@s.whatsapp.net",
+                             .type = "text",
+                             .to_devices = &to,
+                             .n_to = 1,
+                             .direct = 1,
+                             .t = 1700000000,
+                             .count = 2,
+                             .no_fanout = 1};
+    wg_node_t *n = NULL;
+    WG_CHECK_EQ_INT(wg_stanza_message_build(&m, &n), 0);
+    CHECK_TEXT(n,
+               "<message id=\"3EB0R\" to=\"222:3@s.whatsapp.net\" type=\"text\" t=\"1700000000\" "
+               "device_fanout=\"false\"><enc v=\"2\" type=\"msg\" count=\"2\">"
+               "<!-- 2 bytes: 33f1 --></enc></message>");
+    wg_node_free(n);
+    /* §8 peer message to our own devices, pkmsg: meta and device identity */
+    to.type = WG_SIGNAL_PKMSG;
+    wg_stanza_msg_out_t p = {.id = "3EB0P",
+                             .to = "111@s.whatsapp.net",
+                             .type = "text",
+                             .to_devices = &to,
+                             .n_to = 1,
+                             .direct = 1,
+                             .category = "peer",
+                             .device_identity = (const uint8_t *)"\x01",
+                             .device_identity_len = 1};
+    WG_CHECK_EQ_INT(wg_stanza_message_build(&p, &n), 0);
+    CHECK_TEXT(n,
+               "<message id=\"3EB0P\" to=\"111@s.whatsapp.net\" type=\"text\" category=\"peer\">"
+               "<meta appdata=\"default\"/><enc v=\"2\" type=\"pkmsg\"><!-- 2 bytes: 33f1 --></enc>"
+               "<device-identity><!-- 1 bytes: 01 --></device-identity></message>");
+    /* what the receiving device sees parses as ours, category peer */
+    wg_node_set_attr(n, "to", NULL);
+    wg_node_set_attr_jid(n, "from", "111:5@s.whatsapp.net");
+    n = wire(n);
+    const char *own[] = {"111", NULL};
+    wg_stanza_msg_in_t in;
+    WG_CHECK_EQ_INT(wg_stanza_message_parse(n, own, &in), 0);
+    WG_CHECK_EQ_INT(in.from_me, 1);
+    WG_CHECK_STR(in.category, "peer");
+    WG_CHECK_EQ_INT(in.n_enc, 1);
+    wg_node_free(n);
+    /* direct needs exactly one device and no skmsg */
+    m.n_to = 0;
+    WG_CHECK_EQ_INT(wg_stanza_message_build(&m, &n), WG_EINVAL);
+    m.n_to = 1;
+    m.skmsg = c1;
+    m.skmsg_len = 2;
+    WG_CHECK_EQ_INT(wg_stanza_message_build(&m, &n), WG_EINVAL);
+}

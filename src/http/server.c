@@ -235,9 +235,13 @@ static void pending_closed(struct evhttp_connection *evcon, void *arg)
 {
     pending_t *p = arg;
     (void)evcon;
-    if (p->r.stream)
+    if (p->r.stream) {
         p->r.stream(&p->r, p->w->ctx, -1);
-    else
+        /* libevent detaches an unfinished reply from a failed connection and leaves the
+         * request to us (http.c evhttp_connection_incoming_fail: !userdone) */
+        if (!evhttp_request_get_connection(p->req))
+            evhttp_request_free(p->req);
+    } else
         p->r.wait(&p->r, p->w->ctx, -1);
     p->evcon = NULL; /* going away: do not touch it */
     pending_free(p);

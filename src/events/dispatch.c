@@ -25,7 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h>
+#include <sys/inotify.h>
 #include <sys/random.h>
+#include <unistd.h>
 #include <time.h>
 
 #define NBUCKETS 256
@@ -70,7 +73,9 @@ struct wg_dispatch {
     wg_metrics_t *m;
     wg_store_t *st;
     struct event_base *base;
-    struct event *poll_ev, *wake_ev, *stop_ev, *curl_timer, *flush_ev;
+    struct event *poll_ev, *wake_ev, *stop_ev, *curl_timer, *flush_ev, *soon_ev, *ino_ev;
+    int ino_fd;
+    char wal_name[256]; /* basename of the database's WAL file */
     CURLM *multi;
     pthread_t th;
     int started;
@@ -592,6 +597,42 @@ static void poll_cb(evutil_socket_t fd, short what, void *arg)
     scan(arg);
 }
 
+/* Any write to the database by any thread or process lands in its WAL file: inotify tells us
+ * and a scan follows within SOON_MS (coalescing bursts). The poll stays as the safety net. */
+#define SOON_MS 5
+static void ino_cb(evutil_socket_t fd, short what, void *arg)
+{
+    wg_dispatch_t *d = arg;
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int hit = 0;
+    ssize_t n;
+    (void)what;
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        for (char *p = buf; p < buf + n;) {
+            struct inotify_event *ie = (struct inotify_event *)p;
+            if (ie->len && !strcmp(ie->name, d->wal_name))
+                hit = 1;
+            p += sizeof(*ie) + ie->len;
+        }
+    if (hit && !evtimer_pending(d->soon_ev, NULL)) {
+        struct timeval tv = {0, SOON_MS * 1000};
+        evtimer_add(d->soon_ev, &tv);
+    }
+}
+
+static void watch_db(wg_dispatch_t *d)
+{
+    char dir[1024], base[512];
+    snprintf(dir, sizeof(dir), "%s", d->cfg->db);
+    snprintf(base, sizeof(base), "%s", d->cfg->db);
+    snprintf(d->wal_name, sizeof(d->wal_name), "%s-wal", basename(base));
+    d->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (d->ino_fd < 0 || inotify_add_watch(d->ino_fd, dirname(dir), IN_MODIFY) < 0 ||
+        !(d->ino_ev = event_new(d->base, d->ino_fd, EV_READ | EV_PERSIST, ino_cb, d)) ||
+        event_add(d->ino_ev, NULL) != 0)
+        wg_log(WG_LOG_WARN, "events", "no inotify on the database directory: polling only");
+}
+
 static void stop_cb(evutil_socket_t fd, short what, void *arg)
 {
     wg_dispatch_t *d = arg;
@@ -623,6 +664,7 @@ int wg_dispatch_new(const wg_config_t *cfg, wg_metrics_t *m, wg_dispatch_t **out
         return WG_ENOMEM;
     d->cfg = cfg;
     d->m = m;
+    d->ino_fd = -1;
     evthread_use_pthreads(); /* event_active from other threads (notify, stop) */
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if ((rv = wg_store_open(cfg->db, &d->st)) != 0)
@@ -635,8 +677,10 @@ int wg_dispatch_new(const wg_config_t *cfg, wg_metrics_t *m, wg_dispatch_t **out
         !(d->wake_ev = event_new(d->base, -1, 0, poll_cb, d)) ||
         !(d->stop_ev = event_new(d->base, -1, 0, stop_cb, d)) ||
         !(d->curl_timer = evtimer_new(d->base, curl_timer_cb, d)) ||
-        !(d->flush_ev = evtimer_new(d->base, flush_cb, d)))
+        !(d->flush_ev = evtimer_new(d->base, flush_cb, d)) ||
+        !(d->soon_ev = evtimer_new(d->base, poll_cb, d)))
         goto fail;
+    watch_db(d);
     event_add(d->poll_ev, &tv);
     curl_multi_setopt(d->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
     curl_multi_setopt(d->multi, CURLMOPT_SOCKETDATA, d);
@@ -683,6 +727,12 @@ void wg_dispatch_free(wg_dispatch_t *d)
         event_free(d->curl_timer);
     if (d->flush_ev)
         event_free(d->flush_ev);
+    if (d->soon_ev)
+        event_free(d->soon_ev);
+    if (d->ino_ev)
+        event_free(d->ino_ev);
+    if (d->ino_fd >= 0)
+        close(d->ino_fd);
     if (d->poll_ev)
         event_free(d->poll_ev);
     if (d->wake_ev)

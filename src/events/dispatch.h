@@ -2,8 +2,9 @@
  *
  * Runs on its own thread with its own event loop, store connection and libcurl multi handle
  * driven by that loop (curl_multi_socket_action: many requests in flight, no thread per
- * request). It finds work by polling the outbox (WAGATE_EVENTS_POLL_MS) and when woken by
- * wg_dispatch_notify, so rows written by any thread, any process, or before a crash are found.
+ * request). It finds work when the database's WAL file changes (inotify on its directory:
+ * a commit by any thread or process), when woken by wg_dispatch_notify, and by polling the
+ * outbox every WAGATE_EVENTS_POLL_MS, so rows written anywhere, or before a crash, are found.
  *
  * Guarantees: at-least-once (a row is marked delivered only after a 2xx answer, so a crash
  * re-delivers the unmarked tail); per instance in seq order with at most one request in flight

@@ -71,6 +71,11 @@ static const char *const migrations[] = {
     "CREATE INDEX outbox_state_instance ON outbox (state, instance_id, seq);"
     "CREATE VIEW outbox_dead AS SELECT id, instance_id, seq, event, payload, created_at, "
     "  attempts, last_error FROM outbox WHERE state = 'failed';",
+    /* 5: idempotency key of an event (inbound WhatsApp message id): one event per key and
+     * instance, so a re-delivered message keeps its event id */
+    "ALTER TABLE outbox ADD COLUMN dedupe_key TEXT;"
+    "CREATE UNIQUE INDEX outbox_dedupe ON outbox (instance_id, dedupe_key) "
+    "  WHERE dedupe_key IS NOT NULL;",
 };
 #define NMIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -1286,6 +1291,62 @@ static int sq_outbox_last_seq(wg_store_t *base, const char *instance_id, int64_t
     return rv;
 }
 
+static int sq_event_append_once(wg_store_t *base, const char *instance_id,
+                                const wg_store_event_t *ev, const char *key, char *id_out,
+                                size_t cap, int *dup)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sqlite3_stmt *st = NULL;
+    char id[40];
+    int64_t now = wg_store_now_ms();
+    int rv, rc;
+    *dup = 0;
+    if ((rv = wg_store_event_id(id, sizeof(id), now)) != 0)
+        return rv;
+    if ((rv = exec(s, "BEGIN IMMEDIATE")) != 0)
+        return rv;
+    if ((rv = prep(s, "SELECT id FROM outbox WHERE instance_id = ?1 AND dedupe_key = ?2", &st)))
+        goto out;
+    bind_text(st, 1, instance_id);
+    bind_text(st, 2, key);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        snprintf(id, sizeof(id), "%s", (const char *)sqlite3_column_text(st, 0));
+        *dup = 1;
+    } else if (rc != SQLITE_DONE) {
+        rv = fail(s, "event_append_once");
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (!*dup) {
+        if ((rv = prep(s,
+                       "INSERT INTO outbox (id, instance_id, seq, event, payload, created_at, "
+                       "dedupe_key) VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox "
+                       "WHERE instance_id = ?2), ?3, ?4, ?5, ?6)",
+                       &st)) != 0)
+            goto out;
+        bind_text(st, 1, id);
+        bind_text(st, 2, instance_id);
+        bind_text(st, 3, ev->name);
+        bind_text(st, 4, ev->payload);
+        sqlite3_bind_int64(st, 5, now);
+        bind_text(st, 6, key);
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rv = fail(s, "event_append_once");
+            goto out;
+        }
+    }
+    rv = exec(s, "COMMIT");
+out:
+    sqlite3_finalize(st);
+    if (rv)
+        rollback(s);
+    else
+        snprintf(id_out, cap, "%s", id);
+    return rv;
+}
+
 static const wg_store_ops_t sqlite_ops = {
     .name = "sqlite",
     .close = sq_close,
@@ -1324,6 +1385,7 @@ static const wg_store_ops_t sqlite_ops = {
     .outbox_replay = sq_outbox_replay,
     .outbox_counts = sq_outbox_counts,
     .outbox_last_seq = sq_outbox_last_seq,
+    .event_append_once = sq_event_append_once,
 };
 
 /* Once per process, before the first connection: SQLite's memory statistics take one global

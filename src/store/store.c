@@ -228,6 +228,12 @@ int wg_store_outbox_last_seq(wg_store_t *st, const char *instance_id, int64_t *s
     return st->ops->outbox_last_seq(st, instance_id, seq);
 }
 
+int wg_store_event_append_once(wg_store_t *st, const char *instance_id, const wg_store_event_t *ev,
+                               const char *key, char *id_out, size_t cap, int *dup)
+{
+    return st->ops->event_append_once(st, instance_id, ev, key, id_out, cap, dup);
+}
+
 void wg_account_dispose(wg_account_t *a)
 {
     if (!a)

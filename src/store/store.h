@@ -182,6 +182,13 @@ int wg_store_prekeys_put(wg_store_t *st, const char *instance_id, const wg_store
                          size_t n);
 /* Highest stored prekey id + 1, or 1 when none. */
 int wg_store_prekeys_next_id(wg_store_t *st, const char *instance_id, uint32_t *next);
+/* Appends an event keyed by `key` (e.g. "msg:<WhatsApp message id>") unless the instance
+ * already has an event with that key: then nothing is written and *dup = 1. Either way
+ * id_out (>= 40 bytes) receives the event's id, which therefore stays the same when the
+ * WhatsApp server re-delivers a message the engine had not acknowledged before a crash. The
+ * engine acknowledges an inbound message only after this returns 0 (committed). */
+int wg_store_event_append_once(wg_store_t *st, const char *instance_id, const wg_store_event_t *ev,
+                               const char *key, char *id_out, size_t cap, int *dup);
 /* Appends an event that reports no state change of its own (qr.updated). */
 int wg_store_event_append(wg_store_t *st, const char *instance_id, const wg_store_event_t *ev);
 /* The linked WhatsApp identity: jid and push_name as given (NULL clears), phone only when
@@ -267,6 +274,9 @@ typedef struct wg_store_ops {
     int (*outbox_replay)(wg_store_t *st, const char *instance_id, const char *id);
     int (*outbox_counts)(wg_store_t *st, wg_store_count_cb cb, void *arg);
     int (*outbox_last_seq)(wg_store_t *st, const char *instance_id, int64_t *seq);
+    int (*event_append_once)(wg_store_t *st, const char *instance_id,
+                             const wg_store_event_t *ev, const char *key, char *id_out,
+                             size_t cap, int *dup);
 } wg_store_ops_t;
 
 /* Every backend struct starts with this header. */

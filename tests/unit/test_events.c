@@ -228,6 +228,19 @@ WG_TEST(events_store_outbox_delivery)
     WG_CHECK(!strcmp(e.state, "pending") && e.attempts == 0 && e.next_attempt_at == 0);
     free(e.payload);
     WG_CHECK_EQ_INT(wg_store_outbox_get(st, "evt_none", &e), WG_ENOTFOUND);
+    /* keyed append: a re-delivered WhatsApp message keeps its event id, no second row */
+    char k1[40], k2[40], k3[40];
+    int dup = -1;
+    wg_store_event_t msg = {"message.received", "{\"id\":\"3EB0\"}"};
+    WG_CHECK_EQ_INT(wg_store_event_append_once(st, "inst_a", &msg, "msg:3EB0", k1, sizeof(k1), &dup), 0);
+    WG_CHECK_EQ_INT(dup, 0);
+    WG_CHECK_EQ_INT(wg_store_event_append_once(st, "inst_a", &msg, "msg:3EB0", k2, sizeof(k2), &dup), 0);
+    WG_CHECK_EQ_INT(dup, 1);
+    WG_CHECK_STR(k1, k2);
+    WG_CHECK_EQ_INT(wg_store_event_append_once(st, "inst_b", &msg, "msg:3EB0", k3, sizeof(k3), &dup), 0);
+    WG_CHECK(dup == 0 && strcmp(k1, k3) != 0); /* keys are per instance */
+    WG_CHECK_EQ_INT(wg_store_outbox_last_seq(st, "inst_a", &last), 0);
+    WG_CHECK_EQ_INT(last, 4);
     wg_store_close(st);
     unlink(path);
     char side[64];

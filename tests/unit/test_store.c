@@ -46,10 +46,10 @@ WG_TEST(store_open_migrate_reopen)
     char path[256];
     wg_store_t *st = open_tmp(path, sizeof(path));
     WG_CHECK(st != NULL);
-    WG_CHECK_EQ_INT(wg_store_schema_version(st), 4);
+    WG_CHECK_EQ_INT(wg_store_schema_version(st), 5);
     wg_store_close(st);
     WG_CHECK_EQ_INT(wg_store_open(path, &st), 0);
-    WG_CHECK_EQ_INT(wg_store_schema_version(st), 4);
+    WG_CHECK_EQ_INT(wg_store_schema_version(st), 5);
     wg_store_close(st);
     rm_db(path);
     WG_CHECK_EQ_INT(wg_store_open("postgresql://x/y", &st), WG_EINVAL);

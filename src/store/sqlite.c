@@ -1188,7 +1188,14 @@ static int sq_outbox_pending_instances(wg_store_t *base, wg_store_key_cb cb, voi
     sq_store_t *s = (sq_store_t *)base;
     sqlite3_stmt *st = NULL;
     int rv, rc;
-    if ((rv = prep(s, "SELECT DISTINCT instance_id FROM outbox WHERE state = 'pending'", &st)))
+    /* a skip-scan over the (state, instance_id, seq) index: one probe per instance instead of
+     * one step per pending row (DISTINCT would walk all of them) */
+    if ((rv = prep(s,
+                   "WITH RECURSIVE t(i) AS (SELECT (SELECT MIN(instance_id) FROM outbox WHERE "
+                   "state = 'pending') UNION ALL SELECT (SELECT MIN(instance_id) FROM outbox "
+                   "WHERE state = 'pending' AND instance_id > t.i) FROM t WHERE t.i IS NOT NULL) "
+                   "SELECT i FROM t WHERE i IS NOT NULL",
+                   &st)))
         return rv;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         if ((rv = cb((const char *)sqlite3_column_text(st, 0), arg)) != 0)

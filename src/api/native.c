@@ -229,6 +229,25 @@ int wg_native_parse_create(json_t *root, wg_instance_spec_t *spec, json_t **sett
     return 0;
 }
 
+/* webhookByEvents / webhookBase64 / webhookMaxAttempts -> {byEvents, base64, maxAttempts}
+ * (new object in *opts, NULL when none is present; the core validates the values). */
+static int parse_webhook_opts(json_t *root, json_t **opts)
+{
+    static const char *const names[][2] = {{"webhookByEvents", "byEvents"},
+                                           {"webhookBase64", "base64"},
+                                           {"webhookMaxAttempts", "maxAttempts"}};
+    *opts = NULL;
+    for (size_t i = 0; i < 3; i++) {
+        json_t *v = json_object_get(root, names[i][0]);
+        if (!v || json_is_null(v))
+            continue;
+        if (!*opts && !(*opts = json_object()))
+            return WG_ENOMEM;
+        json_object_set(*opts, names[i][1], v);
+    }
+    return 0;
+}
+
 int wg_native_parse_patch(json_t *root, wg_instance_patch_t *p, wg_core_err_t *err)
 {
     memset(p, 0, sizeof(*p));
@@ -264,6 +283,9 @@ int wg_native_parse_patch(json_t *root, wg_instance_patch_t *p, wg_core_err_t *e
         p->proxy = json_is_null(px) ? NULL : px;
         any = 1;
     }
+    if (json_object_get(root, "webhookByEvents") || json_object_get(root, "webhookBase64") ||
+        json_object_get(root, "webhookMaxAttempts"))
+        any = 1; /* the handler builds p->webhook_opts (parse_webhook_opts) */
     if (!any) {
         wg_core_err_set(err, 422, "validation_error", NULL,
                         "nothing to update: give webhookUrl, webhookEvents, settings or proxy");
@@ -471,7 +493,7 @@ static void h_instances_create(wg_http_req_t *r, void *ctx)
     wg_api_ctx_t *c = ctx;
     wg_auth_t a;
     wg_core_err_t err = {0};
-    json_t *root = NULL, *settings_owned = NULL;
+    json_t *root = NULL, *settings_owned = NULL, *opts = NULL;
     wg_instance_spec_t spec;
     wg_instance_t in = {0};
     char *token = NULL, who[96];
@@ -486,6 +508,11 @@ static void h_instances_create(wg_http_req_t *r, void *ctx)
         respond_err(r, &err);
         goto out;
     }
+    if (parse_webhook_opts(root, &opts) != 0) {
+        respond_simple(r, 500, "internal_error", NULL, "out of memory");
+        goto out;
+    }
+    spec.webhook_opts = opts;
     if (a.kind == WG_AUTH_ACCOUNT) {
         if (spec.owner_id && strcmp(spec.owner_id, a.account_id)) {
             respond_simple(r, 403, "forbidden", "accountId",
@@ -509,6 +536,7 @@ static void h_instances_create(wg_http_req_t *r, void *ctx)
 out:
     json_decref(root);
     json_decref(settings_owned);
+    json_decref(opts);
     wg_instance_dispose(&in);
     free(token);
 }
@@ -604,6 +632,7 @@ static void h_instance_patch(wg_http_req_t *r, void *ctx)
     json_t *root = NULL;
     wg_instance_patch_t p;
     wg_instance_t in = {0}, cur;
+    json_t *opts = NULL;
     snprintf(r->log_instance, sizeof(r->log_instance), "%s", r->params[0]);
     if (authed(r, c, &a) != 0)
         return;
@@ -615,13 +644,17 @@ static void h_instance_patch(wg_http_req_t *r, void *ctx)
     wg_instance_dispose(&cur);
     if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0 ||
         wg_native_parse_patch(root, &p, &err) != 0 ||
-        wg_core_instance_update(c->core, &a, r->params[0], &p, &in, &err) != 0) {
+        parse_webhook_opts(root, &opts) != 0 ||
+        (p.webhook_opts = opts, wg_core_instance_update(c->core, &a, r->params[0], &p, &in, &err)) != 0) {
+        if (!err.status)
+            wg_core_err_set(&err, 500, "internal_error", NULL, "out of memory");
         respond_err(r, &err);
         goto out;
     }
     respond(r, 200, wg_render_ok(wg_render_instance_native(&in, NULL)));
 out:
     json_decref(root);
+    json_decref(opts);
     wg_instance_dispose(&in);
 }
 

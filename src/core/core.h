@@ -86,6 +86,7 @@ typedef struct {
     const char *webhook_url; /* NULL */
     json_t *webhook_events;  /* NULL or array of names (borrowed) */
     const char *webhook_secret; /* NULL: generated (whsec_...); signs webhook bodies */
+    json_t *webhook_opts;    /* NULL or {byEvents?: bool, base64?: bool, maxAttempts?: 1..1000} */
     json_t *settings;        /* NULL or partial settings object (borrowed) */
     json_t *proxy;           /* NULL or proxy object (borrowed) */
 } wg_instance_spec_t;
@@ -108,6 +109,7 @@ typedef struct {
     int set_webhook_url;
     const char *webhook_url;
     json_t *webhook_events;
+    json_t *webhook_opts; /* as in wg_instance_spec_t */
     json_t *settings;
     int set_proxy;
     json_t *proxy;

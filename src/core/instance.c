@@ -236,6 +236,39 @@ static char *webhook_json(const char *old, int set_url, const char *url, json_t 
     return s;
 }
 
+/* Validates {byEvents, base64, maxAttempts} (any subset) and merges it into *wh. */
+static int merge_webhook_opts(char **wh, json_t *opts, wg_core_err_t *err)
+{
+    json_t *w = NULL, *v;
+    char *txt = NULL;
+    int rv = WG_EINVAL;
+    if (!opts)
+        return 0;
+    if (((v = json_object_get(opts, "byEvents")) && !json_is_boolean(v)) ||
+        ((v = json_object_get(opts, "base64")) && !json_is_boolean(v))) {
+        wg_core_err_set(err, 422, "validation_error", "webhookByEvents",
+                        "webhookByEvents and webhookBase64 must be booleans");
+        return WG_EINVAL;
+    }
+    if ((v = json_object_get(opts, "maxAttempts")) &&
+        (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1000)) {
+        wg_core_err_set(err, 422, "validation_error", "webhookMaxAttempts",
+                        "webhookMaxAttempts must be an integer from 1 to 1000");
+        return WG_EINVAL;
+    }
+    if (!(w = json_loads(*wh, 0, NULL)) || json_object_update(w, opts) != 0 ||
+        !(txt = json_dumps(w, JSON_COMPACT))) {
+        rv = internal(err, WG_ENOMEM);
+        goto out;
+    }
+    free(*wh);
+    *wh = txt;
+    rv = 0;
+out:
+    json_decref(w);
+    return rv;
+}
+
 /* Sets the secret that signs webhook bodies (X-Wagate-Signature); generated when not given.
  * Stored in the instance row as given (it is needed to sign: see docs/events.md). */
 static int set_webhook_secret(char **wh, const char *given)
@@ -438,6 +471,8 @@ int wg_core_instance_create(wg_core_t *c, const wg_instance_spec_t *spec, wg_ins
         internal(err, rv);
         goto out;
     }
+    if (wh && (rv = merge_webhook_opts(&wh, spec->webhook_opts, err)) != 0)
+        goto out;
     st_txt = json_dumps(settings, JSON_COMPACT);
     px_txt = proxy ? json_dumps(proxy, JSON_COMPACT) : NULL;
     if (!*token || !in.id || !wh || !st_txt || (proxy && !px_txt)) {
@@ -610,11 +645,13 @@ int wg_core_instance_update(wg_core_t *c, const wg_auth_t *a, const char *id,
             goto out;
         }
     }
-    if (p->set_webhook_url || events) {
+    if (p->set_webhook_url || events || p->webhook_opts) {
         if (!(wh = webhook_json(cur.webhook, p->set_webhook_url, p->webhook_url, events))) {
             rv = internal(err, WG_ENOMEM);
             goto out;
         }
+        if ((rv = merge_webhook_opts(&wh, p->webhook_opts, err)) != 0)
+            goto out;
     }
     rv = wg_store_instance_update(c->store, id, wh, st_txt, p->set_proxy, px_txt);
     if (rv == WG_ENOTFOUND) {

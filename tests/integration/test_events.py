@@ -158,6 +158,12 @@ def test_dead_letters_and_replay():
         assert all(e["attempts"] == 3 and e["lastError"] == "HTTP 500" for e in dead), dead
         assert srv.db_rows("SELECT COUNT(*) FROM outbox_dead WHERE instance_id = ?",
                            (a["id"],))[0][0] == len(dead)
+        # per instance: webhookMaxAttempts overrides WAGATE_WEBHOOK_MAX_ATTEMPTS
+        b2 = create(srv, "dead-b", rcv.url("/b"), webhookMaxAttempts=5)
+        wait_for(lambda: all(r[2] == "failed" for r in outbox(srv, b2["id"])), 20, "b dead")
+        st, _, bb = srv.request("GET", "/v1/instances/%s/events?status=failed" % b2["id"],
+                                token=srv.admin_key)
+        assert bb["data"] and all(e["attempts"] == 5 for e in bb["data"]), bb
         # 410 Gone: dead at the first attempt
         mode["v"] = "410"
         srv.request("POST", "/v1/instances/%s/stop" % a["id"], token=srv.admin_key)
@@ -269,12 +275,12 @@ def test_filter_and_by_events():
         wh = json.loads(srv.db_rows("SELECT webhook FROM instances WHERE id = ?", (e["id"],))[0][0])
         assert wh["secret"] == e["webhookSecret"]
         wait_for(lambda: all(r[2] != "pending" for r in outbox(srv, e["id"])), 10, "first rows")
-        wh["byEvents"] = True
-        import sqlite3
-        con = sqlite3.connect(srv.db, timeout=5)
-        con.execute("UPDATE instances SET webhook = ? WHERE id = ?", (json.dumps(wh), e["id"]))
-        con.commit()
-        con.close()
+        st, _, b = srv.request("PATCH", "/v1/instances/" + e["id"], {"webhookByEvents": True},
+                               token=srv.admin_key)
+        assert st == 200, b
+        st, _, b = srv.request("PATCH", "/v1/instances/" + e["id"], {"webhookMaxAttempts": 0},
+                               token=srv.admin_key)
+        assert st == 422 and b["error"]["field"] == "webhookMaxAttempts", b
         srv.request("POST", "/v1/instances/%s/stop" % e["id"], token=srv.admin_key)
         wait_for(lambda: all(r[2] != "pending" for r in outbox(srv, e["id"])), 10, "byEvents")
         paths = [g["path"] for g in rcv.snapshot() if g["instance"] == e["id"]]

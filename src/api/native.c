@@ -15,6 +15,7 @@
 #include "qr/qr.h"
 #include "core/validate.h"
 #include "events/webhook.h"
+#include "wa/ws_handshake.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -975,15 +976,38 @@ static void h_event_replay(wg_http_req_t *r, void *ctx)
     free(e.payload);
 }
 
-/* GET /v1/instances/{id}/events/stream : Server-Sent Events. Starts after ?since=<event id>
- * (or the Last-Event-ID header a reconnecting EventSource sends), else with the next event;
- * every event is "id: <evt>\nevent: <name>\ndata: <native envelope>\n\n", whatever its
- * delivery state; a comment line every 10 s keeps proxies from closing an idle stream. */
+/* GET /v1/instances/{id}/events/stream : Server-Sent Events, or a WebSocket when the request
+ * is an upgrade. Starts after ?since=<event id> (or the Last-Event-ID header a reconnecting
+ * EventSource sends), else with the next event; every event, whatever its delivery state, is
+ * "id: <evt>\nevent: <name>\ndata: <native envelope>\n\n" (SSE) or one text frame holding
+ * the envelope (WebSocket); a comment line (SSE) or a ping frame every 10 s keeps proxies
+ * from closing an idle stream; a WebSocket gets a close frame (1001) at shutdown. */
 typedef struct {
     char inst[64];
     int64_t after_seq;
     unsigned ticks, idle_ticks;
+    int ws; /* WebSocket: one text frame per event instead of SSE lines */
 } sse_t;
+
+/* An unmasked server frame (RFC 6455 5.2) header for len payload bytes; returns its size. */
+static size_t ws_frame_head(uint8_t *h, uint8_t opcode, size_t len)
+{
+    h[0] = (uint8_t)(0x80 | opcode);
+    if (len < 126) {
+        h[1] = (uint8_t)len;
+        return 2;
+    }
+    if (len <= 0xffff) {
+        h[1] = 126;
+        h[2] = (uint8_t)(len >> 8);
+        h[3] = (uint8_t)len;
+        return 4;
+    }
+    h[1] = 127;
+    for (int i = 0; i < 8; i++)
+        h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
 
 #define SSE_POLL_TICKS 2   /* store read every 2 ticks (100 ms) */
 #define SSE_PING_TICKS 200 /* 10 s */
@@ -1019,14 +1043,28 @@ static int sse_tick(wg_http_req_t *r, void *ctx, int final)
             }
             out = nb;
         }
-        len += (size_t)snprintf(out + len, cap - len, "id: %s\nevent: %s\ndata: %s\n\n", v[i].id,
-                                v[i].event, body);
+        if (s->ws) {
+            len += ws_frame_head((uint8_t *)out + len, 0x1, blen);
+            memcpy(out + len, body, blen);
+            len += blen;
+        } else {
+            len += (size_t)snprintf(out + len, cap - len, "id: %s\nevent: %s\ndata: %s\n\n",
+                                    v[i].id, v[i].event, body);
+        }
         s->after_seq = v[i].seq;
         free(body);
     }
     wg_outbox_list_free(v, n);
-    if (!out && ++s->idle_ticks >= SSE_PING_TICKS)
-        out = strdup(": ping\n\n"), len = out ? strlen(out) : 0;
+    if (!out && ++s->idle_ticks >= SSE_PING_TICKS) {
+        if (s->ws && (out = malloc(2)))
+            out[0] = (char)0x89, out[1] = 0, len = 2; /* ping */
+        else if (!s->ws)
+            out = strdup(": ping\n\n"), len = out ? strlen(out) : 0;
+    }
+    if (final && s->ws && !out && (out = malloc(4))) { /* close 1001 going away */
+        memcpy(out, "\x88\x02\x03\xe9", 4);
+        len = 4;
+    }
     if (out) {
         s->idle_ticks = 0;
         r->raw = (uint8_t *)out;
@@ -1058,6 +1096,20 @@ static void h_events_stream(wg_http_req_t *r, void *ctx)
         return;
     }
     snprintf(s->inst, sizeof(s->inst), "%s", r->params[0]);
+    const char *up = r->header ? r->header(r, "Upgrade") : NULL;
+    if (up && !strcasecmp(up, "websocket")) {
+        const char *key = r->header(r, "Sec-WebSocket-Key");
+        const char *ver = r->header(r, "Sec-WebSocket-Version");
+        char acc[WG_WS_ACCEPT_LEN + 1];
+        if (!key || !ver || strcmp(ver, "13") || wg_ws_handshake_accept(key, acc) != 0) {
+            free(s);
+            respond_simple(r, 400, "bad_websocket_upgrade", NULL,
+                           "a WebSocket upgrade needs Sec-WebSocket-Key and version 13");
+            return;
+        }
+        snprintf(r->ws_accept, sizeof(r->ws_accept), "%s", acc);
+        s->ws = 1;
+    }
     const char *lei = r->header ? r->header(r, "Last-Event-ID") : NULL;
     if (wg_http_query_get(r->query, "since", since, sizeof(since)) != 0 && lei)
         snprintf(since, sizeof(since), "%s", lei);

@@ -74,6 +74,10 @@ struct wg_http_req {
      * The request deadline does not apply to a stream. */
     int (*stream)(wg_http_req_t *r, void *ctx, int final);
     void *stream_arg;
+    /* With stream: answer "101 Switching Protocols" to a WebSocket upgrade with this
+     * Sec-WebSocket-Accept value instead of a 200 (the chunks are then raw WebSocket frames;
+     * what the client sends is not read). */
+    char ws_accept[32];
 };
 
 #define WG_HTTP_WAIT_TICK_MS 50

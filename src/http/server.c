@@ -274,6 +274,16 @@ static void stream_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     int done = p->r.stream(&p->r, p->w->ctx, final);
+    if (p->r.raw && p->r.ws_accept[0]) {
+        /* libevent drops body chunks of a 1xx reply: write the frames to the socket's
+         * bufferevent ourselves (evhttp's write callback has nothing to do meanwhile) */
+        struct bufferevent *bev = p->evcon ? evhttp_connection_get_bufferevent(p->evcon) : NULL;
+        if (bev)
+            bufferevent_write(bev, p->r.raw, p->r.raw_len);
+        free(p->r.raw);
+        p->r.raw = NULL;
+        p->r.raw_len = 0;
+    }
     if (p->r.raw) {
         struct evbuffer *b = evbuffer_new();
         if (b) {
@@ -293,7 +303,7 @@ static void stream_tick(evutil_socket_t fd, short what, void *arg)
         return;
     }
     evhttp_send_reply_end(p->req);
-    log_request(p->w, &p->r, 200, p->t0);
+    log_request(p->w, &p->r, p->r.ws_accept[0] ? 101 : 200, p->t0);
     pending_free(p);
 }
 
@@ -314,10 +324,19 @@ static int start_stream(worker_t *w, struct evhttp_request *req, const wg_http_r
             p->r.params[i] = p->r.pbuf + (r->params[i] - r->pbuf);
     p->t0 = t0;
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
-    evhttp_add_header(oh, "Content-Type", r->content_type ? r->content_type : "text/event-stream");
-    evhttp_add_header(oh, "Cache-Control", "no-store");
-    evhttp_add_header(oh, "X-Accel-Buffering", "no");
-    evhttp_add_header(oh, "Connection", "close"); /* the connection ends with the stream */
+    if (r->ws_accept[0]) {
+        /* libevent neither chunks nor counts the body of a 1xx reply: the chunks we send are
+         * the raw bytes of the WebSocket connection (RFC 6455 4.2.2) */
+        evhttp_add_header(oh, "Upgrade", "websocket");
+        evhttp_add_header(oh, "Connection", "Upgrade");
+        evhttp_add_header(oh, "Sec-WebSocket-Accept", r->ws_accept);
+    } else {
+        evhttp_add_header(oh, "Content-Type",
+                          r->content_type ? r->content_type : "text/event-stream");
+        evhttp_add_header(oh, "Cache-Control", "no-store");
+        evhttp_add_header(oh, "X-Accel-Buffering", "no");
+        evhttp_add_header(oh, "Connection", "close"); /* the connection ends with the stream */
+    }
     p->evcon = evhttp_request_get_connection(req);
     if (p->evcon) {
         /* the idle timeout is for requests: a stream may be quiet for long (pings keep
@@ -326,7 +345,10 @@ static int start_stream(worker_t *w, struct evhttp_request *req, const wg_http_r
         evhttp_connection_set_timeout_tv(p->evcon, &day);
         evhttp_connection_set_closecb(p->evcon, pending_closed, p);
     }
-    evhttp_send_reply_start(req, 200, "OK");
+    if (r->ws_accept[0])
+        evhttp_send_reply_start(req, 101, "Switching Protocols");
+    else
+        evhttp_send_reply_start(req, 200, "OK");
     evtimer_add(p->tick, &tv);
     return 0;
 }

@@ -103,3 +103,99 @@ def test_stream_replay_live_and_resume():
         s.close()
     finally:
         srv.cleanup()
+
+
+class WS:
+    """A raw RFC 6455 client (stdlib socket): upgrade, then read server frames."""
+
+    def __init__(self, srv, inst, since=None, token=None):
+        import base64
+        import os
+        import socket
+        self.s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        path = "/v1/instances/%s/events/stream" % inst + ("?since=" + since if since else "")
+        self.s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+                        "Authorization: Bearer %s\r\n\r\n" % (path, key, token or srv.admin_key)).encode())
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.s.recv(4096)
+            assert chunk, "closed during the handshake"
+            self.buf += chunk
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        self.status = int(lines[0].split()[1])
+        self.headers = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:]}
+        import hashlib
+        self.expected_accept = base64.b64encode(hashlib.sha1(
+            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+
+    def _need(self, n):
+        while len(self.buf) < n:
+            chunk = self.s.recv(65536)
+            assert chunk, "connection closed"
+            self.buf += chunk
+
+    def frame(self):
+        self._need(2)
+        op, ln = self.buf[0] & 0x0f, self.buf[1] & 0x7f
+        assert self.buf[0] & 0x80 and not self.buf[1] & 0x80  # FIN, unmasked from the server
+        off = 2
+        if ln == 126:
+            self._need(4)
+            ln, off = int.from_bytes(self.buf[2:4], "big"), 4
+        elif ln == 127:
+            self._need(10)
+            ln, off = int.from_bytes(self.buf[2:10], "big"), 10
+        self._need(off + ln)
+        payload, self.buf = self.buf[off:off + ln], self.buf[off + ln:]
+        return op, payload
+
+    def close(self):
+        self.s.close()
+
+
+def test_websocket_stream_replay_live_and_close():
+    import json
+    srv = Server(env=FAST).start()
+    try:
+        d = create(srv, "wsstream", None)
+        inst = d["id"]
+        srv.request("POST", "/v1/instances/%s/stop" % inst, token=srv.admin_key)
+        rows = srv.db_rows("SELECT id FROM outbox WHERE instance_id = ? ORDER BY seq", (inst,))
+        ws = WS(srv, inst, since=rows[0][0])
+        assert ws.status == 101, ws.status
+        assert ws.headers["upgrade"].lower() == "websocket"
+        assert ws.headers["sec-websocket-accept"] == ws.expected_accept
+        got = [json.loads(ws.frame()[1]) for _ in rows[1:]]
+        assert [g["id"] for g in got] == [r[0] for r in rows[1:]], got
+        srv.request("POST", "/v1/instances/%s/start" % inst, token=srv.admin_key)
+        op, p = ws.frame()
+        ev = json.loads(p)
+        assert op == 1 and ev["event"] == "connection.updated" and ev["instanceId"] == inst
+        assert ev["seq"] == len(rows) + 1
+        # shutdown: a close frame 1001; the client closes (RFC 6455 7.1.1) and the server exits
+        import signal
+        t0 = time.time()
+        srv.proc.send_signal(signal.SIGTERM)
+        while True:
+            op, p = ws.frame()
+            if op == 8:
+                break
+        assert int.from_bytes(p[:2], "big") == 1001
+        ws.close()
+        assert srv.stop() == 0 and time.time() - t0 < 3
+        srv.start()
+        # a bad upgrade is refused; auth applies before any upgrade
+        import socket
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        s.sendall(("GET /v1/instances/%s/events/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                   "Connection: Upgrade\r\nAuthorization: Bearer %s\r\n\r\n" % (inst, srv.admin_key)).encode())
+        assert s.recv(100).startswith(b"HTTP/1.1 400"), "upgrade without a key accepted"
+        s.close()
+        ws = WS(srv, inst, token="wrong-token-wrong-token")
+        assert ws.status == 401
+        ws.close()
+    finally:
+        srv.cleanup()

@@ -1,6 +1,6 @@
 /* metrics.c - see metrics.h. HTTP request counts live in a fixed open-addressed table keyed by
- * (route, status); route strings are the static patterns of the route table, so the table
- * stores the pointer and a slot is claimed once with a compare-and-swap. */
+ * (route, status); route strings are the static patterns of the route table (or a literal),
+ * so the key holds the pointer, never a copy. */
 #include "events/metrics.h"
 #include "util/err.h"
 
@@ -15,9 +15,10 @@ static const double buckets_s[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 #define NBUCKETS (sizeof(buckets_s) / sizeof(buckets_s[0]))
 #define HTTP_SLOTS 512
 
+/* key = route pointer | status << 52 (user-space pointers fit in 47 bits on the platforms we
+ * build for), claimed once with a compare-and-swap; 0 = free slot. */
 typedef struct {
-    _Atomic(const char *) route;
-    _Atomic int status;
+    _Atomic uint64_t key;
     _Atomic uint64_t n;
 } http_slot_t;
 
@@ -72,28 +73,21 @@ void wg_metrics_http(wg_metrics_t *m, const char *route, int status)
         return;
     if (!route)
         route = "unmatched";
-    size_t h = ((uintptr_t)route >> 3) * 31u + (unsigned)status;
+    uint64_t key = (uint64_t)(uintptr_t)route | ((uint64_t)(status & 0x3ff) << 52);
+    size_t h = (size_t)((key >> 3) * 0x9e3779b97f4a7c15ull >> 40);
     for (size_t k = 0; k < HTTP_SLOTS; k++) {
         http_slot_t *s = &m->http[(h + k) % HTTP_SLOTS];
-        const char *cur = atomic_load(&s->route);
-        if (!cur) {
-            const char *expect = NULL;
-            /* claim: status first is not visible before route, so readers skip status 0 */
-            if (atomic_compare_exchange_strong(&s->route, &expect, route)) {
-                atomic_store(&s->status, status);
-                atomic_fetch_add(&s->n, 1);
-                return;
-            }
-            cur = expect;
+        uint64_t cur = atomic_load(&s->key);
+        if (cur == 0) {
+            uint64_t expect = 0;
+            if (atomic_compare_exchange_strong(&s->key, &expect, key))
+                cur = key;
+            else
+                cur = expect;
         }
-        if (cur == route) {
-            int st = atomic_load(&s->status);
-            if (st == status || st == 0) {
-                if (st == 0) /* being claimed by another thread for maybe another status */
-                    continue;
-                atomic_fetch_add(&s->n, 1);
-                return;
-            }
+        if (cur == key) {
+            atomic_fetch_add(&s->n, 1);
+            return;
         }
     }
     /* table full: dropped (512 route x status pairs is far above what the API has) */
@@ -199,11 +193,12 @@ int wg_metrics_render(wg_metrics_t *m, wg_store_t *st, char **out, size_t *len)
     emit(&o, "# HELP wagate_http_requests_total HTTP API requests by route and status.\n"
              "# TYPE wagate_http_requests_total counter\n");
     for (size_t i = 0; i < HTTP_SLOTS; i++) {
-        const char *r = atomic_load(&m->http[i].route);
-        int s = atomic_load(&m->http[i].status);
-        if (r && s)
-            emit(&o, "wagate_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", r, s,
-                 (unsigned long long)atomic_load(&m->http[i].n));
+        uint64_t key = atomic_load(&m->http[i].key);
+        if (!key)
+            continue;
+        const char *r = (const char *)(uintptr_t)(key & ((1ull << 52) - 1));
+        emit(&o, "wagate_http_requests_total{route=\"%s\",status=\"%d\"} %llu\n", r,
+             (int)(key >> 52), (unsigned long long)atomic_load(&m->http[i].n));
     }
     if (o.oom) {
         free(o.buf);

@@ -10,8 +10,14 @@
 #include "util/log.h"
 #include "wa/binary.h"
 #include "wa/creds.h"
+#include "wa/msg.h"
 #include "wa/noise.h"
+#include "wa/recv.h"
+#include "wa/signal.h"
+#include "wa/stanza.h"
 #include "wa/ws.h"
+
+#include <jansson.h>
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -30,6 +36,8 @@ static const char STATUS_FAILED[] = "FAILED";
 enum { C_STOPPED = 0, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_BACKOFF };
 static const char *const c_names[] = {"stopped", "connecting", "handshake", "open", "backoff"};
 
+typedef struct send_op send_op_t;
+
 struct wg_conn_s {
     wg_conn_env_t env;
     char id[64];
@@ -45,6 +53,15 @@ struct wg_conn_s {
     const char *close_reason; /* static string */
     unsigned attempt;         /* consecutive failed connection attempts */
     const char *status;       /* last status reported (static string) */
+    send_op_t *ops;           /* sends under way (newest first) */
+    unsigned iq_counter;
+    wg_signal_t *sig;         /* the Signal state (made at the first login; kept across links) */
+    struct {                  /* the instance's settings, reloaded at most every second */
+        int read_messages, read_status, groups_ignore, reject_call, always_online, auto_typing;
+        char msg_call[1024];
+        uint64_t loaded_ms;
+        int loaded;
+    } set;
 };
 
 static uint64_t mono_ms(void)
@@ -196,8 +213,11 @@ static void link_fail(wg_conn_t *c, int how, const char *reason)
     event_active(c->defer, 0, 0);
 }
 
+static void ops_fail_all(wg_conn_t *c, int rv);
+
 static void teardown(wg_conn_t *c)
 {
+    ops_fail_all(c, WG_ECLOSED);
     wg_session_free(c->sess);
     c->sess = NULL;
     wg_noise_free(c->noise);
@@ -256,6 +276,8 @@ static void on_defer(evutil_socket_t fd, short what, void *arg)
             wg_log(WG_LOG_ERROR, "conn", "instance=%s credentials not wiped", c->id);
         wg_creds_wipe(&c->creds);
         c->have_creds = 0;
+        wg_signal_free(c->sig);
+        c->sig = NULL;
         wg_log(WG_LOG_INFO, "conn", "instance=%s logged out: credentials wiped", c->id);
         stop_failed(c, "logged_out");
         break;
@@ -299,6 +321,8 @@ static int sess_send(void *ud, const wg_node_t *node)
     return rv;
 }
 
+static int on_logged_in(wg_conn_t *c);
+
 static int sess_event(void *ud, const wg_session_event_t *ev)
 {
     wg_conn_t *c = ud;
@@ -329,7 +353,7 @@ static int sess_event(void *ud, const wg_session_event_t *ev)
         qr_clear(c);
         wg_log(WG_LOG_INFO, "conn", "instance=%s logged in jid=%s", c->id, c->creds.jid);
         report_working(c);
-        return 0;
+        return on_logged_in(c);
     case WG_SESSION_EV_CLOSE:
         link_fail(c, ev->close, ev->reason);
         return 0;
@@ -369,6 +393,627 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         arm_timer(c);
 }
 
+/* ---- messaging (wa-protocol-messaging.md §2, §5) ----------------------------------------- */
+
+static int json_flag(json_t *o, const char *k)
+{
+    return json_is_true(json_object_get(o, k));
+}
+
+static void load_settings(wg_conn_t *c, int force)
+{
+    uint64_t now = mono_ms();
+    wg_instance_t in;
+    if (!force && c->set.loaded && now - c->set.loaded_ms < 1000)
+        return;
+    if (wg_store_instance_get(c->env.store, c->id, &in) != 0)
+        return;
+    json_t *j = in.settings ? json_loads(in.settings, 0, NULL) : NULL;
+    if (j) {
+        const char *mc = json_string_value(json_object_get(j, "msgCall"));
+        c->set.read_messages = json_flag(j, "readMessages") || json_flag(j, "autoRead");
+        c->set.read_status = json_flag(j, "readStatus");
+        c->set.groups_ignore = json_flag(j, "groupsIgnore");
+        c->set.reject_call = json_flag(j, "rejectCall");
+        c->set.always_online = json_flag(j, "alwaysOnline");
+        c->set.auto_typing = json_flag(j, "autoTyping");
+        snprintf(c->set.msg_call, sizeof(c->set.msg_call), "%s", mc ? mc : "");
+        c->set.loaded = 1;
+        c->set.loaded_ms = now;
+    }
+    json_decref(j);
+    wg_instance_dispose(&in);
+}
+
+/* The Signal state over our store (sealed), behind a bounded cache. */
+static int ensure_signal(wg_conn_t *c)
+{
+    wg_signal_storage_t *db = NULL, *cache = NULL;
+    wg_signal_keys_t k;
+    int rv;
+    if (c->sig)
+        return 0;
+    if ((rv = wg_signal_storage_db_new(c->env.store, c->id, c->env.master_key, &db)) != 0)
+        return rv;
+    if ((rv = wg_signal_storage_cache_new(db, 512, 1u << 20, &cache)) != 0)
+        return rv;
+    k.registration_id = c->creds.registration_id;
+    k.identity = c->creds.identity;
+    k.signed_prekey_id = c->creds.signed_prekey_id;
+    k.signed_prekey = c->creds.signed_prekey;
+    memcpy(k.signed_prekey_sig, c->creds.signed_prekey_sig, sizeof(k.signed_prekey_sig));
+    rv = wg_signal_new(&k, cache, &c->sig);
+    wg_keys_wipe(&k, sizeof(k));
+    return rv;
+}
+
+static int send_node(wg_conn_t *c, wg_node_t *n)
+{
+    int rv = n ? sess_send(c, n) : WG_ENOMEM;
+    wg_node_free(n);
+    return rv;
+}
+
+static int send_ack(wg_conn_t *c, const wg_node_t *in, const char *error)
+{
+    wg_node_t *n = NULL;
+    int rv = wg_stanza_ack_build(in, error, &n);
+    return rv ? rv : send_node(c, n);
+}
+
+/* An event keyed for exactly-once (see wg_store_event_append_once). */
+static int append_event(wg_conn_t *c, const char *name, const char *payload, const char *key)
+{
+    wg_store_event_t ev = {.name = name, .payload = payload};
+    char id[64];
+    int dup = 0;
+    int rv = wg_store_event_append_once(c->env.store, c->id, &ev, key, id, sizeof(id), &dup);
+    if (rv)
+        wg_log(WG_LOG_ERROR, "conn", "instance=%s event %s not stored err=%s", c->id, name,
+               wg_strerror(rv));
+    else
+        wg_log(WG_LOG_DEBUG, "conn", "instance=%s event=%s id=%s dup=%d", c->id, name, id, dup);
+    return rv;
+}
+
+/* §2.8: a retry receipt; <keys> with a fresh one-time prekey from the second try on, or when
+ * the sender key of a group is missing. */
+static int send_retry(wg_conn_t *c, const wg_recv_result_t *r)
+{
+    const wg_stanza_msg_in_t *in = &r->in;
+    uint32_t count = 1, next = 1;
+    wg_signal_bundle_t b;
+    wg_node_t *n = NULL;
+    int rv;
+    for (size_t i = 0; i < in->n_enc; i++)
+        if (in->enc[i].count + 1 > count)
+            count = in->enc[i].count + 1;
+    if (count >= 5) {
+        wg_log(WG_LOG_WARN, "conn", "instance=%s message %s undecryptable after %u retries", c->id,
+               in->id, count);
+        return 0;
+    }
+    wg_stanza_retry_t rr = {.id = in->id,
+                            .to = in->from,
+                            .participant = in->participant,
+                            .recipient = in->recipient,
+                            .peer = in->category && !strcmp(in->category, "peer"),
+                            .count = count,
+                            .orig_t = in->t,
+                            .registration_id = c->creds.registration_id};
+    if (count > 1 || r->group_key_missing) {
+        if ((rv = wg_store_prekeys_next_id(c->env.store, c->id, &next)) != 0 ||
+            (rv = wg_signal_prekeys_generate(c->sig, next, 1, NULL)) != 0 ||
+            (rv = wg_signal_own_bundle(c->sig, next, &b)) != 0)
+            return rv;
+        rr.keys = &b;
+        rr.device_identity = c->creds.account;
+        rr.device_identity_len = c->creds.account_len;
+    }
+    if ((rv = wg_stanza_retry_build(&rr, &n)) != 0)
+        return rv;
+    return send_node(c, n);
+}
+
+static int send_receipt(wg_conn_t *c, const wg_stanza_msg_in_t *in, const char *type, int64_t t)
+{
+    const char *ids[1] = {in->id};
+    wg_stanza_receipt_t r = {.ids = ids,
+                             .n_ids = 1,
+                             .to = in->from,
+                             .participant = in->participant,
+                             .recipient = in->recipient,
+                             .type = type,
+                             .t = t};
+    wg_node_t *n = NULL;
+    int rv = wg_stanza_receipt_build(&r, &n);
+    return rv ? rv : send_node(c, n);
+}
+
+static int on_message(wg_conn_t *c, const wg_node_t *node)
+{
+    wg_recv_env_t env = {.sig = c->sig,
+                         .own_jid = c->creds.jid,
+                         .own_lid = c->creds.lid,
+                         .groups_ignore = c->set.groups_ignore};
+    wg_recv_result_t r;
+    int rv = wg_recv_message(&env, node, &r);
+    if (rv)
+        return rv; /* storage: no reply, the server re-delivers after the reconnect */
+    if (r.event && (rv = append_event(c, r.event, r.payload, r.key)) != 0) {
+        wg_recv_result_dispose(&r);
+        return rv; /* not committed: not acknowledged */
+    }
+    switch (r.reply) {
+    case WG_RECV_NACK: {
+        char code[16];
+        snprintf(code, sizeof(code), "%d", r.nack_code);
+        rv = send_ack(c, node, code);
+        break;
+    }
+    case WG_RECV_RETRY:
+        if ((rv = send_retry(c, &r)) == 0)
+            rv = send_ack(c, node, NULL);
+        break;
+    default:
+        rv = send_receipt(c, &r.in, r.receipt_type, 0);
+        if (rv == 0 && r.event && !r.in.from_me) {
+            int status = !strcmp(r.in.chat, "status@broadcast");
+            if (status ? c->set.read_status : c->set.read_messages)
+                rv = send_receipt(c, &r.in, "read", (int64_t)(wall_ms() / 1000));
+        }
+        break;
+    }
+    wg_recv_result_dispose(&r);
+    return rv;
+}
+
+static const char *ack_status(const char *type)
+{
+    if (!type)
+        return "delivered";
+    if (!strcmp(type, "read") || !strcmp(type, "read-self"))
+        return "read";
+    if (!strcmp(type, "played") || !strcmp(type, "played-self"))
+        return "played";
+    return NULL;
+}
+
+static int on_receipt(wg_conn_t *c, const wg_node_t *node)
+{
+    wg_stanza_receipt_in_t r;
+    int rv;
+    if (wg_stanza_receipt_parse(node, &r) != 0)
+        return send_ack(c, node, NULL);
+    const char *status = ack_status(r.type);
+    if (status) {
+        json_t *o = json_object(), *ids = json_array();
+        char key[256];
+        if (!o || !ids) {
+            json_decref(o);
+            json_decref(ids);
+            return WG_ENOMEM;
+        }
+        for (size_t i = 0; i < r.n_ids; i++)
+            json_array_append_new(ids, json_string(r.ids[i]));
+        json_object_set_new(o, "id", json_string(r.ids[0]));
+        json_object_set_new(o, "ids", ids);
+        json_object_set_new(o, "status", json_string(status));
+        json_object_set_new(o, "chat", json_string(r.from));
+        if (r.participant)
+            json_object_set_new(o, "participant", json_string(r.participant));
+        json_object_set_new(o, "timestamp", json_integer((json_int_t)r.t));
+        char *p = json_dumps(o, JSON_COMPACT);
+        json_decref(o);
+        if (!p)
+            return WG_ENOMEM;
+        snprintf(key, sizeof(key), "ack:%s:%s:%s:%s", r.ids[0], status, r.from,
+                 r.participant ? r.participant : "");
+        rv = append_event(c, "message.ack", p, key);
+        free(p);
+        if (rv)
+            return rv;
+    } else if (r.type && !strcmp(r.type, "retry"))
+        wg_log(WG_LOG_INFO, "conn", "instance=%s retry receipt for %s from %s (resend not kept)",
+               c->id, r.ids[0], r.from);
+    return send_ack(c, node, NULL);
+}
+
+static int send_text_to(wg_conn_t *c, const char *to, const char *text, const char *quoted,
+                        char *id_out, uint64_t token);
+
+static int on_call(wg_conn_t *c, const wg_node_t *node)
+{
+    wg_stanza_call_t call;
+    int rv;
+    if (wg_stanza_call_parse(node, &call) != 0 || strcmp(call.kind, "offer") != 0)
+        return send_ack(c, node, NULL);
+    const char *caller = call.call_creator ? call.call_creator : call.from;
+    char from[WG_STANZA_JID_MAX], key[200];
+    int reject = c->set.reject_call;
+    {
+        char user[WG_STANZA_JID_MAX];
+        const char *at = strchr(caller, '@');
+        wg_recv_user_of(caller, user, sizeof(user));
+        snprintf(from, sizeof(from), "%s%s", user, at ? at : "");
+    }
+    json_t *o = json_object();
+    if (!o)
+        return WG_ENOMEM;
+    json_object_set_new(o, "id", json_string(call.call_id));
+    json_object_set_new(o, "from", json_string(from));
+    json_object_set_new(o, "video", json_boolean(call.video));
+    json_object_set_new(o, "isGroup", json_boolean(call.group_jid != NULL));
+    json_object_set_new(o, "timestamp", json_integer((json_int_t)call.t));
+    json_object_set_new(o, "rejected", json_boolean(reject));
+    char *p = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!p)
+        return WG_ENOMEM;
+    snprintf(key, sizeof(key), "call:%s", call.call_id);
+    rv = append_event(c, "call.received", p, key);
+    free(p);
+    if (rv)
+        return rv;
+    if ((rv = send_ack(c, node, NULL)) != 0)
+        return rv;
+    if (reject) {
+        wg_node_t *n = NULL;
+        if ((rv = wg_stanza_call_reject_build(call.id, c->creds.jid, call.from, call.call_id,
+                                              caller, &n)) != 0 ||
+            (rv = send_node(c, n)) != 0)
+            return rv;
+        if (c->set.msg_call[0]) {
+            char mid[WG_MSG_ID_LEN + 1];
+            int r2 = send_text_to(c, from, c->set.msg_call, NULL, mid, 0);
+            if (r2)
+                wg_log(WG_LOG_WARN, "conn", "instance=%s msgCall to %s not sent err=%s", c->id,
+                       from, wg_strerror(r2));
+        }
+    }
+    return 0;
+}
+
+/* ---- sending a text (wa-protocol-messaging.md §3) ---------------------------------------- */
+
+enum { OP_USYNC = 1, OP_KEYS, OP_SENT };
+#define OP_MAX_DEVS 128
+#define OP_STALE_MS 60000u
+
+struct send_op {
+    struct send_op *next;
+    int state;
+    char iq[32];
+    char id[WG_MSG_ID_LEN + 1];
+    char to[WG_STANZA_JID_MAX]; /* the peer's bare JID */
+    uint8_t *msg;               /* the Message bytes */
+    size_t msg_len;
+    size_t n_devs;
+    char devs[OP_MAX_DEVS][WG_STANZA_JID_MAX];
+    int own[OP_MAX_DEVS]; /* 1: one of our own devices (gets the deviceSentMessage copy) */
+    uint64_t token;
+    uint64_t started_ms;
+};
+
+static void op_finish(wg_conn_t *c, send_op_t *op, int rv)
+{
+    send_op_t **pp = &c->ops;
+    while (*pp && *pp != op)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = op->next;
+    wg_log(rv ? WG_LOG_WARN : WG_LOG_DEBUG, "conn", "instance=%s send id=%s to=%s rv=%s", c->id,
+           op->id, op->to, wg_strerror(rv));
+    if (op->token && c->env.send_done)
+        c->env.send_done(c->env.arg, op->token, rv, op->id);
+    free(op->msg);
+    free(op);
+}
+
+static void ops_fail_all(wg_conn_t *c, int rv)
+{
+    while (c->ops)
+        op_finish(c, c->ops, rv);
+}
+
+static void ops_sweep(wg_conn_t *c)
+{
+    uint64_t now = mono_ms();
+    for (send_op_t *op = c->ops, *next; op; op = next) {
+        next = op->next;
+        if (now - op->started_ms > OP_STALE_MS)
+            op_finish(c, op, WG_ETIMEDOUT);
+    }
+}
+
+static int send_iq(wg_conn_t *c, send_op_t *op, wg_node_t *n)
+{
+    snprintf(op->iq, sizeof(op->iq), "wgs.%u", ++c->iq_counter);
+    if (!n || wg_node_set_attr(n, "id", op->iq)) {
+        wg_node_free(n);
+        return WG_ENOMEM;
+    }
+    return send_node(c, n);
+}
+
+static int chatstate(wg_conn_t *c, const char *to, int composing)
+{
+    wg_node_t *n = NULL;
+    int rv = wg_stanza_chatstate_build(to, NULL, composing, 0, &n);
+    return rv ? rv : send_node(c, n);
+}
+
+/* Encrypts for every device with a session and sends the <message>. */
+static int op_encrypt_send(wg_conn_t *c, send_op_t *op)
+{
+    wg_stanza_to_t *to = calloc(op->n_devs ? op->n_devs : 1, sizeof(*to));
+    uint8_t *dsm = NULL, *pad_peer = NULL, *pad_own = NULL;
+    size_t dsm_len = 0, lp = 0, lo = 0, n = 0;
+    int rv = to ? 0 : WG_ENOMEM, any_pk = 0, peers = 0;
+    if (rv == 0 && (rv = wg_msg_pad(op->msg, op->msg_len, 0, &pad_peer, &lp)) == 0 &&
+        (rv = wg_msg_wrap_dsm(op->msg, op->msg_len, op->to, &dsm, &dsm_len)) == 0)
+        rv = wg_msg_pad(dsm, dsm_len, 0, &pad_own, &lo);
+    for (size_t i = 0; rv == 0 && i < op->n_devs; i++) {
+        wg_signal_addr_t a;
+        wg_signal_type_t t;
+        uint8_t *ct = NULL;
+        size_t cl = 0;
+        if (wg_signal_addr_from_jid(op->devs[i], &a) != 0 || wg_signal_has_session(c->sig, &a) != 1)
+            continue;
+        rv = wg_signal_encrypt(c->sig, &a, op->own[i] ? pad_own : pad_peer,
+                               op->own[i] ? lo : lp, &t, &ct, &cl);
+        if (rv)
+            break;
+        to[n].jid = op->devs[i];
+        to[n].type = t;
+        to[n].ct = ct;
+        to[n].len = cl;
+        any_pk |= t == WG_SIGNAL_PKMSG;
+        peers += !op->own[i];
+        n++;
+    }
+    if (rv == 0 && peers == 0)
+        rv = WG_ENOTFOUND; /* no device of the peer could be reached */
+    if (rv == 0) {
+        wg_stanza_msg_out_t m = {.id = op->id,
+                                 .to = op->to,
+                                 .type = "text",
+                                 .to_devices = to,
+                                 .n_to = n,
+                                 .device_identity = any_pk ? c->creds.account : NULL,
+                                 .device_identity_len = any_pk ? c->creds.account_len : 0};
+        wg_node_t *node = NULL;
+        if ((rv = wg_stanza_message_build(&m, &node)) == 0)
+            rv = send_node(c, node);
+    }
+    for (size_t i = 0; to && i < n; i++)
+        free((void *)to[i].ct);
+    free(to);
+    free(dsm);
+    free(pad_peer);
+    free(pad_own);
+    if (rv == 0) {
+        op->state = OP_SENT;
+        if (c->set.auto_typing)
+            chatstate(c, op->to, 0);
+    }
+    return rv;
+}
+
+/* Devices without a session: fetch their bundles; none missing: send at once. */
+static int op_sessions(wg_conn_t *c, send_op_t *op)
+{
+    const char *missing[OP_MAX_DEVS];
+    size_t m = 0;
+    for (size_t i = 0; i < op->n_devs; i++) {
+        wg_signal_addr_t a;
+        if (wg_signal_addr_from_jid(op->devs[i], &a) != 0)
+            continue;
+        int h = wg_signal_has_session(c->sig, &a);
+        if (h < 0)
+            return h;
+        if (!h)
+            missing[m++] = op->devs[i];
+    }
+    if (m == 0)
+        return op_encrypt_send(c, op);
+    wg_node_t *n = NULL;
+    int rv = wg_stanza_prekey_fetch_build(missing, m, 0, &n);
+    if (rv)
+        return rv;
+    op->state = OP_KEYS;
+    return send_iq(c, op, n);
+}
+
+static int op_on_usync(wg_conn_t *c, send_op_t *op, const wg_node_t *iq)
+{
+    wg_stanza_usync_user_t *users = NULL;
+    size_t nu = 0;
+    char own_bare[WG_STANZA_JID_MAX], digits[32];
+    uint32_t own_dev = 0;
+    int found = 0, rv;
+    if (wg_creds_phone(&c->creds, digits, sizeof(digits), &own_dev) != 0)
+        return WG_EINVAL;
+    snprintf(own_bare, sizeof(own_bare), "%s@s.whatsapp.net", digits);
+    if ((rv = wg_stanza_usync_parse(iq, &users, &nu)) != 0)
+        return rv;
+    op->n_devs = 0;
+    for (size_t i = 0; i < nu; i++) {
+        int own = users[i].jid && !strcmp(users[i].jid, own_bare);
+        int peer = users[i].jid && !strcmp(users[i].jid, op->to);
+        if (!own && !peer)
+            continue;
+        if (peer && !users[i].error && users[i].n_devices)
+            found = 1;
+        for (size_t d = 0; d < users[i].n_devices && op->n_devs < OP_MAX_DEVS; d++) {
+            if (own && users[i].devices[d].id == own_dev)
+                continue; /* ourselves */
+            if (wg_stanza_device_jid(users[i].jid, &users[i].devices[d], op->devs[op->n_devs],
+                                     WG_STANZA_JID_MAX) != 0)
+                continue;
+            op->own[op->n_devs++] = own;
+        }
+    }
+    free(users);
+    if (!found)
+        return WG_ENOTFOUND; /* not on WhatsApp */
+    return op_sessions(c, op);
+}
+
+static int op_on_keys(wg_conn_t *c, send_op_t *op, const wg_node_t *iq)
+{
+    wg_stanza_bundle_t *b = NULL;
+    size_t nb = 0;
+    int rv = wg_stanza_prekey_fetch_parse(iq, &b, &nb);
+    if (rv)
+        return rv;
+    for (size_t i = 0; i < nb; i++) {
+        wg_signal_addr_t a;
+        if (b[i].error || wg_signal_addr_from_jid(b[i].jid, &a) != 0)
+            continue;
+        int r2 = wg_signal_process_bundle(c->sig, &a, &b[i].bundle);
+        if (r2 == WG_ENOMEM || r2 == WG_ESTORE) {
+            free(b);
+            return r2;
+        }
+        if (r2)
+            wg_log(WG_LOG_WARN, "conn", "instance=%s bundle of %s refused err=%s", c->id, b[i].jid,
+                   wg_strerror(r2));
+    }
+    free(b);
+    return op_encrypt_send(c, op);
+}
+
+/* An iq answer to one of our send steps: 1 when it was ours. */
+static int ops_on_iq(wg_conn_t *c, const wg_node_t *iq)
+{
+    const char *id = wg_node_attr(iq, "id"), *type = wg_node_attr(iq, "type");
+    send_op_t *op;
+    int rv;
+    if (!id || strncmp(id, "wgs.", 4) != 0)
+        return 0;
+    for (op = c->ops; op && strcmp(op->iq, id); op = op->next)
+        ;
+    if (!op)
+        return 1;
+    op->iq[0] = 0;
+    if (!type || strcmp(type, "result") != 0)
+        rv = WG_EIO;
+    else
+        rv = op->state == OP_USYNC ? op_on_usync(c, op, iq) : op_on_keys(c, op, iq);
+    if (rv)
+        op_finish(c, op, rv);
+    return 1;
+}
+
+static void ops_on_ack(wg_conn_t *c, const wg_node_t *ack)
+{
+    const char *id = wg_node_attr(ack, "id"), *cls = wg_node_attr(ack, "class");
+    if (!id || !cls || strcmp(cls, "message") != 0)
+        return;
+    for (send_op_t *op = c->ops; op; op = op->next)
+        if (op->state == OP_SENT && !strcmp(op->id, id)) {
+            op_finish(c, op, wg_node_attr(ack, "error") ? WG_EIO : 0);
+            return;
+        }
+}
+
+static int send_text_to(wg_conn_t *c, const char *to, const char *text, const char *quoted,
+                        char *id_out, uint64_t token)
+{
+    char digits[32];
+    uint32_t dev = 0;
+    send_op_t *op;
+    int rv;
+    if (!wg_conn_working(c) || c->close_pending)
+        return WG_EPERM;
+    if (!to || !strchr(to, '@') || strlen(to) >= WG_STANZA_JID_MAX || !text)
+        return WG_EINVAL;
+    if (strstr(to, "@g.us"))
+        return WG_EINVAL; /* group sends: not yet */
+    if ((rv = ensure_signal(c)) != 0 ||
+        (rv = wg_creds_phone(&c->creds, digits, sizeof(digits), &dev)) != 0)
+        return rv;
+    load_settings(c, 0);
+    ops_sweep(c);
+    if (!(op = calloc(1, sizeof(*op))))
+        return WG_ENOMEM;
+    snprintf(op->to, sizeof(op->to), "%s", to);
+    op->token = token;
+    op->started_ms = mono_ms();
+    wg_msg_quote_t q = {.id = quoted, .participant = to};
+    if ((rv = wg_msg_id(op->id, (int64_t)(wall_ms() / 1000), digits, NULL)) != 0 ||
+        (rv = wg_msg_build_text(text, quoted ? &q : NULL, NULL, 0, &op->msg, &op->msg_len)) != 0) {
+        free(op->msg);
+        free(op);
+        return rv;
+    }
+    if (id_out)
+        snprintf(id_out, WG_MSG_ID_LEN + 1, "%s", op->id);
+    op->next = c->ops;
+    c->ops = op;
+    if (c->set.auto_typing)
+        chatstate(c, to, 1);
+    char own_bare[WG_STANZA_JID_MAX];
+    snprintf(own_bare, sizeof(own_bare), "%s@s.whatsapp.net", digits);
+    const char *users[2] = {to, own_bare};
+    wg_node_t *n = NULL;
+    op->state = OP_USYNC;
+    char sid[32];
+    snprintf(sid, sizeof(sid), "wgu.%u", c->iq_counter + 1);
+    if ((rv = wg_stanza_usync_build(sid, users, 2, 0, &n)) == 0)
+        rv = send_iq(c, op, n);
+    if (rv) {
+        op->token = 0; /* the caller gets rv directly */
+        op_finish(c, op, rv);
+    }
+    return rv;
+}
+
+/* Signal state ready, settings read; available presence when alwaysOnline (§5). */
+static int on_logged_in(wg_conn_t *c)
+{
+    int rv = ensure_signal(c);
+    if (rv)
+        return rv;
+    load_settings(c, 1);
+    if (c->set.always_online) {
+        wg_node_t *n = NULL;
+        const char *name = c->creds.push_name[0] ? c->creds.push_name : NULL;
+        if ((rv = wg_stanza_presence_build(1, name, &n)) != 0)
+            return rv;
+        return send_node(c, n);
+    }
+    return 0;
+}
+
+/* After the session handled node: messages, receipts and calls once logged in. */
+static int on_stanza(wg_conn_t *c, const wg_node_t *node)
+{
+    const char *tag = wg_node_tag(node);
+    int rv;
+    if (!c->sess || !wg_session_logged_in(c->sess))
+        return 0;
+    if (!strcmp(tag, "iq")) {
+        ops_on_iq(c, node);
+        return 0;
+    }
+    if (!strcmp(tag, "ack")) {
+        ops_on_ack(c, node);
+        return 0;
+    }
+    if (strcmp(tag, "message") && strcmp(tag, "receipt") && strcmp(tag, "call"))
+        return 0;
+    if ((rv = ensure_signal(c)) != 0)
+        return rv;
+    load_settings(c, 0);
+    if (!strcmp(tag, "message"))
+        return on_message(c, node);
+    if (!strcmp(tag, "receipt"))
+        return on_receipt(c, node);
+    return on_call(c, node);
+}
+
 /* ---- noise callbacks --------------------------------------------------------------------- */
 
 static int noise_handshake(void *ud, wg_noise_t *n)
@@ -403,6 +1048,8 @@ static int noise_frame(void *ud, const uint8_t *p, size_t len)
         free(txt);
     }
     rv = wg_session_handle(c->sess, node, mono_ms());
+    if (rv == 0 && !c->close_pending)
+        rv = on_stanza(c, node);
     wg_node_free(node);
     if (rv) {
         wg_log(WG_LOG_WARN, "conn", "instance=%s session error=%s", c->id, wg_strerror(rv));
@@ -588,6 +1235,16 @@ void wg_conn_free(wg_conn_t *c)
         event_free(c->timer);
     if (c->defer)
         event_free(c->defer);
+    wg_signal_free(c->sig);
     wg_creds_wipe(&c->creds);
     free(c);
+}
+
+int wg_conn_send_text(wg_conn_t *c, const char *to, const char *text, const char *quoted_id,
+                      uint64_t token, char id_out[32])
+{
+    int rv = send_text_to(c, to, text, quoted_id, id_out, token);
+    if (!c->close_pending)
+        arm_timer(c);
+    return rv;
 }

@@ -53,6 +53,9 @@ typedef struct {
     void (*qr_changed)(void *arg, const char *instance_id, const char *qr, long long expires_at);
     /* on the loop thread: a pairing code became live (state 2) or failed (-1) */
     void (*link_code)(void *arg, const char *instance_id, int state);
+    /* on the loop thread: a send started with a token ended: rv 0 (the server acked
+     * message id), WG_ENOTFOUND (not on WhatsApp), WG_ECLOSED, WG_ETIMEDOUT, WG_EIO */
+    void (*send_done)(void *arg, uint64_t token, int rv, const char *msg_id);
     void *arg;
 } wg_conn_env_t;
 
@@ -75,6 +78,14 @@ void wg_conn_stop(wg_conn_t *c);
 /* Pairing code (§6) on the live registration connection. WG_EPERM when not waiting for a QR
  * scan; other errors of wg_session_pair_code. */
 int wg_conn_pair_code(wg_conn_t *c, const char *phone, const char *code);
+/* Sends a text to a user (bare JID "digits@s.whatsapp.net"), optionally quoting quoted_id:
+ * device lists (usync), prekey bundles for devices without a session, one encryption per
+ * device and per our own other devices (deviceSentMessage), the <message>; composing/paused
+ * around it with autoTyping. id_out (>= 23 bytes) gets the message id at once; send_done(token)
+ * reports the outcome when the server acks (token 0: no report). WG_EPERM when not logged in,
+ * WG_EINVAL for a bad JID or a group (not supported yet), other errors when nothing was sent. */
+int wg_conn_send_text(wg_conn_t *c, const char *to, const char *text, const char *quoted_id,
+                      uint64_t token, char id_out[32]);
 /* 1 when connected and logged in. */
 int wg_conn_working(const wg_conn_t *c);
 const char *wg_conn_id(const wg_conn_t *c);

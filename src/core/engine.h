@@ -16,6 +16,7 @@
 #define WG_CORE_ENGINE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct wg_engine wg_engine_t;
 
@@ -49,6 +50,18 @@ typedef struct {
     /* Optional. Where the last pairing code of the instance stands: 1 live (the server took
      * it; the phone may enter it now), 0 still being sent, WG_ECLOSED refused or lost. */
     int (*pairing_code_state)(wg_engine_t *e, const char *instance_id);
+    /* Optional. Any thread; returns at once. Queues a text for `to` (a user's bare JID) on the
+     * instance (quoted_id may be NULL); *token names the outcome for send_result. 0,
+     * WG_EINVAL, WG_ENOMEM. */
+    int (*send_text)(wg_engine_t *e, const char *instance_id, const char *to, const char *text,
+                     const char *quoted_id, uint64_t *token);
+    /* Optional. Any thread. 1 when the send ended (*rv: 0 acked by the server, WG_ENOTFOUND
+     * not on WhatsApp, WG_EPERM instance not connected, others; msg_id set when known), 0
+     * while under way, WG_ENOTFOUND for an unknown token. drop = 1 forgets the token. */
+    int (*send_result)(wg_engine_t *e, uint64_t token, int *rv, char msg_id[32], int drop);
+    /* Optional. Any thread. state "available"/"unavailable" (to NULL), or "composing"/"paused"
+     * for the chat `to`. 0 queued, WG_EINVAL. */
+    int (*presence)(wg_engine_t *e, const char *instance_id, const char *state, const char *to);
 } wg_engine_ops_t;
 
 struct wg_engine {

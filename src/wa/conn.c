@@ -1248,3 +1248,19 @@ int wg_conn_send_text(wg_conn_t *c, const char *to, const char *text, const char
         arm_timer(c);
     return rv;
 }
+
+int wg_conn_presence(wg_conn_t *c, const char *state, const char *to)
+{
+    wg_node_t *n = NULL;
+    int rv;
+    if (!wg_conn_working(c) || c->close_pending)
+        return WG_EPERM;
+    if (!strcmp(state, "available") || !strcmp(state, "unavailable"))
+        rv = wg_stanza_presence_build(state[0] == 'a',
+                                      c->creds.push_name[0] ? c->creds.push_name : NULL, &n);
+    else if (to && (!strcmp(state, "composing") || !strcmp(state, "paused")))
+        rv = wg_stanza_chatstate_build(to, NULL, state[0] == 'c', 0, &n);
+    else
+        return WG_EINVAL;
+    return rv ? rv : send_node(c, n);
+}

@@ -86,6 +86,9 @@ int wg_conn_pair_code(wg_conn_t *c, const char *phone, const char *code);
  * WG_EINVAL for a bad JID or a group (not supported yet), other errors when nothing was sent. */
 int wg_conn_send_text(wg_conn_t *c, const char *to, const char *text, const char *quoted_id,
                       uint64_t token, char id_out[32]);
+/* Presence: "available"/"unavailable", or chat state "composing"/"paused" to `to`. WG_EPERM
+ * when not logged in, WG_EINVAL. */
+int wg_conn_presence(wg_conn_t *c, const char *state, const char *to);
 /* 1 when connected and logged in. */
 int wg_conn_working(const wg_conn_t *c);
 const char *wg_conn_id(const wg_conn_t *c);

@@ -23,7 +23,7 @@
 
 #define NBUCKETS 1024u
 
-enum { CMD_START = 1, CMD_STOP, CMD_LOGOUT, CMD_PAIR_CODE, CMD_SHUTDOWN };
+enum { CMD_START = 1, CMD_STOP, CMD_LOGOUT, CMD_PAIR_CODE, CMD_SHUTDOWN, CMD_SEND, CMD_PRESENCE };
 
 typedef struct cmd {
     struct cmd *next;
@@ -31,7 +31,18 @@ typedef struct cmd {
     char id[64];
     char phone[24];
     char code[WG_PAIR_CODE_LEN + 1];
+    /* CMD_SEND, CMD_PRESENCE */
+    char *to, *text, *quoted;
+    uint64_t token;
 } cmd_t;
+
+/* The outcome of a send, read by the API thread that asked (polled). */
+typedef struct sres {
+    struct sres *next;
+    uint64_t token;
+    int done, rv;
+    char msg_id[32];
+} sres_t;
 
 typedef struct centry {
     struct centry *next;
@@ -78,6 +89,9 @@ struct eng {
     pthread_mutex_t qmu;
     qrent_t *qr[NBUCKETS];
     atomic_int count;
+    pthread_mutex_t smu; /* the send results */
+    sres_t *sres[64];
+    uint64_t next_token;
 };
 
 static unsigned hash_id(const char *s)
@@ -260,6 +274,122 @@ static int op_pairing_code(wg_engine_t *base, const char *id, const char *phone,
     return post(worker_of(e, id), CMD_PAIR_CODE, id, digits, code);
 }
 
+/* ---- sends and presence (API threads -> worker; outcome through the result table) -------- */
+
+static void cmd_free(cmd_t *c)
+{
+    wg_keys_wipe(c->code, sizeof(c->code));
+    free(c->to);
+    free(c->text);
+    free(c->quoted);
+    free(c);
+}
+
+static int post_cmd(worker_t *w, cmd_t *c)
+{
+    pthread_mutex_lock(&w->mu);
+    if (w->tail)
+        w->tail->next = c;
+    else
+        w->head = c;
+    w->tail = c;
+    pthread_mutex_unlock(&w->mu);
+    event_active(w->wake, EV_READ, 0);
+    return 0;
+}
+
+static void sres_done(eng_t *e, uint64_t token, int rv, const char *msg_id)
+{
+    pthread_mutex_lock(&e->smu);
+    for (sres_t *r = e->sres[token % 64]; r; r = r->next)
+        if (r->token == token) {
+            r->done = 1;
+            r->rv = rv;
+            if (msg_id)
+                snprintf(r->msg_id, sizeof(r->msg_id), "%s", msg_id);
+            break;
+        }
+    pthread_mutex_unlock(&e->smu);
+}
+
+static void send_done_cb(void *arg, uint64_t token, int rv, const char *msg_id)
+{
+    worker_t *w = arg;
+    sres_done(w->eng, token, rv, msg_id);
+}
+
+static int op_send_text(wg_engine_t *base, const char *id, const char *to, const char *text,
+                        const char *quoted, uint64_t *token)
+{
+    eng_t *e = (eng_t *)base;
+    cmd_t *c;
+    sres_t *r;
+    if (!id || strlen(id) >= 64 || !to || !text)
+        return WG_EINVAL;
+    if (!(c = calloc(1, sizeof(*c))) || !(r = calloc(1, sizeof(*r)))) {
+        free(c);
+        return WG_ENOMEM;
+    }
+    c->type = CMD_SEND;
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    c->to = strdup(to);
+    c->text = strdup(text);
+    c->quoted = quoted ? strdup(quoted) : NULL;
+    if (!c->to || !c->text || (quoted && !c->quoted)) {
+        cmd_free(c);
+        free(r);
+        return WG_ENOMEM;
+    }
+    pthread_mutex_lock(&e->smu);
+    r->token = ++e->next_token;
+    r->next = e->sres[r->token % 64];
+    e->sres[r->token % 64] = r;
+    pthread_mutex_unlock(&e->smu);
+    c->token = *token = r->token;
+    return post_cmd(worker_of(e, id), c);
+}
+
+static int op_send_result(wg_engine_t *base, uint64_t token, int *rv, char msg_id[32], int drop)
+{
+    eng_t *e = (eng_t *)base;
+    int st = WG_ENOTFOUND;
+    pthread_mutex_lock(&e->smu);
+    for (sres_t **pp = &e->sres[token % 64], *r; (r = *pp); pp = &r->next)
+        if (r->token == token) {
+            st = r->done;
+            if (rv)
+                *rv = r->rv;
+            if (msg_id)
+                snprintf(msg_id, 32, "%s", r->msg_id);
+            if (drop) {
+                *pp = r->next;
+                free(r);
+            }
+            break;
+        }
+    pthread_mutex_unlock(&e->smu);
+    return st;
+}
+
+static int op_presence(wg_engine_t *base, const char *id, const char *state, const char *to)
+{
+    eng_t *e = (eng_t *)base;
+    cmd_t *c;
+    if (!id || strlen(id) >= 64 || !state)
+        return WG_EINVAL;
+    if (!(c = calloc(1, sizeof(*c))))
+        return WG_ENOMEM;
+    c->type = CMD_PRESENCE;
+    snprintf(c->id, sizeof(c->id), "%s", id);
+    c->text = strdup(state);
+    c->to = to ? strdup(to) : NULL;
+    if (!c->text || (to && !c->to)) {
+        cmd_free(c);
+        return WG_ENOMEM;
+    }
+    return post_cmd(worker_of(e, id), c);
+}
+
 /* ---- the worker's conn table (worker thread only) ---------------------------------------- */
 
 static centry_t **conn_slot(worker_t *w, const char *id)
@@ -365,12 +495,28 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
             }
             break;
         }
+        case CMD_SEND: {
+            centry_t *ce = *conn_slot(w, c->id);
+            char mid[32] = "";
+            int rv = ce ? wg_conn_send_text(ce->conn, c->to, c->text, c->quoted, c->token, mid)
+                        : WG_EPERM;
+            if (rv) /* nothing went out: the outcome now (else send_done reports it) */
+                sres_done(w->eng, c->token, rv, mid);
+            break;
+        }
+        case CMD_PRESENCE: {
+            centry_t *ce = *conn_slot(w, c->id);
+            int rv = ce ? wg_conn_presence(ce->conn, c->text, c->to) : WG_EPERM;
+            if (rv)
+                wg_log(WG_LOG_WARN, "engine", "instance=%s presence %s not sent err=%s", c->id,
+                       c->text, wg_strerror(rv));
+            break;
+        }
         case CMD_SHUTDOWN:
             event_base_loopbreak(w->base);
             break;
         }
-        wg_keys_wipe(c->code, sizeof(c->code));
-        free(c);
+        cmd_free(c);
     }
 }
 
@@ -414,6 +560,7 @@ static int worker_init(worker_t *w)
         .report = worker_report,
         .qr_changed = qr_set,
         .link_code = link_code_cb,
+        .send_done = send_done_cb,
         .arg = w,
     };
     return 0;
@@ -426,7 +573,7 @@ static void worker_dispose(worker_t *w)
             conn_remove(w, wg_conn_id(w->conns[b]->conn));
     for (cmd_t *c = w->head, *n; c; c = n) {
         n = c->next;
-        free(c);
+        cmd_free(c);
     }
     w->head = w->tail = NULL;
     if (w->ctx && w->eng->hooks.ctx_free)
@@ -487,6 +634,12 @@ static void op_free(wg_engine_t *base)
             free(q);
         }
     pthread_mutex_destroy(&e->qmu);
+    for (unsigned b = 0; b < 64; b++)
+        for (sres_t *r = e->sres[b], *n; r; r = n) {
+            n = r->next;
+            free(r);
+        }
+    pthread_mutex_destroy(&e->smu);
     wg_keys_wipe(e->master, sizeof(e->master));
     free(e);
 }
@@ -500,6 +653,9 @@ static const wg_engine_ops_t wa_ops = {
     .qr = op_qr,
     .pairing_code = op_pairing_code,
     .pairing_code_state = op_pairing_code_state,
+    .send_text = op_send_text,
+    .send_result = op_send_result,
+    .presence = op_presence,
 };
 
 int wg_engine_wa_count(wg_engine_t *base)
@@ -526,6 +682,7 @@ int wg_engine_wa_new(const wg_config_t *cfg, const uint8_t master_key[32],
     if (!(e = calloc(1, sizeof(*e))))
         return WG_ENOMEM;
     pthread_mutex_init(&e->qmu, NULL);
+    pthread_mutex_init(&e->smu, NULL);
     e->base.ops = &wa_ops;
     e->cfg = cfg;
     e->hooks = *hooks;

@@ -10,7 +10,12 @@
  *   DELETE /phones/{number}/devices/{deviceJid}   200 {jid, loggedOut:true}
  *   POST   /control/drop                          200 {dropped}
  *   POST   /control/refuse {seconds}              200 {refusingSeconds}
- *   messages, calls, groups                       501 (Signal messaging arrives with issue 5)
+ *   POST   /phones/{number}/messages {to, text}   200 {id}  (to: number, user JID or group JID)
+ *   GET    /phones/{number}/messages              [{id, from, author, text, t}] (received)
+ *   POST   /phones/{number}/calls {to}            200 {callId}  (a call offer)
+ *   GET    /phones/{number}/calls                 [{id, from, author, text, t}] (text: "offer"
+ *                                                 placed, or the kind a device sent: "reject")
+ *   POST   /groups {subject, creator, participants[]}  201 {jid}
  *
  * Errors are {"error": "<what went wrong>"} with a 4xx status (5xx only for our own failures).
  * Scan and link-code answer later: the request is parked (ctl_wait_t) until the server calls
@@ -22,6 +27,7 @@
  * whichever comes first, and is freed there; wg_sandbox_control_free cancels the ones left. */
 #include "sandbox/sb_int.h"
 
+#include "util/codec.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -293,7 +299,117 @@ static void control_refuse(wg_sandbox_control_t *ctl, struct evhttp_request *req
     json_decref(b);
 }
 
-static const char NOT_YET[] = "not implemented: messaging arrives with issue 5";
+static void phone_message_post(wg_sandbox_control_t *ctl, struct evhttp_request *req,
+                               wg_sandbox_phone_t *p)
+{
+    json_t *b = read_body(req);
+    const char *to, *text, *error = NULL;
+    char id[24];
+    int status;
+    if (!b)
+        return;
+    string_from_json(b, "to", &to);
+    string_from_json(b, "text", &text);
+    if (!to || !*to || !text) {
+        reply_error(req, 400, "to (number or JID) and text (string) are required");
+    } else if (strlen(text) > 16384) {
+        reply_error(req, 400, "text is longer than 16384 bytes");
+    } else if ((status = wg_sandbox_phone_send(ctl->sb, p, to, text, id, &error)) == 200) {
+        reply_json(req, 200, json_pack("{s:s}", "id", id));
+    } else {
+        reply_error(req, status, error ? error : "failed");
+    }
+    json_decref(b);
+}
+
+static void phone_call_post(wg_sandbox_control_t *ctl, struct evhttp_request *req,
+                            wg_sandbox_phone_t *p)
+{
+    json_t *b = read_body(req);
+    const char *to, *error = NULL;
+    char id[40];
+    int status;
+    if (!b)
+        return;
+    string_from_json(b, "to", &to);
+    if (!to || !*to)
+        reply_error(req, 400, "to (number or JID) is required");
+    else if ((status = wg_sandbox_phone_call(ctl->sb, p, to, id, &error)) == 200)
+        reply_json(req, 200, json_pack("{s:s}", "callId", id));
+    else
+        reply_error(req, status, error ? error : "failed");
+    json_decref(b);
+}
+
+static void inbox_get(wg_sandbox_control_t *ctl, struct evhttp_request *req,
+                      const wg_sandbox_phone_t *p, const char *kind)
+{
+    json_t *a = wg_sandbox_state_inbox_json(wg_sandbox_state(ctl->sb), p->number, kind);
+    if (!a)
+        reply_error(req, 500, "could not read the state file");
+    else
+        reply_json(req, 200, a);
+}
+
+static void groups_create(wg_sandbox_control_t *ctl, struct evhttp_request *req)
+{
+    wg_sandbox_state_t *st = wg_sandbox_state(ctl->sb);
+    json_t *b = read_body(req), *parts, *v;
+    const char *subject, *creator;
+    char list[4096], jid[64];
+    uint8_t r[6];
+    size_t i, len;
+    if (!b)
+        return;
+    string_from_json(b, "subject", &subject);
+    string_from_json(b, "creator", &creator);
+    parts = json_object_get(b, "participants");
+    if (!subject || !*subject || strlen(subject) > 100) {
+        reply_error(req, 400, "subject must be a string of 1 to 100 bytes");
+        goto out;
+    }
+    if (!creator || !wg_sandbox_state_phone_find(st, creator)) {
+        reply_error(req, 400, "creator must be the number of a phone of this sandbox");
+        goto out;
+    }
+    if (!json_is_array(parts) || json_array_size(parts) > 63) {
+        reply_error(req, 400, "participants must be an array of at most 63 phone numbers");
+        goto out;
+    }
+    len = (size_t)snprintf(list, sizeof(list), "%s", creator);
+    json_array_foreach(parts, i, v)
+    {
+        const char *num = json_is_string(v) ? json_string_value(v) : NULL;
+        char *at;
+        char tmp[64];
+        if (num && (at = strchr(num, '@'))) { /* a user JID is fine too */
+            snprintf(tmp, sizeof(tmp), "%.*s", (int)(at - num), num);
+            num = tmp;
+        }
+        if (!num || !wg_sandbox_state_phone_find(st, num)) {
+            reply_error(req, 400, "every participant must be the number of a phone of this "
+                                  "sandbox");
+            goto out;
+        }
+        if (strcmp(num, creator) != 0 && !strstr(list, num))
+            len += (size_t)snprintf(list + len, sizeof(list) - len, ",%s", num);
+    }
+    wg_random_bytes(r, sizeof(r));
+    snprintf(jid, sizeof(jid), "120363%llu@g.us",
+             (unsigned long long)(((uint64_t)r[0] << 40 | (uint64_t)r[1] << 32 |
+                                   (uint64_t)r[2] << 24 | (uint64_t)r[3] << 16 |
+                                   (uint64_t)r[4] << 8 | r[5]) %
+                                      900000000000ull +
+                                  100000000000ull));
+    if (wg_sandbox_state_group_add(st, jid, subject, creator, list) != 0) {
+        reply_error(req, 500, "could not save the group");
+        goto out;
+    }
+    wg_log(WG_LOG_INFO, "sandbox", "group %s created by %s: %s", jid, creator, list);
+    reply_json(req, 201, json_pack("{s:s,s:s}", "jid", jid, "subject", subject));
+out:
+    json_decref(b);
+}
 
 /* Splits the path into at most 5 segments (no decoding; the query string is dropped). */
 static size_t split_path(char *path, char *seg[5])
@@ -339,7 +455,10 @@ static void route(struct evhttp_request *req, void *arg)
         else
             reply_error(req, 405, "use POST to create a phone");
     } else if (n == 1 && !strcmp(seg[0], "groups")) {
-        reply_error(req, post ? 501 : 405, post ? NOT_YET : "use POST");
+        if (post)
+            groups_create(ctl, req);
+        else
+            reply_error(req, 405, "use POST");
     } else if (n == 2 && !strcmp(seg[0], "control") &&
                (!strcmp(seg[1], "drop") || !strcmp(seg[1], "refuse"))) {
         if (!post) {
@@ -381,12 +500,19 @@ static void route(struct evhttp_request *req, void *arg)
             else
                 reply_error(req, 405, "use DELETE to log a device out");
         } else if (!strcmp(what, "messages")) {
-            if (get || post)
-                reply_error(req, 501, NOT_YET);
+            if (post)
+                phone_message_post(ctl, req, p);
+            else if (get)
+                inbox_get(ctl, req, p, "message");
             else
                 reply_error(req, 405, "use GET or POST");
         } else { /* calls */
-            reply_error(req, post ? 501 : 405, post ? NOT_YET : "use POST");
+            if (post)
+                phone_call_post(ctl, req, p);
+            else if (get)
+                inbox_get(ctl, req, p, "call");
+            else
+                reply_error(req, 405, "use GET or POST");
         }
     } else {
         reply_error(req, 404, "no such route");

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "wa/keys.h"
+#include "wa/signal.h"
 
 struct event_base;
 struct evhttp_request;
@@ -30,6 +31,7 @@ typedef struct {
     wg_keys_pair_t account; /* the phone's identity ("account") key pair */
     uint32_t next_device;   /* next companion device id (1, 2, ...) */
     int64_t created;
+    struct wg_signal *signal; /* its Signal state, opened on first use (not persisted here) */
 } wg_sandbox_phone_t;
 
 /* A linked companion device. */
@@ -92,6 +94,44 @@ int wg_sandbox_state_prekeys_put(wg_sandbox_state_t *st, const wg_sandbox_device
                                  const wg_sandbox_prekey_t *keys, size_t n);
 /* One-time prekeys stored for the device. 0, WG_ESTORE. */
 int wg_sandbox_state_prekey_count(wg_sandbox_state_t *st, const wg_sandbox_device_t *d, int *count);
+
+/* ---- issue 5: phones' Signal state, offline queue, inbox, groups (state.c) -------------- */
+
+struct wg_signal;
+struct json_t;
+/* The phone's Signal state over the state file (identity = the account key pair that signs
+ * ADV identities; signed prekey id 1; registration id): made on first use, owned by p. */
+int wg_sandbox_state_phone_signal(wg_sandbox_state_t *st, wg_sandbox_phone_t *p,
+                                  struct wg_signal **out);
+/* The phone's bundle with a fresh one-time prekey (each fetch hands out a new one). */
+int wg_sandbox_state_phone_bundle(wg_sandbox_state_t *st, wg_sandbox_phone_t *p,
+                                  wg_signal_bundle_t *b);
+/* A companion's bundle from its upload, consuming its lowest one-time prekey (none left: no
+ * <key>). WG_ENOTFOUND when it never uploaded. */
+int wg_sandbox_state_device_bundle(wg_sandbox_state_t *st, const wg_sandbox_device_t *d,
+                                   wg_signal_bundle_t *b);
+/* The offline queue: encoded nodes per device, in order. take calls cb for each and deletes
+ * them. */
+typedef int (*wg_sandbox_offline_cb)(void *arg, const uint8_t *node, size_t len);
+int wg_sandbox_state_offline_put(wg_sandbox_state_t *st, const char *number, uint32_t device,
+                                 const uint8_t *node, size_t len);
+int wg_sandbox_state_offline_take(wg_sandbox_state_t *st, const char *number, uint32_t device,
+                                  wg_sandbox_offline_cb cb, void *arg, size_t *count);
+int wg_sandbox_state_offline_count(wg_sandbox_state_t *st, const char *number, uint32_t device,
+                                   int *count);
+/* What a phone received: kind "message" or "call". */
+int wg_sandbox_state_inbox_add(wg_sandbox_state_t *st, const char *number, const char *kind,
+                               const char *id, const char *chat, const char *author,
+                               const char *text, int64_t t);
+/* [{id, from, author, text, t}] of kind, oldest first; NULL on failure. */
+struct json_t *wg_sandbox_state_inbox_json(wg_sandbox_state_t *st, const char *number,
+                                           const char *kind);
+/* Groups: participants is a comma-separated list of numbers (creator included). */
+int wg_sandbox_state_group_add(wg_sandbox_state_t *st, const char *jid, const char *subject,
+                               const char *creator, const char *participants);
+int wg_sandbox_state_group_get(wg_sandbox_state_t *st, const char *jid, char *subject,
+                               size_t subject_cap, char *creator, size_t creator_cap,
+                               char *participants, size_t cap, int64_t *created);
 
 /* ---- stanza.c: pure readers of client stanzas ------------------------------------------- */
 
@@ -168,6 +208,17 @@ void wg_sandbox_drop_all(wg_sandbox_t *sb);
 /* New WebSocket connections are refused (HTTP 503) for `seconds` from now (0 ends it). */
 void wg_sandbox_refuse(wg_sandbox_t *sb, unsigned seconds);
 size_t wg_sandbox_connection_count(const wg_sandbox_t *sb);
+
+/* Phone p sends text to `to` (a number, a user JID, or a group JID): encrypted for every
+ * device of the recipient (every member's devices for a group, with the sender key
+ * distribution) and, as a deviceSentMessage copy, for p's own companions. id gets the message
+ * id. Returns an HTTP status (200; 400/404 with *error). */
+int wg_sandbox_phone_send(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const char *to,
+                          const char *text, char id[24], const char **error);
+/* Phone p rings `to` (a phone's number or user JID): <call><offer call-id call-creator> to its
+ * companions; recorded as an outgoing "offer" in p's calls. Status as above. */
+int wg_sandbox_phone_call(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const char *to,
+                          char call_id[40], const char **error);
 
 /* ---- control.c: the HTTP control API ------------------------------------------------------ */
 

@@ -24,6 +24,8 @@
 #include "util/err.h"
 #include "util/log.h"
 #include "wa/binary.h"
+#include "wa/jid.h"
+#include "wa/msg.h"
 #include "wa/node.h"
 #include "wa/noise.h"
 #include "wa/noise_server.h"
@@ -105,6 +107,11 @@ struct wg_sandbox_s {
     uint64_t refuse_until_ms;
     uint32_t seq;
 };
+
+static int offline_send_cb(void *arg, const uint8_t *p, size_t len);
+static void handle_usync(wg_sandbox_conn_t *c, const char *id, const wg_node_t *iq);
+static void handle_prekey_fetch(wg_sandbox_conn_t *c, const char *id, const wg_node_t *key);
+static void handle_group_iq(wg_sandbox_conn_t *c, const char *id, const wg_node_t *iq);
 
 static uint64_t now_ms(void)
 {
@@ -814,12 +821,16 @@ static int start_login(wg_sandbox_conn_t *c, const wg_payload_info_t *info)
     wg_node_set_attr(n, "props", "1");
     if (send_free(c, n) != 0)
         return WG_EIO;
-    /* §7.8: the offline queue is empty; clients wait for this marker. */
-    n = wg_node_new("ib");
-    if (n) {
-        wg_node_t *o = wg_node_add_new(n, "offline");
-        if (o)
-            wg_node_set_attr(o, "count", "0");
+    /* §7.8: what was queued while the device was away, then the marker clients wait for. */
+    {
+        size_t queued = 0;
+        wg_sandbox_state_offline_take(c->sb->st, d->number, d->id, offline_send_cb, c, &queued);
+        n = wg_node_new("ib");
+        if (n) {
+            wg_node_t *o = wg_node_add_new(n, "offline");
+            if (o)
+                wg_node_set_attrf(o, "count", "%zu", queued);
+        }
     }
     wg_log(WG_LOG_INFO, "sandbox", "conn=%s logged in %s:%u", wg_wsserver_conn_peer(c->ws), number,
            d->id);
@@ -936,7 +947,18 @@ static void handle_iq(wg_sandbox_conn_t *c, const wg_node_t *iq)
     if (c->state != CS_LOGIN || !c->dev)
         return;
     if (xmlns && strcmp(xmlns, "encrypt") == 0) {
-        handle_encrypt(c, id, type, iq);
+        if (strcmp(type, "get") == 0 && first && wg_node_tag_is(first, "key"))
+            handle_prekey_fetch(c, id, first);
+        else
+            handle_encrypt(c, id, type, iq);
+        return;
+    }
+    if (xmlns && strcmp(xmlns, "usync") == 0 && strcmp(type, "get") == 0) {
+        handle_usync(c, id, iq);
+        return;
+    }
+    if (xmlns && strcmp(xmlns, "w:g2") == 0 && strcmp(type, "get") == 0) {
+        handle_group_iq(c, id, iq);
         return;
     }
     if (xmlns && strcmp(xmlns, "passive") == 0 && first &&
@@ -961,6 +983,878 @@ static void handle_iq(wg_sandbox_conn_t *c, const wg_node_t *iq)
     wg_log(WG_LOG_DEBUG, "sandbox", "conn=%s unhandled iq xmlns=%s type=%s",
            wg_wsserver_conn_peer(c->ws), xmlns ? xmlns : "-", type);
     send_iq_error(c, id, 501, "feature-not-implemented");
+}
+
+/* ---- messaging (issue 5): routing between devices, usync, prekey bundles, phones ------------ */
+
+/* A user or device JID resolved to a sandbox number (a phone's PN or LID user) and device. */
+typedef struct {
+    char number[WG_SB_NUMBER_MAX + 1];
+    uint32_t device;
+    int group; /* an @g.us JID (number unused) */
+} sb_addr_t;
+
+/* 0 when jid names a user known here (a phone's number or LID; companions belong to phones) or
+ * a group; WG_ENOTFOUND for a valid JID of nobody; WG_EINVAL for garbage. */
+static int resolve_jid(wg_sandbox_t *sb, const char *jid, sb_addr_t *a)
+{
+    wg_jid_t j;
+    char user[64];
+    wg_sandbox_phone_t *p = NULL;
+    memset(a, 0, sizeof(*a));
+    if (!jid || wg_jid_parse(jid, strlen(jid), &j) != 0 || j.user_len >= sizeof(user))
+        return WG_EINVAL;
+    memcpy(user, j.user, j.user_len);
+    user[j.user_len] = 0;
+    if (wg_jid_server_is(&j, "g.us")) {
+        a->group = 1;
+        return 0;
+    }
+    a->device = j.type == WG_JID_AD ? j.device : 0;
+    if (wg_jid_server_is(&j, "s.whatsapp.net") || wg_jid_server_is(&j, "c.us")) {
+        p = wg_sandbox_number_valid(user) ? wg_sandbox_state_phone_find(sb->st, user) : NULL;
+    } else if (wg_jid_server_is(&j, "lid")) {
+        for (size_t i = 0; i < wg_sandbox_state_phone_count(sb->st) && !p; i++) {
+            wg_sandbox_phone_t *q = wg_sandbox_state_phone_at(sb->st, i);
+            if (strcmp(q->lid, user) == 0)
+                p = q;
+        }
+    } else {
+        return WG_EINVAL;
+    }
+    if (!p)
+        return WG_ENOTFOUND;
+    snprintf(a->number, sizeof(a->number), "%s", p->number);
+    return 0;
+}
+
+static void dev_jid(const char *number, uint32_t device, char *out, size_t cap)
+{
+    if (device)
+        snprintf(out, cap, "%.20s:%u@s.whatsapp.net", number, device);
+    else
+        snprintf(out, cap, "%.20s@s.whatsapp.net", number);
+}
+
+/* The devices of a number: 0 (the phone) then its linked companions. At most max. */
+static size_t user_devices(wg_sandbox_t *sb, const char *number, uint32_t *ids, size_t max)
+{
+    size_t n = 0;
+    if (!wg_sandbox_state_phone_find(sb->st, number))
+        return 0;
+    ids[n++] = 0;
+    for (size_t i = 0; i < wg_sandbox_state_device_count(sb->st) && n < max; i++) {
+        wg_sandbox_device_t *d = wg_sandbox_state_device_at(sb->st, i);
+        if (strcmp(d->number, number) == 0)
+            ids[n++] = d->id;
+    }
+    return n;
+}
+
+static void phone_receive(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const wg_node_t *n);
+
+/* Hands n (kept by the caller) to device `device` of number: the phone itself (device 0)
+ * reads it; a connected companion gets it now; an offline one at its next login. */
+static int deliver(wg_sandbox_t *sb, const char *number, uint32_t device, const wg_node_t *n)
+{
+    wg_sandbox_device_t *d;
+    wg_buf_t b;
+    int rv;
+    if (device == 0) {
+        wg_sandbox_phone_t *p = wg_sandbox_state_phone_find(sb->st, number);
+        if (!p)
+            return WG_ENOTFOUND;
+        phone_receive(sb, p, n);
+        return 0;
+    }
+    if (!(d = wg_sandbox_state_device_find(sb->st, number, device)))
+        return WG_ENOTFOUND;
+    if (d->conn && d->conn->state == CS_LOGIN && d->conn->ws)
+        return send_node(d->conn, n);
+    wg_buf_init(&b, 0);
+    if ((rv = wg_binary_encode(n, &b)) == 0)
+        rv = wg_sandbox_state_offline_put(sb->st, number, device, b.data, b.len);
+    wg_buf_dispose(&b);
+    wg_log(WG_LOG_DEBUG, "sandbox", "queued a <%s> for offline %s:%u", wg_node_tag(n), number,
+           device);
+    return rv;
+}
+
+static int offline_send_cb(void *arg, const uint8_t *p, size_t len)
+{
+    wg_sandbox_conn_t *c = arg;
+    wg_node_t *n = NULL;
+    if (wg_binary_decode(p, len, NULL, &n) != 0)
+        return 0; /* cannot happen: we encoded it */
+    wg_node_set_attr(n, "offline", "1");
+    send_free(c, n);
+    return 0;
+}
+
+/* §3.2: <usync><list><user jid><devices><device-list>…</device-list><key-index-list/></devices>
+ * <lid val/></user>…; nobody on WhatsApp: <devices><error code="404" text="item-not-found"/>. */
+static void handle_usync(wg_sandbox_conn_t *c, const char *id, const wg_node_t *iq)
+{
+    const wg_node_t *us = wg_node_child_by_tag(iq, "usync");
+    const wg_node_t *list = us ? wg_node_child_by_tag(us, "list") : NULL;
+    const wg_node_t *query = us ? wg_node_child_by_tag(us, "query") : NULL;
+    int want_lid = query && wg_node_child_by_tag(query, "lid");
+    wg_node_t *r = iq_new("result", id), *ru, *rl;
+    if (!list || !r) {
+        wg_node_free(r);
+        send_iq_error(c, id, 400, "bad-request");
+        return;
+    }
+    if (!(ru = wg_node_add_new(r, "usync")) || !(rl = wg_node_add_new(ru, "list")))
+        goto nomem;
+    if (wg_node_attr(us, "sid"))
+        wg_node_set_attr(ru, "sid", wg_node_attr(us, "sid"));
+    wg_node_set_attr(ru, "mode", "query");
+    wg_node_set_attr(ru, "context", wg_node_attr(us, "context") ? wg_node_attr(us, "context")
+                                                                 : "message");
+    for (size_t i = 0; i < wg_node_child_count(list); i++) {
+        const wg_node_t *u = wg_node_child(list, i);
+        const char *jid = wg_node_attr(u, "jid");
+        sb_addr_t a;
+        wg_node_t *ou, *devs, *dl, *e;
+        uint32_t ids[64];
+        size_t nd;
+        if (!wg_node_tag_is(u, "user") || !jid)
+            continue;
+        if (!(ou = wg_node_add_new(rl, "user")) || wg_node_set_attr_jid(ou, "jid", jid) != 0 ||
+            !(devs = wg_node_add_new(ou, "devices")))
+            goto nomem;
+        if (resolve_jid(c->sb, jid, &a) != 0 || a.group) {
+            if (!(e = wg_node_add_new(devs, "error")))
+                goto nomem;
+            wg_node_set_attr(e, "code", "404");
+            wg_node_set_attr(e, "text", "item-not-found");
+            continue;
+        }
+        nd = user_devices(c->sb, a.number, ids, 64);
+        if (!(dl = wg_node_add_new(devs, "device-list")))
+            goto nomem;
+        for (size_t k = 0; k < nd; k++) {
+            wg_node_t *d = wg_node_add_new(dl, "device");
+            if (!d)
+                goto nomem;
+            wg_node_set_attrf(d, "id", "%u", ids[k]);
+            if (ids[k])
+                wg_node_set_attrf(d, "key-index", "%u", ids[k]);
+        }
+        if (!(e = wg_node_add_new(devs, "key-index-list")))
+            goto nomem;
+        wg_node_set_attrf(e, "ts", "%lld", (long long)time(NULL));
+        if (want_lid) {
+            wg_sandbox_phone_t *p = wg_sandbox_state_phone_find(c->sb->st, a.number);
+            char lid[64];
+            snprintf(lid, sizeof(lid), "%s@lid", p->lid);
+            if (!(e = wg_node_add_new(ou, "lid")))
+                goto nomem;
+            wg_node_set_attr_jid(e, "val", lid);
+        }
+    }
+    send_free(c, r);
+    return;
+nomem:
+    wg_node_free(r);
+    send_iq_error(c, id, 500, "internal-server-error");
+}
+
+static int be_bytes(wg_node_t *parent, const char *tag, uint32_t v, size_t n)
+{
+    uint8_t b[4];
+    wg_node_t *k = wg_node_add_new(parent, tag);
+    for (size_t i = 0; i < n; i++)
+        b[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+    return k ? wg_node_set_bytes(k, b, n) : WG_ENOMEM;
+}
+
+static int raw_bytes(wg_node_t *parent, const char *tag, const uint8_t *p, size_t n)
+{
+    wg_node_t *k = wg_node_add_new(parent, tag);
+    return k ? wg_node_set_bytes(k, p, n) : WG_ENOMEM;
+}
+
+/* A device's bundle, as the server hands it out: phones' own keys, companions' uploads. */
+static int bundle_for(wg_sandbox_t *sb, const char *number, uint32_t device, wg_signal_bundle_t *b)
+{
+    wg_sandbox_device_t *d;
+    if (device == 0) {
+        wg_sandbox_phone_t *p = wg_sandbox_state_phone_find(sb->st, number);
+        return p ? wg_sandbox_state_phone_bundle(sb->st, p, b) : WG_ENOTFOUND;
+    }
+    if (!(d = wg_sandbox_state_device_find(sb->st, number, device)))
+        return WG_ENOTFOUND;
+    return wg_sandbox_state_device_bundle(sb->st, d, b);
+}
+
+/* §3.3: <iq xmlns="encrypt" type="get"><key><user jid/>…</key></iq> → <list><user jid>
+ * <registration/><type/><identity/><skey/>[<key/>]</user>… (an unknown device: <error/>). */
+static void handle_prekey_fetch(wg_sandbox_conn_t *c, const char *id, const wg_node_t *key)
+{
+    wg_node_t *r = iq_new("result", id), *list;
+    static const uint8_t type05 = WG_KEYS_DJB_TYPE;
+    if (!r || !(list = wg_node_add_new(r, "list")))
+        goto nomem;
+    for (size_t i = 0; i < wg_node_child_count(key); i++) {
+        const wg_node_t *u = wg_node_child(key, i);
+        const char *jid = wg_node_attr(u, "jid");
+        wg_signal_bundle_t b;
+        sb_addr_t a;
+        wg_node_t *ou, *sk, *k;
+        if (!wg_node_tag_is(u, "user") || !jid)
+            continue;
+        if (!(ou = wg_node_add_new(list, "user")) || wg_node_set_attr_jid(ou, "jid", jid) != 0)
+            goto nomem;
+        if (resolve_jid(c->sb, jid, &a) != 0 || a.group ||
+            bundle_for(c->sb, a.number, a.device, &b) != 0) {
+            wg_node_t *e = wg_node_add_new(ou, "error");
+            if (!e)
+                goto nomem;
+            wg_node_set_attr(e, "code", "404");
+            wg_node_set_attr(e, "text", "item-not-found");
+            continue;
+        }
+        if (be_bytes(ou, "registration", b.registration_id, 4) ||
+            raw_bytes(ou, "type", &type05, 1) ||
+            raw_bytes(ou, "identity", b.identity, WG_KEYS_KEY_LEN) ||
+            !(sk = wg_node_add_new(ou, "skey")) || be_bytes(sk, "id", b.signed_prekey_id, 3) ||
+            raw_bytes(sk, "value", b.signed_prekey, WG_KEYS_KEY_LEN) ||
+            raw_bytes(sk, "signature", b.signed_prekey_sig, WG_KEYS_SIG_LEN))
+            goto nomem;
+        if (b.has_prekey && (!(k = wg_node_add_new(ou, "key")) || be_bytes(k, "id", b.prekey_id, 3) ||
+                             raw_bytes(k, "value", b.prekey, WG_KEYS_KEY_LEN)))
+            goto nomem;
+    }
+    send_free(c, r);
+    return;
+nomem:
+    wg_node_free(r);
+    send_iq_error(c, id, 500, "internal-server-error");
+}
+
+/* Group members from the state: numbers into out (comma list parsed). */
+static size_t group_members(wg_sandbox_t *sb, const char *gjid, char out[][WG_SB_NUMBER_MAX + 1],
+                            size_t max, char *subject, size_t subject_cap, char *creator,
+                            int64_t *created)
+{
+    char parts[4096], *save = NULL, *t;
+    size_t n = 0;
+    char cr[WG_SB_NUMBER_MAX + 1], subj[256];
+    int64_t cre = 0;
+    if (wg_sandbox_state_group_get(sb->st, gjid, subject ? subject : subj,
+                                   subject ? subject_cap : sizeof(subj), creator ? creator : cr,
+                                   WG_SB_NUMBER_MAX + 1, parts, sizeof(parts), &cre) != 0)
+        return 0;
+    if (created)
+        *created = cre;
+    for (t = strtok_r(parts, ",", &save); t && n < max; t = strtok_r(NULL, ",", &save))
+        snprintf(out[n++], WG_SB_NUMBER_MAX + 1, "%s", t);
+    return n;
+}
+
+#define MAX_MEMBERS 64
+
+/* §4.1: <iq xmlns="w:g2" type="get" to=group><query/> → <group id subject creation creator
+ * addressing_mode="pn" size><participant jid [type]/>…</group>. */
+static void handle_group_iq(wg_sandbox_conn_t *c, const char *id, const wg_node_t *iq)
+{
+    const char *to = wg_node_attr(iq, "to");
+    char members[MAX_MEMBERS][WG_SB_NUMBER_MAX + 1], subject[256], creator[WG_SB_NUMBER_MAX + 1];
+    char jid[96];
+    int64_t created = 0;
+    size_t n;
+    wg_node_t *r, *g;
+    const char *at;
+    if (!to || !(at = strchr(to, '@')) || strcmp(at, "@g.us") != 0) {
+        send_iq_error(c, id, 501, "feature-not-implemented");
+        return;
+    }
+    if (!(n = group_members(c->sb, to, members, MAX_MEMBERS, subject, sizeof(subject), creator,
+                            &created))) {
+        send_iq_error(c, id, 404, "item-not-found");
+        return;
+    }
+    r = iq_new("result", id);
+    if (r)
+        wg_node_set_attr_jid(r, "from", to);
+    if (!r || !(g = wg_node_add_new(r, "group"))) {
+        wg_node_free(r);
+        return;
+    }
+    wg_node_set_attrf(g, "id", "%.*s", (int)(at - to), to);
+    wg_node_set_attr(g, "subject", subject);
+    wg_node_set_attrf(g, "s_t", "%lld", (long long)created);
+    wg_node_set_attrf(g, "creation", "%lld", (long long)created);
+    dev_jid(creator, 0, jid, sizeof(jid));
+    wg_node_set_attr_jid(g, "creator", jid);
+    wg_node_set_attr_jid(g, "s_o", jid);
+    wg_node_set_attr(g, "addressing_mode", "pn");
+    wg_node_set_attrf(g, "size", "%zu", n);
+    for (size_t i = 0; i < n; i++) {
+        wg_node_t *pn = wg_node_add_new(g, "participant");
+        if (!pn)
+            break;
+        dev_jid(members[i], 0, jid, sizeof(jid));
+        wg_node_set_attr_jid(pn, "jid", jid);
+        if (strcmp(members[i], creator) == 0)
+            wg_node_set_attr(pn, "type", "superadmin");
+    }
+    send_free(c, r);
+}
+
+/* <message id to><enc…/>…</message> as a device receives it. */
+static wg_node_t *msg_new(const char *id, const char *from, const char *participant,
+                          const char *recipient, const char *type, const char *notify)
+{
+    wg_node_t *m = wg_node_new("message");
+    if (!m || wg_node_set_attr(m, "id", id) || wg_node_set_attr_jid(m, "from", from) ||
+        wg_node_set_attr(m, "type", type ? type : "text") ||
+        wg_node_set_attrf(m, "t", "%lld", (long long)time(NULL)) ||
+        (participant && wg_node_set_attr_jid(m, "participant", participant)) ||
+        (recipient && wg_node_set_attr_jid(m, "recipient", recipient)) ||
+        (notify && *notify && wg_node_set_attr(m, "notify", notify))) {
+        wg_node_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+static int add_clone(wg_node_t *parent, const wg_node_t *child)
+{
+    wg_node_t *k = wg_node_clone(child);
+    if (!k || wg_node_add_child(parent, k) != 0) {
+        wg_node_free(k);
+        return WG_ENOMEM;
+    }
+    return 0;
+}
+
+static const wg_node_t *find_to(const wg_node_t *parts, wg_sandbox_t *sb, const char *number,
+                                uint32_t device)
+{
+    for (size_t i = 0; parts && i < wg_node_child_count(parts); i++) {
+        const wg_node_t *t = wg_node_child(parts, i);
+        sb_addr_t a;
+        if (wg_node_tag_is(t, "to") && resolve_jid(sb, wg_node_attr(t, "jid"), &a) == 0 &&
+            !a.group && a.device == device && strcmp(a.number, number) == 0)
+            return wg_node_child_by_tag(t, "enc");
+    }
+    return NULL;
+}
+
+static void send_ack(wg_sandbox_conn_t *c, const char *cls, const char *id, const char *from,
+                     const char *error)
+{
+    wg_node_t *a = wg_node_new("ack");
+    if (!a)
+        return;
+    wg_node_set_attr(a, "class", cls);
+    wg_node_set_attr(a, "id", id ? id : "");
+    if (from)
+        wg_node_set_attr_jid(a, "from", from);
+    wg_node_set_attrf(a, "t", "%lld", (long long)time(NULL));
+    if (error)
+        wg_node_set_attr(a, "error", error);
+    send_free(c, a);
+}
+
+/* Routes a message from a device (number/device) to every addressed device (§3.5, §4.2). The
+ * sender is a companion (c != NULL; it gets the server ack §3.6) or a phone (c NULL). */
+static int route_message(wg_sandbox_t *sb, const char *number, uint32_t device,
+                         const wg_node_t *m, wg_sandbox_conn_t *c)
+{
+    const char *id = wg_node_attr(m, "id"), *to = wg_node_attr(m, "to");
+    const char *type = wg_node_attr(m, "type");
+    const wg_node_t *parts = wg_node_child_by_tag(m, "participants");
+    const wg_node_t *ident = wg_node_child_by_tag(m, "device-identity");
+    const wg_node_t *skmsg = NULL;
+    wg_sandbox_phone_t *sp = wg_sandbox_state_phone_find(sb->st, number);
+    char from[96];
+    sb_addr_t ta;
+    size_t delivered = 0;
+    for (size_t i = 0; i < wg_node_child_count(m); i++) {
+        const wg_node_t *e = wg_node_child(m, i);
+        if (wg_node_tag_is(e, "enc") && wg_node_attr(e, "type") &&
+            strcmp(wg_node_attr(e, "type"), "skmsg") == 0)
+            skmsg = e;
+    }
+    if (!id || !to || resolve_jid(sb, to, &ta) != 0) {
+        if (c)
+            send_ack(c, "message", id, to, id && to ? "404" : "400");
+        return WG_EPROTO;
+    }
+    dev_jid(number, device, from, sizeof(from));
+    if (ta.group) {
+        char members[MAX_MEMBERS][WG_SB_NUMBER_MAX + 1];
+        size_t nm = group_members(sb, to, members, MAX_MEMBERS, NULL, 0, NULL, NULL);
+        for (size_t i = 0; i < nm; i++) {
+            uint32_t ids[64];
+            size_t nd = user_devices(sb, members[i], ids, 64);
+            for (size_t k = 0; k < nd; k++) {
+                const wg_node_t *pe = find_to(parts, sb, members[i], ids[k]);
+                wg_node_t *out;
+                if (ids[k] == device && strcmp(members[i], number) == 0)
+                    continue;
+                if (!pe && !skmsg)
+                    continue;
+                if (!(out = msg_new(id, to, from, NULL, type, sp ? sp->push_name : NULL)))
+                    return WG_ENOMEM;
+                wg_node_set_attr(out, "addressing_mode", "pn");
+                if ((pe && add_clone(out, pe)) || (skmsg && add_clone(out, skmsg)) ||
+                    (pe && ident && add_clone(out, ident))) {
+                    wg_node_free(out);
+                    return WG_ENOMEM;
+                }
+                deliver(sb, members[i], ids[k], out);
+                wg_node_free(out);
+                delivered++;
+            }
+        }
+    } else {
+        for (size_t i = 0; parts && i < wg_node_child_count(parts); i++) {
+            const wg_node_t *t = wg_node_child(parts, i), *e;
+            sb_addr_t a;
+            wg_node_t *out;
+            char chat[96];
+            if (!wg_node_tag_is(t, "to") || !(e = wg_node_child_by_tag(t, "enc")) ||
+                resolve_jid(sb, wg_node_attr(t, "jid"), &a) != 0 || a.group)
+                continue;
+            if (strcmp(a.number, number) == 0 && a.device == device)
+                continue;
+            dev_jid(ta.number, 0, chat, sizeof(chat));
+            /* own other devices see the chat in recipient (§2.1) */
+            if (!(out = msg_new(id, from, NULL, strcmp(a.number, number) == 0 ? chat : NULL, type,
+                                sp ? sp->push_name : NULL)))
+                return WG_ENOMEM;
+            if (add_clone(out, e) || (ident && add_clone(out, ident))) {
+                wg_node_free(out);
+                return WG_ENOMEM;
+            }
+            deliver(sb, a.number, a.device, out);
+            wg_node_free(out);
+            delivered++;
+        }
+    }
+    wg_log(WG_LOG_INFO, "sandbox", "message %s from %s to %s: %zu device(s)", id, from, to,
+           delivered);
+    if (c)
+        send_ack(c, "message", id, to, NULL);
+    return 0;
+}
+
+/* A receipt from a device goes to the author of the message it names (§5): to (a device or a
+ * user: all its devices) or, in a group, participant. */
+static void route_receipt(wg_sandbox_t *sb, const char *number, uint32_t device,
+                          const wg_node_t *r)
+{
+    const char *to = wg_node_attr(r, "to"), *participant = wg_node_attr(r, "participant");
+    const char *id = wg_node_attr(r, "id"), *type = wg_node_attr(r, "type");
+    sb_addr_t ta, target;
+    char from[96];
+    wg_node_t *out;
+    uint32_t ids[64];
+    size_t nd;
+    if (!id || !to || resolve_jid(sb, to, &ta) != 0)
+        return;
+    if (ta.group && (!participant || resolve_jid(sb, participant, &target) != 0 || target.group))
+        return;
+    if (!ta.group)
+        target = ta;
+    dev_jid(number, device, from, sizeof(from));
+    if (!(out = wg_node_new("receipt")))
+        return;
+    wg_node_set_attr(out, "id", id);
+    if (ta.group) {
+        wg_node_set_attr_jid(out, "from", to);
+        wg_node_set_attr_jid(out, "participant", from);
+    } else {
+        wg_node_set_attr_jid(out, "from", from);
+    }
+    if (wg_node_attr(r, "recipient"))
+        wg_node_set_attr_jid(out, "recipient", wg_node_attr(r, "recipient"));
+    if (type)
+        wg_node_set_attr(out, "type", type);
+    wg_node_set_attrf(out, "t", "%lld", (long long)time(NULL));
+    for (size_t i = 0; i < wg_node_child_count(r); i++)
+        add_clone(out, wg_node_child(r, i));
+    /* a device JID names one device; a bare JID all of that user's devices */
+    if (strchr(ta.group ? participant : to, ':')) {
+        ids[0] = target.device;
+        nd = 1;
+    } else {
+        nd = user_devices(sb, target.number, ids, 64);
+    }
+    for (size_t k = 0; k < nd; k++)
+        if (!(strcmp(target.number, number) == 0 && ids[k] == device))
+            deliver(sb, target.number, ids[k], out);
+    wg_node_free(out);
+}
+
+/* <chatstate to>…</chatstate> → the peer's devices with from = the sender. */
+static void route_chatstate(wg_sandbox_t *sb, const char *number, uint32_t device,
+                            const wg_node_t *n)
+{
+    sb_addr_t ta;
+    uint32_t ids[64];
+    size_t nd;
+    char from[96];
+    wg_node_t *out;
+    if (resolve_jid(sb, wg_node_attr(n, "to"), &ta) != 0 || ta.group ||
+        !(out = wg_node_clone(n)))
+        return;
+    dev_jid(number, 0, from, sizeof(from));
+    wg_node_set_attr_jid(out, "from", from);
+    nd = user_devices(sb, ta.number, ids, 64);
+    for (size_t k = 1; k < nd; k++) /* phones do not care; offline devices need not know */
+    {
+        wg_sandbox_device_t *d = wg_sandbox_state_device_find(sb->st, ta.number, ids[k]);
+        if (d && d->conn && !(strcmp(ta.number, number) == 0 && ids[k] == device))
+            send_node(d->conn, out);
+    }
+    wg_node_free(out);
+}
+
+/* <call to>: offers and rejects go to the callee's devices (a phone records them). */
+static void route_call(wg_sandbox_t *sb, const char *number, uint32_t device, const wg_node_t *n)
+{
+    sb_addr_t ta;
+    uint32_t ids[64];
+    size_t nd;
+    char from[96];
+    wg_node_t *out;
+    if (resolve_jid(sb, wg_node_attr(n, "to"), &ta) != 0 || ta.group || !(out = wg_node_clone(n)))
+        return;
+    dev_jid(number, device, from, sizeof(from));
+    wg_node_set_attr_jid(out, "from", from);
+    wg_node_set_attrf(out, "t", "%lld", (long long)time(NULL));
+    if (strchr(wg_node_attr(n, "to"), ':')) {
+        ids[0] = ta.device;
+        nd = 1;
+    } else {
+        nd = user_devices(sb, ta.number, ids, 64);
+    }
+    for (size_t k = 0; k < nd; k++)
+        if (!(strcmp(ta.number, number) == 0 && ids[k] == device))
+            deliver(sb, ta.number, ids[k], out);
+    wg_node_free(out);
+}
+
+/* Stanzas of a logged-in companion other than iqs. */
+static void handle_stanza(wg_sandbox_conn_t *c, const wg_node_t *n)
+{
+    wg_sandbox_device_t *d = c->dev;
+    if (!d || c->state != CS_LOGIN)
+        return;
+    if (wg_node_tag_is(n, "message")) {
+        route_message(c->sb, d->number, d->id, n, c);
+    } else if (wg_node_tag_is(n, "receipt")) {
+        route_receipt(c->sb, d->number, d->id, n);
+        send_ack(c, "receipt", wg_node_attr(n, "id"), wg_node_attr(n, "to"), NULL);
+    } else if (wg_node_tag_is(n, "chatstate")) {
+        route_chatstate(c->sb, d->number, d->id, n);
+    } else if (wg_node_tag_is(n, "call")) {
+        route_call(c->sb, d->number, d->id, n);
+        send_ack(c, "call", wg_node_attr(n, "id"), wg_node_attr(n, "to"), NULL);
+    }
+    /* presence, ack: accepted, nothing to answer */
+}
+
+/* ---- the phones ------------------------------------------------------------------------------- */
+
+/* Decrypts what was sent to the phone, keeps texts (GET /phones/{n}/messages), records call
+ * offers/rejects, and answers messages with a delivery receipt. */
+static void phone_receive(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const wg_node_t *n)
+{
+    wg_signal_t *sig;
+    const char *id = wg_node_attr(n, "id"), *from = wg_node_attr(n, "from");
+    const char *participant = wg_node_attr(n, "participant");
+    const char *author = participant ? participant : from;
+    char chat[96], own[96];
+    sb_addr_t aa;
+    wg_signal_addr_t addr;
+    int got = 0;
+    if (!id || !from || resolve_jid(sb, author, &aa) != 0 || aa.group)
+        return;
+    dev_jid(aa.number, 0, chat, sizeof(chat));
+    if (participant)
+        snprintf(chat, sizeof(chat), "%s", from);
+    dev_jid(p->number, 0, own, sizeof(own));
+    if (wg_node_tag_is(n, "call")) {
+        const wg_node_t *k = wg_node_child(n, 0);
+        const char *cid = k ? wg_node_attr(k, "call-id") : NULL;
+        if (k)
+            wg_sandbox_state_inbox_add(sb->st, p->number, "call", cid ? cid : id, chat, author,
+                                       wg_node_tag(k), (int64_t)time(NULL));
+        return;
+    }
+    if (wg_node_tag_is(n, "receipt")) {
+        wg_log(WG_LOG_INFO, "sandbox", "phone %s: receipt %s for %s from %s", p->number,
+               wg_node_attr(n, "type") ? wg_node_attr(n, "type") : "delivery", id, author);
+        return;
+    }
+    if (!wg_node_tag_is(n, "message") || wg_sandbox_state_phone_signal(sb->st, p, &sig) != 0)
+        return;
+    {
+        char adev[96];
+        dev_jid(aa.number, aa.device, adev, sizeof(adev));
+        if (wg_signal_addr_from_jid(adev, &addr) != 0)
+            return;
+    }
+    for (size_t i = 0; i < wg_node_child_count(n); i++) {
+        const wg_node_t *e = wg_node_child(n, i);
+        const char *ts = wg_node_attr(e, "type");
+        int t = ts ? wg_signal_type_parse(ts) : -1;
+        const uint8_t *ct;
+        size_t ctlen = 0, plen;
+        uint8_t *pt = NULL;
+        size_t ptlen = 0;
+        wg_msg_t *msg = NULL;
+        int rv;
+        if (!wg_node_tag_is(e, "enc") || t < 0 || !(ct = wg_node_bytes(e, &ctlen)))
+            continue;
+        if (t == WG_SIGNAL_SKMSG)
+            rv = participant ? wg_signal_group_decrypt(sig, from, &addr, ct, ctlen, &pt, &ptlen)
+                             : WG_EPROTO;
+        else
+            rv = wg_signal_decrypt(sig, &addr, (wg_signal_type_t)t, ct, ctlen, &pt, &ptlen);
+        if (rv != 0) {
+            wg_log(WG_LOG_INFO, "sandbox", "phone %s: cannot decrypt %s %s from %s: %s",
+                   p->number, ts, id, author, wg_strerror(rv));
+            continue;
+        }
+        if (wg_msg_unpad(pt, ptlen, &plen) == 0 && wg_msg_decode(pt, plen, &msg) == 0) {
+            if (msg->skdm_group && msg->skdm.len)
+                wg_signal_group_process(sig, msg->skdm_group, &addr, msg->skdm.p, msg->skdm.len);
+            if (msg->text && msg->kind != WG_MSG_EMPTY) {
+                wg_sandbox_state_inbox_add(sb->st, p->number, "message", id, chat, author,
+                                           msg->text, (int64_t)time(NULL));
+                wg_log(WG_LOG_INFO, "sandbox", "phone %s received %s from %s", p->number, id,
+                       author);
+            }
+            got = 1;
+            wg_msg_free(msg);
+        }
+        free(pt);
+    }
+    if (got) { /* the delivery receipt goes back to the author's device (§5) */
+        wg_node_t *r = wg_node_new("receipt");
+        if (r) {
+            wg_node_set_attr(r, "id", id);
+            if (participant) {
+                wg_node_set_attr_jid(r, "from", from);
+                wg_node_set_attr_jid(r, "participant", own);
+            } else {
+                wg_node_set_attr_jid(r, "from", own);
+            }
+            wg_node_set_attrf(r, "t", "%lld", (long long)time(NULL));
+            if (aa.device)
+                deliver(sb, aa.number, aa.device, r);
+            wg_node_free(r);
+        }
+    }
+}
+
+/* Encrypts pt for device (number, device) from phone p, making the session from a bundle
+ * when there is none (the sandbox is the server: no network). */
+static int phone_encrypt(wg_sandbox_t *sb, wg_signal_t *sig, const char *number, uint32_t device,
+                         const uint8_t *pt, size_t len, wg_node_t *parent)
+{
+    char jid[96];
+    wg_signal_addr_t a;
+    wg_signal_type_t t;
+    uint8_t *ct = NULL;
+    size_t ctlen = 0;
+    wg_node_t *e;
+    int rv;
+    dev_jid(number, device, jid, sizeof(jid));
+    if ((rv = wg_signal_addr_from_jid(jid, &a)) != 0)
+        return rv;
+    if (wg_signal_has_session(sig, &a) != 1) {
+        wg_signal_bundle_t b;
+        if ((rv = bundle_for(sb, number, device, &b)) != 0 ||
+            (rv = wg_signal_process_bundle(sig, &a, &b)) != 0)
+            return rv;
+    }
+    if ((rv = wg_signal_encrypt(sig, &a, pt, len, &t, &ct, &ctlen)) != 0)
+        return rv;
+    if (!(e = wg_node_add_new(parent, "enc")) || wg_node_set_attr(e, "v", "2") ||
+        wg_node_set_attr(e, "type", wg_signal_type_name(t)) ||
+        wg_node_take_bytes(e, ct, ctlen) != 0) {
+        free(ct);
+        return WG_ENOMEM;
+    }
+    return 0;
+}
+
+static int pad_copy(const uint8_t *m, size_t len, uint8_t **out, size_t *olen)
+{
+    return wg_msg_pad(m, len, 0, out, olen);
+}
+
+int wg_sandbox_phone_send(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const char *to,
+                          const char *text, char id[24], const char **error)
+{
+    wg_signal_t *sig;
+    sb_addr_t ta;
+    char own[96], chat[96];
+    uint8_t *msg = NULL, *pmsg = NULL, *dsm = NULL, *pdsm = NULL;
+    size_t msg_len, pmsg_len, dsm_len, pdsm_len;
+    int status = 500, rv;
+    char tojid[96];
+    *error = "internal error";
+    /* to: a number, a user JID or a group JID */
+    if (wg_sandbox_number_valid(to))
+        dev_jid(to, 0, tojid, sizeof(tojid));
+    else
+        snprintf(tojid, sizeof(tojid), "%s", to);
+    if ((rv = resolve_jid(sb, tojid, &ta)) != 0 || (!ta.group && ta.device)) {
+        *error = rv == WG_ENOTFOUND ? "that number is not on WhatsApp (no such phone)"
+                                    : "to must be a number, a user JID or a group JID";
+        return rv == WG_ENOTFOUND ? 404 : 400;
+    }
+    char one[1][WG_SB_NUMBER_MAX + 1];
+    if (ta.group && !group_members(sb, tojid, one, 1, NULL, 0, NULL, NULL)) {
+        *error = "no such group";
+        return 404;
+    }
+    if ((rv = wg_sandbox_state_phone_signal(sb->st, p, &sig)) != 0 ||
+        (rv = wg_msg_id(id, (int64_t)time(NULL), p->number, NULL)) != 0 ||
+        (rv = wg_msg_build_text(text, NULL, NULL, 0, &msg, &msg_len)) != 0 ||
+        (rv = pad_copy(msg, msg_len, &pmsg, &pmsg_len)) != 0)
+        goto out;
+    dev_jid(p->number, 0, own, sizeof(own));
+    if (ta.group) {
+        char members[MAX_MEMBERS][WG_SB_NUMBER_MAX + 1];
+        size_t nm = group_members(sb, tojid, members, MAX_MEMBERS, NULL, 0, NULL, NULL);
+        wg_signal_addr_t self;
+        uint8_t *skdm = NULL, *sk = NULL, *psk = NULL, *skmsg = NULL;
+        size_t skdm_len, sk_len, psk_len, skmsg_len;
+        wg_signal_addr_from_jid(own, &self);
+        if ((rv = wg_signal_group_skdm(sig, tojid, &self, &skdm, &skdm_len)) != 0 ||
+            (rv = wg_msg_build_skdm(tojid, skdm, skdm_len, &sk, &sk_len)) != 0 ||
+            (rv = pad_copy(sk, sk_len, &psk, &psk_len)) != 0 ||
+            (rv = wg_signal_group_encrypt(sig, tojid, &self, pmsg, pmsg_len, &skmsg,
+                                          &skmsg_len)) != 0) {
+            free(skdm), free(sk), free(psk), free(skmsg);
+            goto out;
+        }
+        /* as whatsmeow: the SKDM goes to every device on every send (§4.2) */
+        for (size_t i = 0; i < nm; i++) {
+            uint32_t ids[64];
+            size_t nd = user_devices(sb, members[i], ids, 64);
+            for (size_t k = 0; k < nd; k++) {
+                wg_node_t *out, *e;
+                if (ids[k] == 0 && strcmp(members[i], p->number) == 0)
+                    continue;
+                if (!(out = msg_new(id, tojid, own, NULL, "text", p->push_name))) {
+                    rv = WG_ENOMEM;
+                    break;
+                }
+                wg_node_set_attr(out, "addressing_mode", "pn");
+                if ((rv = phone_encrypt(sb, sig, members[i], ids[k], psk, psk_len, out)) != 0)
+                    wg_log(WG_LOG_INFO, "sandbox", "phone %s: no session with %s:%u: %s",
+                           p->number, members[i], ids[k], wg_strerror(rv));
+                if ((e = wg_node_add_new(out, "enc"))) {
+                    wg_node_set_attr(e, "v", "2");
+                    wg_node_set_attr(e, "type", "skmsg");
+                    wg_node_set_bytes(e, skmsg, skmsg_len);
+                }
+                deliver(sb, members[i], ids[k], out);
+                wg_node_free(out);
+                rv = 0;
+            }
+        }
+        free(skdm), free(sk), free(psk), free(skmsg);
+        if (rv != 0)
+            goto out;
+    } else {
+        uint32_t ids[64];
+        size_t nd;
+        dev_jid(ta.number, 0, chat, sizeof(chat));
+        if ((rv = wg_msg_wrap_dsm(msg, msg_len, chat, &dsm, &dsm_len)) != 0 ||
+            (rv = pad_copy(dsm, dsm_len, &pdsm, &pdsm_len)) != 0)
+            goto out;
+        /* the recipient's devices, then our own companions with the deviceSentMessage copy */
+        for (int pass = 0; pass < 2; pass++) {
+            const char *num = pass == 0 ? ta.number : p->number;
+            if (pass == 1 && strcmp(ta.number, p->number) == 0)
+                break;
+            nd = user_devices(sb, num, ids, 64);
+            for (size_t k = 0; k < nd; k++) {
+                wg_node_t *out;
+                if (pass == 1 && ids[k] == 0)
+                    continue;
+                if (pass == 0 && ids[k] == 0 && strcmp(num, p->number) == 0)
+                    continue;
+                if (!(out = msg_new(id, own, NULL, pass == 1 ? chat : NULL, "text",
+                                    p->push_name))) {
+                    rv = WG_ENOMEM;
+                    goto out;
+                }
+                rv = pass == 1 ? phone_encrypt(sb, sig, num, ids[k], pdsm, pdsm_len, out)
+                               : phone_encrypt(sb, sig, num, ids[k], pmsg, pmsg_len, out);
+                if (rv == 0)
+                    deliver(sb, num, ids[k], out);
+                else
+                    wg_log(WG_LOG_INFO, "sandbox", "phone %s: cannot encrypt for %s:%u: %s",
+                           p->number, num, ids[k], wg_strerror(rv));
+                wg_node_free(out);
+            }
+        }
+        rv = 0;
+    }
+    wg_log(WG_LOG_INFO, "sandbox", "phone %s sent %s to %s", p->number, id, tojid);
+    status = 200;
+out:
+    if (rv != 0)
+        wg_log(WG_LOG_ERROR, "sandbox", "phone %s: send failed: %s", p->number, wg_strerror(rv));
+    free(msg), free(pmsg), free(dsm), free(pdsm);
+    return rv == 0 ? status : 500;
+}
+
+int wg_sandbox_phone_call(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const char *to,
+                          char call_id[40], const char **error)
+{
+    sb_addr_t ta;
+    char tojid[96], own[96], id[32];
+    uint8_t r[16];
+    wg_node_t *n, *o, *a;
+    if (wg_sandbox_number_valid(to))
+        dev_jid(to, 0, tojid, sizeof(tojid));
+    else
+        snprintf(tojid, sizeof(tojid), "%s", to);
+    if (resolve_jid(sb, tojid, &ta) != 0 || ta.group || ta.device) {
+        *error = "to must be the number or user JID of a phone of this sandbox";
+        return 404;
+    }
+    wg_random_bytes(r, sizeof(r));
+    for (int i = 0; i < 16; i++)
+        snprintf(call_id + 2 * i, 3, "%02X", r[i]);
+    dev_jid(p->number, 0, own, sizeof(own));
+    next_id(sb, id, sizeof(id));
+    if (!(n = wg_node_new("call")) || wg_node_set_attr_jid(n, "from", own) ||
+        wg_node_set_attr(n, "id", id) || wg_node_set_attrf(n, "t", "%lld", (long long)time(NULL)) ||
+        (p->push_name[0] && wg_node_set_attr(n, "notify", p->push_name)) ||
+        !(o = wg_node_add_new(n, "offer")) || wg_node_set_attr(o, "call-id", call_id) ||
+        wg_node_set_attr_jid(o, "call-creator", own) || !(a = wg_node_add_new(o, "audio")) ||
+        wg_node_set_attr(a, "enc", "opus") || wg_node_set_attr(a, "rate", "16000")) {
+        wg_node_free(n);
+        *error = "out of memory";
+        return 500;
+    }
+    {
+        uint32_t ids[64];
+        size_t nd = user_devices(sb, ta.number, ids, 64);
+        for (size_t k = 1; k < nd; k++) /* the callee's companions ring */
+            deliver(sb, ta.number, ids[k], n);
+    }
+    wg_node_free(n);
+    wg_sandbox_state_inbox_add(sb->st, p->number, "call", call_id, tojid, own, "offer",
+                               (int64_t)time(NULL));
+    wg_log(WG_LOG_INFO, "sandbox", "phone %s calls %s (call-id %s)", p->number, tojid, call_id);
+    return 200;
 }
 
 /* ---- noise callbacks ---------------------------------------------------------------------------
@@ -1015,7 +1909,8 @@ static int on_frame(void *ud, const uint8_t *p, size_t len)
     }
     if (wg_node_tag_is(node, "iq"))
         handle_iq(c, node);
-    /* ack, receipt, presence, ib, notification answers: nothing to do before messaging */
+    else
+        handle_stanza(c, node);
     wg_node_free(node);
     return 0;
 }

@@ -14,6 +14,9 @@
 #include "util/codec.h"
 #include "util/err.h"
 #include "util/log.h"
+#include "wa/signal.h"
+
+#include <jansson.h>
 
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -42,7 +45,19 @@ static const char *SCHEMA =
     " platform TEXT NOT NULL, linked_at INTEGER NOT NULL, skey_id INTEGER, skey_pub BLOB,"
     " skey_sig BLOB, PRIMARY KEY (number, device));"
     "CREATE TABLE IF NOT EXISTS prekeys (number TEXT NOT NULL, device INTEGER NOT NULL,"
-    " key_id INTEGER NOT NULL, pub BLOB NOT NULL, PRIMARY KEY (number, device, key_id));";
+    " key_id INTEGER NOT NULL, pub BLOB NOT NULL, PRIMARY KEY (number, device, key_id));"
+    /* issue 5: the phones' Signal state, the offline queue, what phones received, groups */
+    "CREATE TABLE IF NOT EXISTS phone_keys (number TEXT PRIMARY KEY, registration_id INTEGER"
+    " NOT NULL, spk_priv BLOB NOT NULL, spk_sig BLOB NOT NULL, next_prekey INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS phone_signal (number TEXT NOT NULL, kind INTEGER NOT NULL,"
+    " k TEXT NOT NULL, v BLOB NOT NULL, PRIMARY KEY (number, kind, k));"
+    "CREATE TABLE IF NOT EXISTS offline (seq INTEGER PRIMARY KEY AUTOINCREMENT, number TEXT"
+    " NOT NULL, device INTEGER NOT NULL, node BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS phone_inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, number TEXT"
+    " NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, chat TEXT NOT NULL, author TEXT NOT NULL,"
+    " text TEXT, t INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS groups (jid TEXT PRIMARY KEY, subject TEXT NOT NULL, creator"
+    " TEXT NOT NULL, participants TEXT NOT NULL, created INTEGER NOT NULL);";
 
 static int db_fail(wg_sandbox_state_t *st, const char *what)
 {
@@ -203,6 +218,7 @@ void wg_sandbox_state_close(wg_sandbox_state_t *st)
     if (!st)
         return;
     for (size_t i = 0; i < st->nphones; i++) {
+        wg_signal_free(st->phones[i]->signal);
         wg_keys_wipe(&st->phones[i]->account, sizeof(st->phones[i]->account));
         free(st->phones[i]);
     }
@@ -480,4 +496,348 @@ int wg_sandbox_parse_device_jid(const char *s, char number[WG_SB_NUMBER_MAX + 1]
         return WG_EINVAL;
     *id = (uint32_t)v;
     return 0;
+}
+
+/* ---- issue 5: phones' Signal state -------------------------------------------------------- */
+
+typedef struct {
+    wg_signal_storage_t hdr;
+    wg_sandbox_state_t *st;
+    char number[WG_SB_NUMBER_MAX + 1];
+} phone_storage_t;
+
+static int ps_get(wg_signal_storage_t *s, int kind, const char *key, uint8_t **val, size_t *len)
+{
+    phone_storage_t *ps = (phone_storage_t *)s;
+    sqlite3_stmt *q = NULL;
+    int rv = WG_ENOTFOUND;
+    if (sqlite3_prepare_v2(ps->st->db,
+                           "SELECT v FROM phone_signal WHERE number = ? AND kind = ? AND k = ?",
+                           -1, &q, NULL) != SQLITE_OK)
+        return db_fail(ps->st, "signal get");
+    sqlite3_bind_text(q, 1, ps->number, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, kind);
+    sqlite3_bind_text(q, 3, key, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        size_t n = (size_t)sqlite3_column_bytes(q, 0);
+        if (!(*val = malloc(n ? n : 1))) {
+            rv = WG_ENOMEM;
+        } else {
+            if (n)
+                memcpy(*val, sqlite3_column_blob(q, 0), n);
+            *len = n;
+            rv = 0;
+        }
+    }
+    sqlite3_finalize(q);
+    return rv;
+}
+
+static int ps_put(wg_signal_storage_t *s, int kind, const char *key, const uint8_t *val, size_t len)
+{
+    phone_storage_t *ps = (phone_storage_t *)s;
+    return exec_bind(ps->st, "INSERT OR REPLACE INTO phone_signal (number, kind, k, v) "
+                             "VALUES (?, ?, ?, ?)",
+                     "titb", ps->number, (int64_t)kind, key, val, (int)len);
+}
+
+static int ps_remove(wg_signal_storage_t *s, int kind, const char *key)
+{
+    phone_storage_t *ps = (phone_storage_t *)s;
+    return exec_bind(ps->st, "DELETE FROM phone_signal WHERE number = ? AND kind = ? AND k = ?",
+                     "tit", ps->number, (int64_t)kind, key);
+}
+
+static int ps_keys(wg_signal_storage_t *s, int kind, const char *prefix, wg_signal_key_cb cb,
+                   void *arg)
+{
+    phone_storage_t *ps = (phone_storage_t *)s;
+    sqlite3_stmt *q = NULL;
+    char **keys = NULL;
+    size_t n = 0, cap = 0;
+    int rv = 0;
+    if (sqlite3_prepare_v2(ps->st->db,
+                           "SELECT k FROM phone_signal WHERE number = ? AND kind = ? AND "
+                           "substr(k, 1, ?) = ?",
+                           -1, &q, NULL) != SQLITE_OK)
+        return db_fail(ps->st, "signal keys");
+    sqlite3_bind_text(q, 1, ps->number, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, kind);
+    sqlite3_bind_int(q, 3, (int)strlen(prefix ? prefix : ""));
+    sqlite3_bind_text(q, 4, prefix ? prefix : "", -1, SQLITE_STATIC);
+    /* collected first: cb may not modify the storage, but the statement must be done anyway */
+    while (rv == 0 && sqlite3_step(q) == SQLITE_ROW) {
+        if ((rv = grow(&keys, &cap, n)) == 0 &&
+            !(keys[n++] = strdup((const char *)sqlite3_column_text(q, 0))))
+            rv = WG_ENOMEM;
+    }
+    sqlite3_finalize(q);
+    for (size_t i = 0; i < n && rv == 0; i++)
+        if (keys[i])
+            rv = cb(keys[i], arg);
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
+    return rv;
+}
+
+static void ps_free(wg_signal_storage_t *s)
+{
+    free(s);
+}
+
+static const wg_signal_storage_ops_t PS_OPS = {ps_get, ps_put, ps_remove, ps_keys, ps_free};
+
+/* The phone's Signal keys: loaded, or made (registration id, signed prekey 1 signed by the
+ * account key, which is the phone's identity) and saved on first use. */
+static int phone_keys(wg_sandbox_state_t *st, const wg_sandbox_phone_t *p, wg_signal_keys_t *k)
+{
+    sqlite3_stmt *q = NULL;
+    uint8_t djb[WG_KEYS_DJB_LEN], r[2];
+    int rv = 0;
+    memset(k, 0, sizeof(*k));
+    k->identity = p->account;
+    k->signed_prekey_id = 1;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT registration_id, spk_priv, spk_sig FROM phone_keys "
+                           "WHERE number = ?",
+                           -1, &q, NULL) != SQLITE_OK)
+        return db_fail(st, "phone keys");
+    sqlite3_bind_text(q, 1, p->number, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_bytes(q, 1) == WG_KEYS_KEY_LEN &&
+        sqlite3_column_bytes(q, 2) == WG_KEYS_SIG_LEN) {
+        k->registration_id = (uint32_t)sqlite3_column_int64(q, 0);
+        rv = wg_keys_from_private(&k->signed_prekey, sqlite3_column_blob(q, 1));
+        memcpy(k->signed_prekey_sig, sqlite3_column_blob(q, 2), WG_KEYS_SIG_LEN);
+        sqlite3_finalize(q);
+        return rv;
+    }
+    sqlite3_finalize(q);
+    if ((rv = wg_random_bytes(r, sizeof(r))) != 0 ||
+        (rv = wg_keys_generate(&k->signed_prekey)) != 0)
+        return rv;
+    k->registration_id = 1 + (((uint32_t)r[0] << 8 | r[1]) % 16380);
+    wg_keys_djb_encode(djb, k->signed_prekey.pub);
+    if ((rv = wg_keys_sign(k->signed_prekey_sig, p->account.priv, djb, sizeof(djb))) != 0)
+        return rv;
+    return exec_bind(st,
+                     "INSERT INTO phone_keys (number, registration_id, spk_priv, spk_sig, "
+                     "next_prekey) VALUES (?, ?, ?, ?, 1)",
+                     "tibb", p->number, (int64_t)k->registration_id, k->signed_prekey.priv,
+                     WG_KEYS_KEY_LEN, k->signed_prekey_sig, WG_KEYS_SIG_LEN);
+}
+
+int wg_sandbox_state_phone_signal(wg_sandbox_state_t *st, wg_sandbox_phone_t *p,
+                                  struct wg_signal **out)
+{
+    phone_storage_t *ps;
+    wg_signal_keys_t k;
+    int rv;
+    if (p->signal) {
+        *out = p->signal;
+        return 0;
+    }
+    if ((rv = phone_keys(st, p, &k)) != 0)
+        return rv;
+    if (!(ps = calloc(1, sizeof(*ps))))
+        return WG_ENOMEM;
+    ps->hdr.ops = &PS_OPS;
+    ps->st = st;
+    snprintf(ps->number, sizeof(ps->number), "%s", p->number);
+    rv = wg_signal_new(&k, &ps->hdr, &p->signal);
+    wg_keys_wipe(&k, sizeof(k));
+    if (rv != 0)
+        return rv;
+    *out = p->signal;
+    return 0;
+}
+
+int wg_sandbox_state_phone_bundle(wg_sandbox_state_t *st, wg_sandbox_phone_t *p,
+                                  wg_signal_bundle_t *b)
+{
+    struct wg_signal *sig;
+    sqlite3_stmt *q = NULL;
+    uint32_t id = 1;
+    int rv;
+    if ((rv = wg_sandbox_state_phone_signal(st, p, &sig)) != 0)
+        return rv;
+    if (sqlite3_prepare_v2(st->db, "SELECT next_prekey FROM phone_keys WHERE number = ?", -1, &q,
+                           NULL) != SQLITE_OK)
+        return db_fail(st, "next prekey");
+    sqlite3_bind_text(q, 1, p->number, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW)
+        id = (uint32_t)sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    if (id == 0 || id > 0xFFFFFF)
+        id = 1;
+    /* a fresh one-time prekey per fetch: each is handed out once, as the server does */
+    if ((rv = exec_bind(st, "UPDATE phone_keys SET next_prekey = ? WHERE number = ?", "it",
+                        (int64_t)(id + 1), p->number)) != 0 ||
+        (rv = wg_signal_prekeys_generate(sig, id, 1, NULL)) != 0)
+        return rv;
+    return wg_signal_own_bundle(sig, id, b);
+}
+
+int wg_sandbox_state_device_bundle(wg_sandbox_state_t *st, const wg_sandbox_device_t *d,
+                                   wg_signal_bundle_t *b)
+{
+    sqlite3_stmt *q = NULL;
+    int rv = WG_ENOTFOUND;
+    memset(b, 0, sizeof(*b));
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT registration_id, skey_id, skey_pub, skey_sig FROM devices "
+                           "WHERE number = ? AND device = ? AND skey_pub IS NOT NULL",
+                           -1, &q, NULL) != SQLITE_OK)
+        return db_fail(st, "bundle");
+    sqlite3_bind_text(q, 1, d->number, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, d->id);
+    if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_bytes(q, 2) == WG_KEYS_KEY_LEN &&
+        sqlite3_column_bytes(q, 3) == WG_KEYS_SIG_LEN) {
+        b->registration_id = (uint32_t)sqlite3_column_int64(q, 0);
+        b->signed_prekey_id = (uint32_t)sqlite3_column_int64(q, 1);
+        memcpy(b->signed_prekey, sqlite3_column_blob(q, 2), WG_KEYS_KEY_LEN);
+        memcpy(b->signed_prekey_sig, sqlite3_column_blob(q, 3), WG_KEYS_SIG_LEN);
+        memcpy(b->identity, d->identity_pub, WG_KEYS_KEY_LEN);
+        rv = 0;
+    }
+    sqlite3_finalize(q);
+    if (rv != 0)
+        return rv;
+    /* consume the lowest one-time prekey (none left: a bundle without one) */
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT key_id, pub FROM prekeys WHERE number = ? AND device = ? "
+                           "ORDER BY key_id LIMIT 1",
+                           -1, &q, NULL) != SQLITE_OK)
+        return db_fail(st, "bundle prekey");
+    sqlite3_bind_text(q, 1, d->number, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, d->id);
+    if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_bytes(q, 1) == WG_KEYS_KEY_LEN) {
+        b->has_prekey = 1;
+        b->prekey_id = (uint32_t)sqlite3_column_int64(q, 0);
+        memcpy(b->prekey, sqlite3_column_blob(q, 1), WG_KEYS_KEY_LEN);
+    }
+    sqlite3_finalize(q);
+    if (b->has_prekey)
+        rv = exec_bind(st, "DELETE FROM prekeys WHERE number = ? AND device = ? AND key_id = ?",
+                       "tii", d->number, (int64_t)d->id, (int64_t)b->prekey_id);
+    return rv;
+}
+
+/* ---- offline queue ------------------------------------------------------------------------ */
+
+int wg_sandbox_state_offline_put(wg_sandbox_state_t *st, const char *number, uint32_t device,
+                                 const uint8_t *node, size_t len)
+{
+    return exec_bind(st, "INSERT INTO offline (number, device, node) VALUES (?, ?, ?)", "tib",
+                     number, (int64_t)device, node, (int)len);
+}
+
+int wg_sandbox_state_offline_take(wg_sandbox_state_t *st, const char *number, uint32_t device,
+                                  wg_sandbox_offline_cb cb, void *arg, size_t *count)
+{
+    sqlite3_stmt *q = NULL;
+    int64_t last = 0;
+    int rv = 0;
+    *count = 0;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT seq, node FROM offline WHERE number = ? AND device = ? "
+                           "ORDER BY seq",
+                           -1, &q, NULL) != SQLITE_OK)
+        return db_fail(st, "offline");
+    sqlite3_bind_text(q, 1, number, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, device);
+    while (rv == 0 && sqlite3_step(q) == SQLITE_ROW) {
+        last = sqlite3_column_int64(q, 0);
+        rv = cb(arg, sqlite3_column_blob(q, 1), (size_t)sqlite3_column_bytes(q, 1));
+        (*count)++;
+    }
+    sqlite3_finalize(q);
+    if (last)
+        exec_bind(st, "DELETE FROM offline WHERE number = ? AND device = ? AND seq <= ?", "tii",
+                  number, (int64_t)device, last);
+    return rv;
+}
+
+int wg_sandbox_state_offline_count(wg_sandbox_state_t *st, const char *number, uint32_t device,
+                                   int *count)
+{
+    sqlite3_stmt *q = NULL;
+    *count = 0;
+    if (sqlite3_prepare_v2(st->db, "SELECT COUNT(*) FROM offline WHERE number = ? AND device = ?",
+                           -1, &q, NULL) != SQLITE_OK)
+        return db_fail(st, "offline count");
+    sqlite3_bind_text(q, 1, number, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(q, 2, device);
+    if (sqlite3_step(q) == SQLITE_ROW)
+        *count = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    return 0;
+}
+
+/* ---- what phones received ----------------------------------------------------------------- */
+
+int wg_sandbox_state_inbox_add(wg_sandbox_state_t *st, const char *number, const char *kind,
+                               const char *id, const char *chat, const char *author,
+                               const char *text, int64_t t)
+{
+    return exec_bind(st,
+                     "INSERT INTO phone_inbox (number, kind, id, chat, author, text, t) VALUES "
+                     "(?, ?, ?, ?, ?, ?, ?)",
+                     "tttttti", number, kind, id, chat, author, text ? text : "", t);
+}
+
+json_t *wg_sandbox_state_inbox_json(wg_sandbox_state_t *st, const char *number, const char *kind)
+{
+    sqlite3_stmt *q = NULL;
+    json_t *a = json_array();
+    if (!a || sqlite3_prepare_v2(st->db,
+                                 "SELECT id, chat, author, text, t FROM phone_inbox WHERE "
+                                 "number = ? AND kind = ? ORDER BY seq",
+                                 -1, &q, NULL) != SQLITE_OK) {
+        json_decref(a);
+        return NULL;
+    }
+    sqlite3_bind_text(q, 1, number, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, kind, -1, SQLITE_STATIC);
+    while (sqlite3_step(q) == SQLITE_ROW)
+        json_array_append_new(
+            a, json_pack("{s:s,s:s,s:s,s:s,s:I}", "id", sqlite3_column_text(q, 0), "from",
+                         sqlite3_column_text(q, 1), "author", sqlite3_column_text(q, 2), "text",
+                         sqlite3_column_text(q, 3), "t", (json_int_t)sqlite3_column_int64(q, 4)));
+    sqlite3_finalize(q);
+    return a;
+}
+
+/* ---- groups ------------------------------------------------------------------------------- */
+
+int wg_sandbox_state_group_add(wg_sandbox_state_t *st, const char *jid, const char *subject,
+                               const char *creator, const char *participants)
+{
+    return exec_bind(st,
+                     "INSERT INTO groups (jid, subject, creator, participants, created) VALUES "
+                     "(?, ?, ?, ?, ?)",
+                     "ttttii", jid, subject, creator, participants, (int64_t)time(NULL));
+}
+
+int wg_sandbox_state_group_get(wg_sandbox_state_t *st, const char *jid, char *subject,
+                               size_t subject_cap, char *creator, size_t creator_cap,
+                               char *participants, size_t cap, int64_t *created)
+{
+    sqlite3_stmt *q = NULL;
+    int rv = WG_ENOTFOUND;
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT subject, creator, participants, created FROM groups WHERE "
+                           "jid = ?",
+                           -1, &q, NULL) != SQLITE_OK)
+        return db_fail(st, "group");
+    sqlite3_bind_text(q, 1, jid, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        text_copy(q, 0, subject, subject_cap);
+        text_copy(q, 1, creator, creator_cap);
+        text_copy(q, 2, participants, cap);
+        *created = sqlite3_column_int64(q, 3);
+        rv = 0;
+    }
+    sqlite3_finalize(q);
+    return rv;
 }

@@ -1,0 +1,305 @@
+// messaging.test.mjs - a real Baileys client (pinned in package.json) linked to `wagate sandbox`
+// exchanges Signal-encrypted messages with the sandbox's simulated phones: proof that the
+// sandbox routes and encrypts as WhatsApp's server and a primary phone do (usync, prekey
+// bundles, <participants> routing, skmsg groups, DSM copies, offline queue, calls).
+// Usage: node messaging.test.mjs   (WAGATE_BIN, SANDBOX_LOG=1, BAILEYS_LOG=debug as link.test).
+// Last line: "messaging: N passed, N failed".
+//
+// Scenarios (Baileys is a companion of phone A):
+//   in        phone B -> A: Baileys decrypts it (messages.upsert, the text, from B)
+//   dsm       phone A -> B: B's phone has it; Baileys gets its own phone's copy (fromMe)
+//   out       Baileys -> B: the sandbox routes it, phone B decrypts it (GET /phones/B/messages),
+//             Baileys gets the server ack and phone B's delivery receipt
+//   group     POST /groups {creator B, participants [A, C]}: B sends, Baileys decrypts the skmsg
+//             (SKDM in a pkmsg first); Baileys sends to the group, B and C decrypt it
+//   offline   Baileys closed; B sends; Baileys logs in again and gets it from the offline queue
+//   call      B calls A: Baileys sees the offer and rejects it; B's calls list the reject
+//   restart   the sandbox restarts on its state file: sessions survive both ways
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import makeWASocket, { useMultiFileAuthState, Browsers } from 'baileys';
+import { WA_CERT_DETAILS } from 'baileys/lib/Defaults/index.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const WAGATE = process.env.WAGATE_BIN || path.join(here, '..', '..', 'build', 'wagate');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wagate-msg-'));
+const logger = pino({ level: process.env.BAILEYS_LOG || 'silent' });
+
+let passed = 0;
+let failed = 0;
+const check = (name, ok, detail = '') => {
+    if (ok) {
+        passed++;
+        console.log(`ok   ${name}`);
+    } else {
+        failed++;
+        console.log(`FAIL ${name}${detail ? ': ' + detail : ''}`);
+    }
+};
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const withTimeout = (p, ms, what) =>
+    Promise.race([p, sleep(ms).then(() => { throw new Error(`timeout after ${ms} ms: ${what}`); })]);
+// ---------------------------------------------------------------- the sandbox
+const running = new Set(); // killed on the way out, whatever happened
+class Sandbox {
+    constructor(state) {
+        this.state = state;
+        this.keyFile = path.join(tmp, 'root.hex');
+        this.listen = '127.0.0.1:0';
+        this.control = '127.0.0.1:0';
+    }
+    async start() {
+        const args = ['sandbox', '--listen', this.listen, '--control', this.control,
+            '--state', this.state, '--root-key-out', this.keyFile];
+        this.proc = spawn(WAGATE, args, { stdio: ['ignore', 'pipe', 'pipe'],
+            env: { ...process.env, WAGATE_LOG_LEVEL: process.env.SANDBOX_LOG ? 'debug' : 'info' } });
+        const proc = this.proc;
+        running.add(proc);
+        this.exited = new Promise((r) => proc.on('exit', (code, sig) => { running.delete(proc); r({ code, sig }); }));
+        if (process.env.SANDBOX_LOG)
+            this.proc.stderr.on('data', (d) => process.stderr.write(d));
+        else
+            this.proc.stderr.on('data', () => {});
+        let out = '';
+        await withTimeout(new Promise((resolve, reject) => {
+            this.proc.stdout.on('data', (d) => {
+                out += d;
+                if (/control http:\/\/\S+/.test(out) && /websocket ws:\/\/\S+/.test(out))
+                    resolve();
+            });
+            this.proc.on('exit', (c) => reject(new Error(`sandbox exited ${c}: ${out}`)));
+        }), 10000, 'sandbox start');
+        this.wsUrl = out.match(/websocket (ws:\/\/\S+)/)[1];
+        this.ctlUrl = out.match(/control (http:\/\/\S+)/)[1];
+        this.rootHex = out.match(/root key ([0-9a-f]{64})/)[1];
+        // keep the same ports across restarts
+        this.listen = this.wsUrl.replace(/^ws:\/\//, '').replace(/\/ws\/chat$/, '');
+        this.control = this.ctlUrl.replace(/^http:\/\//, '');
+        WA_CERT_DETAILS.PUBLIC_KEY = Buffer.from(this.rootHex, 'hex');
+        return this;
+    }
+    async stop(signal = 'SIGTERM') {
+        if (!this.proc)
+            return null;
+        this.proc.kill(signal);
+        const r = await this.exited;
+        this.proc = null;
+        return r;
+    }
+    async api(method, p, body) {
+        const res = await fetch(this.ctlUrl + p, {
+            method, headers: body ? { 'content-type': 'application/json' } : {},
+            body: body ? JSON.stringify(body) : undefined,
+        });
+        let json = null;
+        try { json = await res.json(); } catch { /* empty */ }
+        return { status: res.status, body: json };
+    }
+}
+
+// ---------------------------------------------------------------- Baileys driver
+// One socket; resolves with {open: sock} on connection 'open' or {close: statusCode}.
+async function connect(sb, dir, { onQr, onSocket } = {}) {
+    const { state, saveCreds } = await useMultiFileAuthState(dir);
+    const sock = makeWASocket({
+        auth: state, waWebSocketUrl: sb.wsUrl, logger, browser: Browsers.ubuntu('Chrome'),
+        markOnlineOnConnect: false, syncFullHistory: false, connectTimeoutMs: 15000,
+        defaultQueryTimeoutMs: 15000, qrTimeout: 30000,
+    });
+    sock.ev.on('creds.update', saveCreds);
+    if (onSocket)
+        onSocket(sock);
+    let qrSeen = false;
+    return new Promise((resolve) => {
+        sock.ev.on('connection.update', (u) => {
+            if (u.qr && onQr && !qrSeen) {
+                qrSeen = true;
+                onQr(u.qr, sock);
+            }
+            if (u.connection === 'open')
+                resolve({ open: sock, creds: state.creds });
+            if (u.connection === 'close')
+                resolve({ close: u.lastDisconnect?.error?.output?.statusCode, sock, creds: state.creds });
+        });
+    });
+}
+
+// Pairs (first socket) then logs in (second socket), as an application handles the 515.
+async function pairThenLogin(sb, dir, onQr) {
+    const first = await withTimeout(connect(sb, dir, { onQr }), 40000, 'pairing socket');
+    const second = first.close === 515
+        ? await withTimeout(connect(sb, dir), 40000, 'login socket') : null;
+    return { first, second };
+}
+
+// Resolves with the first message Baileys emits that pred accepts (within ms).
+const nextMessage = (sock, pred, ms, what) => withTimeout(new Promise((resolve) => {
+    const h = ({ messages }) => {
+        for (const m of messages) {
+            if (pred(m)) {
+                sock.ev.off('messages.upsert', h);
+                resolve(m);
+                return;
+            }
+        }
+    };
+    sock.ev.on('messages.upsert', h);
+}), ms, what);
+const textOf = (m) => m?.message?.conversation || m?.message?.extendedTextMessage?.text || null;
+
+async function waitFor(fn, ms, what) {
+    const end = Date.now() + ms;
+    for (;;) {
+        const v = await fn();
+        if (v)
+            return v;
+        if (Date.now() > end)
+            throw new Error(`timeout after ${ms} ms: ${what}`);
+        await sleep(100);
+    }
+}
+
+async function main() {
+    if (!process.env.WAGATE_BIN)
+        execFileSync('make', ['-s', '--no-print-directory', 'build/wagate'], { cwd: path.join(here, '..', '..'), stdio: 'inherit' });
+    const sb = await new Sandbox(path.join(tmp, 'sandbox.db')).start();
+    const A = '15550001111', B = '15550002222', C = '15550003333';
+    const jA = `${A}@s.whatsapp.net`, jB = `${B}@s.whatsapp.net`;
+    for (const [n, name] of [[A, 'Ann'], [B, 'Bob'], [C, 'Cid']])
+        await sb.api('POST', '/phones', { number: n, pushName: name });
+
+    const dirA = path.join(tmp, 'authA');
+    const { second } = await pairThenLogin(sb, dirA, async (qr) => {
+        await sb.api('POST', `/phones/${A}/scan`, { qr });
+    });
+    check('Baileys linked to phone A and open', !!second?.open);
+    let sock = second.open;
+    await sleep(1500); // prekey upload after login
+
+    // ---- in: phone B -> A
+    let got = nextMessage(sock, (m) => textOf(m) === 'hello from B', 15000, 'B -> A text');
+    let r = await sb.api('POST', `/phones/${B}/messages`, { to: A, text: 'hello from B' });
+    check('POST /phones/B/messages -> 200 {id}', r.status === 200 && /^3EB0[0-9A-F]{18}$/.test(r.body?.id || ''), JSON.stringify(r));
+    let m = await got.catch((e) => e);
+    check('Baileys decrypts the phone\'s text (messages.upsert)', textOf(m) === 'hello from B' &&
+        m.key.remoteJid === jB && !m.key.fromMe && m.key.id === r.body.id, JSON.stringify(m?.key || String(m)));
+
+    // ---- dsm: phone A -> B, Baileys (A's companion) sees its own phone's message
+    got = nextMessage(sock, (m) => textOf(m) === 'from my phone', 15000, 'DSM copy');
+    r = await sb.api('POST', `/phones/${A}/messages`, { to: B, text: 'from my phone' });
+    m = await got.catch((e) => e);
+    check('Baileys gets its own phone\'s sent message (deviceSentMessage, fromMe, chat B)',
+        textOf(m) === 'from my phone' && m.key.fromMe === true && m.key.remoteJid === jB, JSON.stringify(m?.key || String(m)));
+    let inbox = await sb.api('GET', `/phones/${B}/messages`);
+    check('phone B received it', inbox.body.some((x) => x.text === 'from my phone' && x.from === jA));
+
+    // ---- out: Baileys -> phone B
+    const receipt = withTimeout(new Promise((resolve) => sock.ev.on('messages.update', (ups) => {
+        for (const u of ups)
+            if (u.update?.status >= 3) // DELIVERY_ACK
+                resolve(u);
+    })), 15000, 'delivery receipt').catch((e) => e);
+    const sent = await sock.sendMessage(jB, { text: 'hi B, from Baileys' });
+    inbox = await waitFor(async () => {
+        const x = await sb.api('GET', `/phones/${B}/messages`);
+        return x.body.find((y) => y.text === 'hi B, from Baileys') ? x : null;
+    }, 15000, 'phone B inbox').catch((e) => e);
+    const item = inbox?.body?.find?.((y) => y.text === 'hi B, from Baileys');
+    check('phone B decrypts what Baileys sent (GET /phones/B/messages)', !!item && item.id === sent.key.id &&
+        /^15550001111:\d+@s\.whatsapp\.net$/.test(item.author) && item.from === jA, JSON.stringify(inbox?.body || String(inbox)));
+    const rc = await receipt;
+    check('Baileys sees phone B\'s delivery receipt', rc?.key?.id === sent.key.id, JSON.stringify(rc?.key || String(rc)));
+
+    // ---- group
+    r = await sb.api('POST', '/groups', { subject: 'Sandbox group', creator: B, participants: [A, C] });
+    check('POST /groups -> 201 {jid}', r.status === 201 && /^\d+@g\.us$/.test(r.body?.jid || ''), JSON.stringify(r));
+    const G = r.body.jid;
+    for (let i = 1; i <= 2; i++) {
+        got = nextMessage(sock, (m) => textOf(m) === `group text ${i}`, 15000, 'group text');
+        r = await sb.api('POST', `/phones/${B}/messages`, { to: G, text: `group text ${i}` });
+        m = await got.catch((e) => e);
+        check(`Baileys decrypts group message ${i} (skmsg) from B`, textOf(m) === `group text ${i}` &&
+            m.key.remoteJid === G && m.key.participant === jB, JSON.stringify(m?.key || String(m)));
+    }
+    const meta = await sock.groupMetadata(G).catch((e) => e);
+    check('group metadata through w:g2 (subject, 3 participants)', meta?.subject === 'Sandbox group' &&
+        meta?.participants?.length === 3, String(meta?.message || JSON.stringify(meta)));
+    await sock.sendMessage(G, { text: 'group reply from Baileys' });
+    for (const n of [B, C]) {
+        const x = await waitFor(async () => {
+            const y = await sb.api('GET', `/phones/${n}/messages`);
+            return y.body.find((z) => z.text === 'group reply from Baileys') || null;
+        }, 15000, `phone ${n} group inbox`).catch((e) => e);
+        check(`phone ${n} decrypts Baileys' group message (SKDM + skmsg)`, x?.from === G, JSON.stringify(x));
+    }
+
+    // ---- call: B rings A; Baileys rejects
+    const callSeen = withTimeout(new Promise((resolve) => sock.ev.on('call', (calls) => {
+        for (const c of calls)
+            if (c.status === 'offer')
+                resolve(c);
+    })), 15000, 'call offer').catch((e) => e);
+    r = await sb.api('POST', `/phones/${B}/calls`, { to: A });
+    const call = await callSeen;
+    check('Baileys sees the call offer', r.status === 200 && call?.id === r.body.callId && call?.from === jB,
+        JSON.stringify(call?.message ? String(call) : call));
+    if (call?.id) {
+        await sock.rejectCall(call.id, call.from);
+        const rej = await waitFor(async () => {
+            const y = await sb.api('GET', `/phones/${B}/calls`);
+            return y.body.find((z) => z.id === call.id && z.text === 'reject') || null;
+        }, 10000, 'reject').catch((e) => e);
+        check('phone B records the reject (GET /phones/B/calls)', rej?.text === 'reject', JSON.stringify(rej));
+    }
+
+    // ---- offline queue
+    const closed = new Promise((resolve) => sock.ev.on('connection.update', (u) => { if (u.connection === 'close') resolve(); }));
+    sock.end(undefined);
+    await closed;
+    await sleep(300);
+    r = await sb.api('POST', `/phones/${B}/messages`, { to: A, text: 'while you were away' });
+    let res = await withTimeout(connect(sb, dirA, {
+        onSocket: (s) => { got = nextMessage(s, (m) => textOf(m) === 'while you were away', 15000, 'offline message'); },
+    }), 30000, 'login again');
+    sock = res.open;
+    m = await got.catch((e) => e);
+    check('a message sent while Baileys was offline arrives at its next login', textOf(m) === 'while you were away', String(m?.message ? '' : m));
+
+    // ---- restart: sessions survive
+    sock.end(undefined);
+    await sb.stop('SIGTERM');
+    await sb.start();
+    res = await withTimeout(connect(sb, dirA, {
+        onSocket: (s) => { got = nextMessage(s, (m) => textOf(m) === 'after restart', 15000, 'after restart'); },
+    }), 30000, 'login after restart');
+    sock = res.open;
+    await sleep(500);
+    r = await sb.api('POST', `/phones/${B}/messages`, { to: A, text: 'after restart' });
+    m = await got.catch((e) => e);
+    check('after a sandbox restart phone B still reaches Baileys', textOf(m) === 'after restart', String(m));
+    await sock.sendMessage(jB, { text: 'still there?' });
+    const x = await waitFor(async () => {
+        const y = await sb.api('GET', `/phones/${B}/messages`);
+        return y.body.find((z) => z.text === 'still there?') || null;
+    }, 15000, 'after restart inbox').catch((e) => e);
+    check('after a sandbox restart phone B still decrypts Baileys', x?.text === 'still there?', JSON.stringify(x));
+    sock.end(undefined);
+    const st = await sb.stop('SIGTERM');
+    check('sandbox stops cleanly', st?.code === 0, JSON.stringify(st));
+}
+
+try {
+    await main();
+} catch (e) {
+    failed++;
+    console.log(`FAIL unexpected: ${e?.stack || e}`);
+}
+for (const p of running)
+    p.kill('SIGKILL');
+fs.rmSync(tmp, { recursive: true, force: true });
+console.log(`messaging: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

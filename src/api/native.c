@@ -890,7 +890,8 @@ static int send_wait(wg_http_req_t *r, void *ctx, int final)
             respond_simple(r, 504, "send_timeout", NULL,
                            "WhatsApp did not acknowledge the message in time");
         else if (rv == WG_ENOTFOUND)
-            respond_simple(r, 404, "not_on_whatsapp", "to", "the number is not on WhatsApp");
+            respond_simple(r, 404, "not_on_whatsapp", "to",
+                           "the number is not on WhatsApp (or the group does not exist)");
         else if (rv == WG_EPERM)
             respond_simple(r, 409, "instance_not_connected", NULL,
                            "the instance is not connected to WhatsApp (status must be WORKING)");
@@ -906,13 +907,14 @@ static int send_wait(wg_http_req_t *r, void *ctx, int final)
     return 1;
 }
 
-/* "+49 151 234" / "49151234" -> "49151234@s.whatsapp.net"; a JID is kept. 0 or WG_EINVAL. */
+/* "+49 151 234" / "49151234" -> "49151234@s.whatsapp.net"; a JID (user or group) is kept.
+ * 0 or WG_EINVAL. */
 static int to_jid(const char *in, char *out, size_t cap)
 {
     size_t n = 0;
     char digits[32];
     if (strchr(in, '@')) {
-        if (strlen(in) >= cap || strstr(in, "@g.us") || strchr(in, ' '))
+        if (strlen(in) >= cap || strchr(in, ' '))
             return WG_EINVAL;
         snprintf(out, cap, "%s", in);
         return 0;

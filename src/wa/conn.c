@@ -674,23 +674,27 @@ static int on_call(wg_conn_t *c, const wg_node_t *node)
     return 0;
 }
 
-/* ---- sending a text (wa-protocol-messaging.md §3) ---------------------------------------- */
+/* ---- sending a text (wa-protocol-messaging.md §3; groups §4) ----------------------------- */
 
-enum { OP_USYNC = 1, OP_KEYS, OP_SENT };
-#define OP_MAX_DEVS 128
+enum { OP_GROUP = 1, OP_USYNC, OP_KEYS, OP_SENT };
+#define OP_MAX_DEVS 512
+#define OP_MAX_USERS 256
 #define OP_STALE_MS 60000u
 
 struct send_op {
     struct send_op *next;
     int state;
+    int group;
     char iq[32];
     char id[WG_MSG_ID_LEN + 1];
-    char to[WG_STANZA_JID_MAX]; /* the peer's bare JID */
+    char to[WG_STANZA_JID_MAX]; /* the peer's bare JID, or the group */
     uint8_t *msg;               /* the Message bytes */
     size_t msg_len;
     size_t n_devs;
-    char devs[OP_MAX_DEVS][WG_STANZA_JID_MAX];
-    int own[OP_MAX_DEVS]; /* 1: one of our own devices (gets the deviceSentMessage copy) */
+    char (*devs)[WG_STANZA_JID_MAX];
+    int *own; /* 1: one of our own devices (gets the deviceSentMessage copy in DMs) */
+    size_t n_users;
+    char (*users)[WG_STANZA_JID_MAX]; /* whose devices to look up */
     uint64_t token;
     uint64_t started_ms;
 };
@@ -707,6 +711,9 @@ static void op_finish(wg_conn_t *c, send_op_t *op, int rv)
     if (op->token && c->env.send_done)
         c->env.send_done(c->env.arg, op->token, rv, op->id);
     free(op->msg);
+    free(op->devs);
+    free(op->own);
+    free(op->users);
     free(op);
 }
 
@@ -743,25 +750,40 @@ static int chatstate(wg_conn_t *c, const char *to, int composing)
     return rv ? rv : send_node(c, n);
 }
 
-/* Encrypts for every device with a session and sends the <message>. */
+/* Encrypts for every device with a session and sends the <message>: DMs get pad(Message) per
+ * peer device and pad(deviceSentMessage) per own device; groups get one skmsg plus the
+ * sender-key distribution pairwise to every device (as whatsmeow). */
 static int op_encrypt_send(wg_conn_t *c, send_op_t *op)
 {
     wg_stanza_to_t *to = calloc(op->n_devs ? op->n_devs : 1, sizeof(*to));
-    uint8_t *dsm = NULL, *pad_peer = NULL, *pad_own = NULL;
-    size_t dsm_len = 0, lp = 0, lo = 0, n = 0;
+    uint8_t *dsm = NULL, *pad_peer = NULL, *pad_own = NULL, *skdm = NULL, *skdm_msg = NULL;
+    uint8_t *skmsg = NULL;
+    size_t dsm_len = 0, lp = 0, lo = 0, n = 0, skdm_len = 0, skdm_msg_len = 0, skmsg_len = 0;
     int rv = to ? 0 : WG_ENOMEM, any_pk = 0, peers = 0;
-    if (rv == 0 && (rv = wg_msg_pad(op->msg, op->msg_len, 0, &pad_peer, &lp)) == 0 &&
-        (rv = wg_msg_wrap_dsm(op->msg, op->msg_len, op->to, &dsm, &dsm_len)) == 0)
+    wg_signal_addr_t self;
+    if (rv == 0 && op->group) {
+        uint8_t *gpad = NULL;
+        size_t gl = 0;
+        if ((rv = wg_signal_addr_from_jid(c->creds.jid, &self)) == 0 &&
+            (rv = wg_signal_group_skdm(c->sig, op->to, &self, &skdm, &skdm_len)) == 0 &&
+            (rv = wg_msg_build_skdm(op->to, skdm, skdm_len, &skdm_msg, &skdm_msg_len)) == 0 &&
+            (rv = wg_msg_pad(skdm_msg, skdm_msg_len, 0, &pad_peer, &lp)) == 0 &&
+            (rv = wg_msg_pad(op->msg, op->msg_len, 0, &gpad, &gl)) == 0)
+            rv = wg_signal_group_encrypt(c->sig, op->to, &self, gpad, gl, &skmsg, &skmsg_len);
+        free(gpad);
+    } else if (rv == 0 && (rv = wg_msg_pad(op->msg, op->msg_len, 0, &pad_peer, &lp)) == 0 &&
+               (rv = wg_msg_wrap_dsm(op->msg, op->msg_len, op->to, &dsm, &dsm_len)) == 0)
         rv = wg_msg_pad(dsm, dsm_len, 0, &pad_own, &lo);
     for (size_t i = 0; rv == 0 && i < op->n_devs; i++) {
         wg_signal_addr_t a;
         wg_signal_type_t t;
         uint8_t *ct = NULL;
         size_t cl = 0;
+        int dsm_copy = op->own[i] && !op->group;
         if (wg_signal_addr_from_jid(op->devs[i], &a) != 0 || wg_signal_has_session(c->sig, &a) != 1)
             continue;
-        rv = wg_signal_encrypt(c->sig, &a, op->own[i] ? pad_own : pad_peer,
-                               op->own[i] ? lo : lp, &t, &ct, &cl);
+        rv = wg_signal_encrypt(c->sig, &a, dsm_copy ? pad_own : pad_peer, dsm_copy ? lo : lp, &t,
+                               &ct, &cl);
         if (rv)
             break;
         to[n].jid = op->devs[i];
@@ -772,7 +794,7 @@ static int op_encrypt_send(wg_conn_t *c, send_op_t *op)
         peers += !op->own[i];
         n++;
     }
-    if (rv == 0 && peers == 0)
+    if (rv == 0 && peers == 0 && !op->group)
         rv = WG_ENOTFOUND; /* no device of the peer could be reached */
     if (rv == 0) {
         wg_stanza_msg_out_t m = {.id = op->id,
@@ -780,6 +802,8 @@ static int op_encrypt_send(wg_conn_t *c, send_op_t *op)
                                  .type = "text",
                                  .to_devices = to,
                                  .n_to = n,
+                                 .skmsg = skmsg,
+                                 .skmsg_len = skmsg_len,
                                  .device_identity = any_pk ? c->creds.account : NULL,
                                  .device_identity_len = any_pk ? c->creds.account_len : 0};
         wg_node_t *node = NULL;
@@ -792,6 +816,9 @@ static int op_encrypt_send(wg_conn_t *c, send_op_t *op)
     free(dsm);
     free(pad_peer);
     free(pad_own);
+    free(skdm);
+    free(skdm_msg);
+    free(skmsg);
     if (rv == 0) {
         op->state = OP_SENT;
         if (c->set.auto_typing)
@@ -803,51 +830,123 @@ static int op_encrypt_send(wg_conn_t *c, send_op_t *op)
 /* Devices without a session: fetch their bundles; none missing: send at once. */
 static int op_sessions(wg_conn_t *c, send_op_t *op)
 {
-    const char *missing[OP_MAX_DEVS];
+    const char **missing = calloc(op->n_devs ? op->n_devs : 1, sizeof(*missing));
     size_t m = 0;
-    for (size_t i = 0; i < op->n_devs; i++) {
+    int rv = missing ? 0 : WG_ENOMEM;
+    for (size_t i = 0; rv == 0 && i < op->n_devs; i++) {
         wg_signal_addr_t a;
         if (wg_signal_addr_from_jid(op->devs[i], &a) != 0)
             continue;
         int h = wg_signal_has_session(c->sig, &a);
         if (h < 0)
-            return h;
-        if (!h)
+            rv = h;
+        else if (!h)
             missing[m++] = op->devs[i];
     }
-    if (m == 0)
-        return op_encrypt_send(c, op);
+    if (rv == 0 && m == 0)
+        rv = op_encrypt_send(c, op);
+    else if (rv == 0) {
+        wg_node_t *n = NULL;
+        if ((rv = wg_stanza_prekey_fetch_build(missing, m, 0, &n)) == 0) {
+            op->state = OP_KEYS;
+            rv = send_iq(c, op, n);
+        }
+    }
+    free(missing);
+    return rv;
+}
+
+static int own_bare(wg_conn_t *c, char *buf, size_t cap, uint32_t *dev)
+{
+    char digits[32];
+    int rv = wg_creds_phone(&c->creds, digits, sizeof(digits), dev);
+    if (rv == 0)
+        snprintf(buf, cap, "%s@s.whatsapp.net", digits);
+    return rv;
+}
+
+static int op_usync(wg_conn_t *c, send_op_t *op)
+{
+    const char **users = calloc(op->n_users ? op->n_users : 1, sizeof(*users));
+    char sid[32];
     wg_node_t *n = NULL;
-    int rv = wg_stanza_prekey_fetch_build(missing, m, 0, &n);
-    if (rv)
+    int rv = users ? 0 : WG_ENOMEM;
+    for (size_t i = 0; users && i < op->n_users; i++)
+        users[i] = op->users[i];
+    snprintf(sid, sizeof(sid), "wgu.%u", c->iq_counter + 1);
+    op->state = OP_USYNC;
+    if (rv == 0 && (rv = wg_stanza_usync_build(sid, users, op->n_users, 0, &n)) == 0)
+        rv = send_iq(c, op, n);
+    free(users);
+    return rv;
+}
+
+static int op_add_user(send_op_t *op, const char *jid)
+{
+    for (size_t i = 0; i < op->n_users; i++)
+        if (!strcmp(op->users[i], jid))
+            return 0;
+    if (op->n_users >= OP_MAX_USERS || strlen(jid) >= WG_STANZA_JID_MAX)
+        return WG_ETOOBIG;
+    snprintf(op->users[op->n_users++], WG_STANZA_JID_MAX, "%s", jid);
+    return 0;
+}
+
+/* §4.1: the group's members (+ ourselves) -> usync. */
+static int op_on_group(wg_conn_t *c, send_op_t *op, const wg_node_t *iq)
+{
+    const wg_node_t *g = wg_node_child_by_tag(iq, "group");
+    char me[WG_STANZA_JID_MAX];
+    uint32_t dev;
+    int rv;
+    if (!g)
+        return WG_ENOTFOUND;
+    if ((rv = own_bare(c, me, sizeof(me), &dev)) != 0 || (rv = op_add_user(op, me)) != 0)
         return rv;
-    op->state = OP_KEYS;
-    return send_iq(c, op, n);
+    for (size_t i = 0; i < wg_node_child_count(g); i++) {
+        const wg_node_t *p = wg_node_child(g, i);
+        const char *jid = wg_node_attr(p, "jid"), *pn = wg_node_attr(p, "phone_number");
+        char bare[WG_STANZA_JID_MAX], user[WG_STANZA_JID_MAX];
+        if (!wg_node_tag_is(p, "participant") || !jid)
+            continue;
+        if (strstr(jid, "@lid") && pn)
+            jid = pn;
+        wg_recv_user_of(jid, user, sizeof(user));
+        const char *at = strchr(jid, '@');
+        snprintf(bare, sizeof(bare), "%s%s", user, at ? at : "");
+        if ((rv = op_add_user(op, bare)) != 0)
+            return rv;
+    }
+    return op_usync(c, op);
 }
 
 static int op_on_usync(wg_conn_t *c, send_op_t *op, const wg_node_t *iq)
 {
     wg_stanza_usync_user_t *users = NULL;
     size_t nu = 0;
-    char own_bare[WG_STANZA_JID_MAX], digits[32];
+    char me[WG_STANZA_JID_MAX];
     uint32_t own_dev = 0;
     int found = 0, rv;
-    if (wg_creds_phone(&c->creds, digits, sizeof(digits), &own_dev) != 0)
-        return WG_EINVAL;
-    snprintf(own_bare, sizeof(own_bare), "%s@s.whatsapp.net", digits);
+    if ((rv = own_bare(c, me, sizeof(me), &own_dev)) != 0)
+        return rv;
     if ((rv = wg_stanza_usync_parse(iq, &users, &nu)) != 0)
         return rv;
     op->n_devs = 0;
     for (size_t i = 0; i < nu; i++) {
-        int own = users[i].jid && !strcmp(users[i].jid, own_bare);
-        int peer = users[i].jid && !strcmp(users[i].jid, op->to);
-        if (!own && !peer)
+        int own = users[i].jid && !strcmp(users[i].jid, me);
+        int wanted = 0;
+        for (size_t k = 0; users[i].jid && k < op->n_users; k++)
+            wanted |= !strcmp(users[i].jid, op->users[k]);
+        if (!wanted)
             continue;
-        if (peer && !users[i].error && users[i].n_devices)
+        if (!own && !users[i].error && users[i].n_devices &&
+            (op->group || !strcmp(users[i].jid, op->to)))
             found = 1;
         for (size_t d = 0; d < users[i].n_devices && op->n_devs < OP_MAX_DEVS; d++) {
             if (own && users[i].devices[d].id == own_dev)
                 continue; /* ourselves */
+            if (users[i].devices[d].hosted || users[i].devices[d].id == 99)
+                continue;
             if (wg_stanza_device_jid(users[i].jid, &users[i].devices[d], op->devs[op->n_devs],
                                      WG_STANZA_JID_MAX) != 0)
                 continue;
@@ -855,7 +954,7 @@ static int op_on_usync(wg_conn_t *c, send_op_t *op, const wg_node_t *iq)
         }
     }
     free(users);
-    if (!found)
+    if (!found && !op->group)
         return WG_ENOTFOUND; /* not on WhatsApp */
     return op_sessions(c, op);
 }
@@ -898,7 +997,9 @@ static int ops_on_iq(wg_conn_t *c, const wg_node_t *iq)
         return 1;
     op->iq[0] = 0;
     if (!type || strcmp(type, "result") != 0)
-        rv = WG_EIO;
+        rv = op->state == OP_GROUP ? WG_ENOTFOUND : WG_EIO;
+    else if (op->state == OP_GROUP)
+        rv = op_on_group(c, op, iq);
     else
         rv = op->state == OP_USYNC ? op_on_usync(c, op, iq) : op_on_keys(c, op, iq);
     if (rv)
@@ -921,7 +1022,7 @@ static void ops_on_ack(wg_conn_t *c, const wg_node_t *ack)
 static int send_text_to(wg_conn_t *c, const char *to, const char *text, const char *quoted,
                         char *id_out, uint64_t token)
 {
-    char digits[32];
+    char digits[32], me[WG_STANZA_JID_MAX];
     uint32_t dev = 0;
     send_op_t *op;
     int rv;
@@ -929,23 +1030,31 @@ static int send_text_to(wg_conn_t *c, const char *to, const char *text, const ch
         return WG_EPERM;
     if (!to || !strchr(to, '@') || strlen(to) >= WG_STANZA_JID_MAX || !text)
         return WG_EINVAL;
-    if (strstr(to, "@g.us"))
-        return WG_EINVAL; /* group sends: not yet */
     if ((rv = ensure_signal(c)) != 0 ||
-        (rv = wg_creds_phone(&c->creds, digits, sizeof(digits), &dev)) != 0)
+        (rv = wg_creds_phone(&c->creds, digits, sizeof(digits), &dev)) != 0 ||
+        (rv = own_bare(c, me, sizeof(me), &dev)) != 0)
         return rv;
     load_settings(c, 0);
     ops_sweep(c);
-    if (!(op = calloc(1, sizeof(*op))))
+    if (!(op = calloc(1, sizeof(*op))) || !(op->devs = calloc(OP_MAX_DEVS, sizeof(*op->devs))) ||
+        !(op->own = calloc(OP_MAX_DEVS, sizeof(*op->own))) ||
+        !(op->users = calloc(OP_MAX_USERS, sizeof(*op->users)))) {
+        if (op) {
+            free(op->devs);
+            free(op->own);
+            free(op);
+        }
         return WG_ENOMEM;
+    }
     snprintf(op->to, sizeof(op->to), "%s", to);
+    op->group = strstr(to, "@g.us") != NULL;
     op->token = token;
     op->started_ms = mono_ms();
-    wg_msg_quote_t q = {.id = quoted, .participant = to};
+    wg_msg_quote_t q = {.id = quoted, .participant = op->group ? NULL : to};
     if ((rv = wg_msg_id(op->id, (int64_t)(wall_ms() / 1000), digits, NULL)) != 0 ||
         (rv = wg_msg_build_text(text, quoted ? &q : NULL, NULL, 0, &op->msg, &op->msg_len)) != 0) {
-        free(op->msg);
-        free(op);
+        op->token = 0;
+        op_finish(c, op, rv);
         return rv;
     }
     if (id_out)
@@ -954,15 +1063,18 @@ static int send_text_to(wg_conn_t *c, const char *to, const char *text, const ch
     c->ops = op;
     if (c->set.auto_typing)
         chatstate(c, to, 1);
-    char own_bare[WG_STANZA_JID_MAX];
-    snprintf(own_bare, sizeof(own_bare), "%s@s.whatsapp.net", digits);
-    const char *users[2] = {to, own_bare};
-    wg_node_t *n = NULL;
-    op->state = OP_USYNC;
-    char sid[32];
-    snprintf(sid, sizeof(sid), "wgu.%u", c->iq_counter + 1);
-    if ((rv = wg_stanza_usync_build(sid, users, 2, 0, &n)) == 0)
-        rv = send_iq(c, op, n);
+    if (op->group) {
+        /* §4.1 metadata first: who the members are */
+        wg_node_t *n = wg_node_new("iq"), *qn = n ? wg_node_add_new(n, "query") : NULL;
+        op->state = OP_GROUP;
+        if (!qn || wg_node_set_attr(n, "xmlns", "w:g2") || wg_node_set_attr(n, "type", "get") ||
+            wg_node_set_attr_jid(n, "to", to) || wg_node_set_attr(qn, "request", "interactive")) {
+            wg_node_free(n);
+            rv = WG_ENOMEM;
+        } else
+            rv = send_iq(c, op, n);
+    } else if ((rv = op_add_user(op, to)) == 0 && (rv = op_add_user(op, me)) == 0)
+        rv = op_usync(c, op);
     if (rv) {
         op->token = 0; /* the caller gets rv directly */
         op_finish(c, op, rv);

@@ -263,9 +263,11 @@ async function main() {
     await sleep(300);
     r = await sb.api('POST', `/phones/${B}/messages`, { to: A, text: 'while you were away' });
     let res = await withTimeout(connect(sb, dirA, {
-        onSocket: (s) => { got = nextMessage(s, (m) => textOf(m) === 'while you were away', 15000, 'offline message'); },
+        onSocket: (s) => { got = nextMessage(s, (m) => textOf(m) === 'while you were away', 35000, 'offline message'); },
     }), 30000, 'login again');
     sock = res.open;
+    // Baileys holds events back after a login with offline messages until its (20 s) wait for
+    // a history sync notification ends; the sandbox sends none, so this takes ~20 s.
     m = await got.catch((e) => e);
     check('a message sent while Baileys was offline arrives at its next login', textOf(m) === 'while you were away', String(m?.message ? '' : m));
 

@@ -14,6 +14,7 @@
 #include "wa/noise.h"
 #include "wa/recv.h"
 #include "wa/signal.h"
+#include "wa/signal_stage.h"
 #include "wa/stanza.h"
 #include "wa/ws.h"
 
@@ -55,6 +56,7 @@ struct wg_conn_s {
     const char *status;       /* last status reported (static string) */
     send_op_t *ops;           /* sends under way (newest first) */
     unsigned iq_counter;
+    wg_signal_storage_t *stage; /* sig's storage (owned by sig): holds writes back */
     wg_signal_t *sig;         /* the Signal state (made at the first login; kept across links) */
     struct {                  /* the instance's settings, reloaded at most every second */
         int read_messages, read_status, groups_ignore, reject_call, always_online, auto_typing;
@@ -278,6 +280,7 @@ static void on_defer(evutil_socket_t fd, short what, void *arg)
         c->have_creds = 0;
         wg_signal_free(c->sig);
         c->sig = NULL;
+        c->stage = NULL;
         wg_log(WG_LOG_INFO, "conn", "instance=%s logged out: credentials wiped", c->id);
         stop_failed(c, "logged_out");
         break;
@@ -435,14 +438,17 @@ static int ensure_signal(wg_conn_t *c)
         return 0;
     if ((rv = wg_signal_storage_db_new(c->env.store, c->id, c->env.master_key, &db)) != 0)
         return rv;
-    if ((rv = wg_signal_storage_cache_new(db, 512, 1u << 20, &cache)) != 0)
+    if ((rv = wg_signal_storage_cache_new(db, 512, 1u << 20, &cache)) != 0 ||
+        (rv = wg_signal_stage_new(cache, &c->stage)) != 0)
         return rv;
     k.registration_id = c->creds.registration_id;
     k.identity = c->creds.identity;
     k.signed_prekey_id = c->creds.signed_prekey_id;
     k.signed_prekey = c->creds.signed_prekey;
     memcpy(k.signed_prekey_sig, c->creds.signed_prekey_sig, sizeof(k.signed_prekey_sig));
-    rv = wg_signal_new(&k, cache, &c->sig);
+    rv = wg_signal_new(&k, c->stage, &c->sig);
+    if (rv)
+        c->stage = NULL;
     wg_keys_wipe(&k, sizeof(k));
     return rv;
 }
@@ -537,12 +543,24 @@ static int on_message(wg_conn_t *c, const wg_node_t *node)
                          .own_lid = c->creds.lid,
                          .groups_ignore = c->set.groups_ignore};
     wg_recv_result_t r;
+    /* the new ratchet state is held back until the event is committed: a crash in between
+     * keeps the old state, so the re-delivered message decrypts again and finds its event */
+    wg_signal_stage_begin(c->stage);
     int rv = wg_recv_message(&env, node, &r);
-    if (rv)
+    if (rv) {
+        wg_signal_stage_discard(c->stage);
         return rv; /* storage: no reply, the server re-delivers after the reconnect */
+    }
     if (r.event && (rv = append_event(c, r.event, r.payload, r.key)) != 0) {
+        wg_signal_stage_discard(c->stage);
         wg_recv_result_dispose(&r);
         return rv; /* not committed: not acknowledged */
+    }
+    if ((rv = wg_signal_stage_commit(c->stage)) != 0) {
+        wg_log(WG_LOG_ERROR, "conn", "instance=%s signal state not stored err=%s", c->id,
+               wg_strerror(rv));
+        wg_recv_result_dispose(&r);
+        return rv;
     }
     switch (r.reply) {
     case WG_RECV_NACK: {

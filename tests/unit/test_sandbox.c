@@ -16,7 +16,10 @@
 #include "wa/noise.h"
 #include "wa/pair.h"
 #include "wa/payload.h"
+#include "wa/signal.h"
 #include "wa/ws.h"
+
+#include <jansson.h>
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -779,4 +782,154 @@ WG_TEST(sandbox_idle_timeout)
     event_base_free(base);
     rm_db(path);
     wg_log_set_level(lvl);
+}
+
+/* ---- issue 5: phones' Signal state, bundles, offline queue, inbox, groups (state.c) -------- */
+
+static int offline_collect(void *arg, const uint8_t *node, size_t len)
+{
+    wg_buf_t *b = arg;
+    wg_buf_append(b, node, len);
+    wg_buf_append(b, "|", 1);
+    return 0;
+}
+
+WG_TEST(sandbox_state_messaging)
+{
+    char path[256], subject[64], creator[24], parts[256];
+    wg_sandbox_state_t *st = NULL;
+    wg_sandbox_phone_t *a, *b;
+    wg_sandbox_device_t d = {0}, *rec;
+    wg_sandbox_prekey_t keys[2] = {{5, {5}}, {3, {3}}};
+    wg_keys_pair_t spk;
+    uint8_t djb[33], sig[64];
+    wg_signal_bundle_t bun, bun2;
+    wg_signal_t *sa, *sb_;
+    wg_signal_addr_t addr_a = {"15550001111", 0}, addr_b = {"15550002222", 0};
+    wg_signal_type_t t;
+    uint8_t *ct = NULL, *pt = NULL;
+    size_t ctlen, ptlen, n;
+    int count;
+    int64_t created;
+    wg_buf_t q;
+    json_t *j;
+    tmp_path(path, sizeof(path));
+    WG_CHECK_EQ_INT(wg_sandbox_state_open(&st, path), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_add(st, "15550001111", "Ann", &a), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_add(st, "15550002222", NULL, &b), 0);
+    /* a phone's bundle: identity = the account key, signed prekey verifies, a new one-time
+     * prekey each time */
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_bundle(st, b, &bun), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_bundle(st, b, &bun2), 0);
+    WG_CHECK_MEM(bun.identity, b->account.pub, 32);
+    WG_CHECK(bun.has_prekey && bun2.has_prekey && bun.prekey_id != bun2.prekey_id);
+    WG_CHECK_EQ_INT(bun.registration_id, bun2.registration_id);
+    wg_keys_djb_encode(djb, bun.signed_prekey);
+    WG_CHECK_EQ_INT(wg_keys_verify(b->account.pub, djb, 33, bun.signed_prekey_sig), 0);
+    /* a session from phone a to phone b, through the stored state */
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_signal(st, a, &sa), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_signal(st, b, &sb_), 0);
+    WG_CHECK_EQ_INT(wg_signal_process_bundle(sa, &addr_b, &bun), 0);
+    WG_CHECK_EQ_INT(wg_signal_encrypt(sa, &addr_b, (const uint8_t *)"hello\x01", 6, &t, &ct, &ctlen),
+                    0);
+    WG_CHECK_EQ_INT(t, WG_SIGNAL_PKMSG);
+    WG_CHECK_EQ_INT(wg_signal_decrypt(sb_, &addr_a, t, ct, ctlen, &pt, &ptlen), 0);
+    WG_CHECK(ptlen == 6 && memcmp(pt, "hello\x01", 6) == 0);
+    free(ct), free(pt);
+    ct = pt = NULL;
+    /* b answers, then everything is reopened: the sessions are in the file */
+    WG_CHECK_EQ_INT(wg_signal_encrypt(sb_, &addr_a, (const uint8_t *)"yo\x01", 3, &t, &ct, &ctlen), 0);
+    WG_CHECK_EQ_INT(t, WG_SIGNAL_MSG);
+    WG_CHECK_EQ_INT(wg_signal_decrypt(sa, &addr_b, t, ct, ctlen, &pt, &ptlen), 0);
+    free(ct), free(pt);
+    ct = pt = NULL;
+
+    /* a companion's bundle consumes its lowest one-time prekey, then has none */
+    snprintf(d.number, sizeof(d.number), "15550001111");
+    d.id = 1;
+    WG_CHECK_EQ_INT(wg_keys_generate(&spk), 0);
+    memcpy(d.identity_pub, spk.pub, 32);
+    WG_CHECK_EQ_INT(wg_sandbox_state_device_add(st, &d, &rec), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_device_bundle(st, rec, &bun), WG_ENOTFOUND); /* no upload */
+    wg_keys_djb_encode(djb, spk.pub);
+    WG_CHECK_EQ_INT(wg_keys_sign(sig, spk.priv, djb, 33), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_prekeys_put(st, rec, 42, spk.pub, 1, spk.pub, sig, keys, 2), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_device_bundle(st, rec, &bun), 0);
+    WG_CHECK(bun.has_prekey && bun.prekey_id == 3 && bun.prekey[0] == 3 && bun.registration_id == 42);
+    WG_CHECK_MEM(bun.signed_prekey_sig, sig, 64);
+    WG_CHECK_EQ_INT(wg_sandbox_state_device_bundle(st, rec, &bun), 0);
+    WG_CHECK(bun.has_prekey && bun.prekey_id == 5);
+    WG_CHECK_EQ_INT(wg_sandbox_state_device_bundle(st, rec, &bun), 0);
+    WG_CHECK(!bun.has_prekey);
+    WG_CHECK_EQ_INT(wg_sandbox_state_prekey_count(st, rec, &count), 0);
+    WG_CHECK_EQ_INT(count, 0);
+
+    /* offline queue: in order, per device, taken once */
+    WG_CHECK_EQ_INT(wg_sandbox_state_offline_put(st, "15550001111", 1, (const uint8_t *)"one", 3), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_offline_put(st, "15550001111", 2, (const uint8_t *)"x", 1), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_offline_put(st, "15550001111", 1, (const uint8_t *)"two", 3), 0);
+    /* inbox and groups */
+    WG_CHECK_EQ_INT(wg_sandbox_state_inbox_add(st, "15550002222", "message", "ID1",
+                                               "15550001111@s.whatsapp.net",
+                                               "15550001111:1@s.whatsapp.net", "hi", 17),
+                    0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_inbox_add(st, "15550002222", "call", "C1", "x", "y", "reject",
+                                               18),
+                    0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_group_add(st, "1203631@g.us", "S", "15550001111",
+                                               "15550001111,15550002222"),
+                    0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_group_add(st, "1203631@g.us", "S", "1", "1"), WG_EEXIST);
+    wg_sandbox_state_close(st);
+
+    st = NULL;
+    WG_CHECK_EQ_INT(wg_sandbox_state_open(&st, path), 0);
+    a = wg_sandbox_state_phone_find(st, "15550001111");
+    b = wg_sandbox_state_phone_find(st, "15550002222");
+    WG_CHECK(a && b && !a->signal);
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_signal(st, a, &sa), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_signal(st, b, &sb_), 0);
+    WG_CHECK_EQ_INT(wg_signal_has_session(sa, &addr_b), 1);
+    WG_CHECK_EQ_INT(wg_signal_encrypt(sa, &addr_b, (const uint8_t *)"again\x01", 6, &t, &ct, &ctlen),
+                    0);
+    WG_CHECK_EQ_INT(t, WG_SIGNAL_MSG); /* the session went on, no new pkmsg */
+    WG_CHECK_EQ_INT(wg_signal_decrypt(sb_, &addr_a, t, ct, ctlen, &pt, &ptlen), 0);
+    WG_CHECK(ptlen == 6 && memcmp(pt, "again\x01", 6) == 0);
+    free(ct), free(pt);
+    /* the next phone prekey id went on too */
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_bundle(st, b, &bun), 0);
+    WG_CHECK_EQ_INT(bun.prekey_id, 3);
+
+    WG_CHECK_EQ_INT(wg_sandbox_state_offline_count(st, "15550001111", 1, &count), 0);
+    WG_CHECK_EQ_INT(count, 2);
+    wg_buf_init(&q, 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_offline_take(st, "15550001111", 1, offline_collect, &q, &n), 0);
+    WG_CHECK(n == 2 && q.len == 8 && memcmp(q.data, "one|two|", 8) == 0);
+    wg_buf_reset(&q);
+    WG_CHECK_EQ_INT(wg_sandbox_state_offline_take(st, "15550001111", 1, offline_collect, &q, &n), 0);
+    WG_CHECK(n == 0 && q.len == 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_offline_count(st, "15550001111", 2, &count), 0);
+    WG_CHECK_EQ_INT(count, 1);
+    wg_buf_dispose(&q);
+
+    j = wg_sandbox_state_inbox_json(st, "15550002222", "message");
+    WG_CHECK(j && json_array_size(j) == 1);
+    WG_CHECK_STR(json_string_value(json_object_get(json_array_get(j, 0), "text")), "hi");
+    WG_CHECK_STR(json_string_value(json_object_get(json_array_get(j, 0), "author")),
+                 "15550001111:1@s.whatsapp.net");
+    json_decref(j);
+    j = wg_sandbox_state_inbox_json(st, "15550002222", "call");
+    WG_CHECK(j && json_array_size(j) == 1);
+    json_decref(j);
+    WG_CHECK_EQ_INT(wg_sandbox_state_group_get(st, "1203631@g.us", subject, sizeof(subject), creator,
+                                               sizeof(creator), parts, sizeof(parts), &created),
+                    0);
+    WG_CHECK_STR(subject, "S");
+    WG_CHECK_STR(creator, "15550001111");
+    WG_CHECK_STR(parts, "15550001111,15550002222");
+    WG_CHECK_EQ_INT(wg_sandbox_state_group_get(st, "9@g.us", subject, sizeof(subject), creator,
+                                               sizeof(creator), parts, sizeof(parts), &created),
+                    WG_ENOTFOUND);
+    wg_sandbox_state_close(st);
+    rm_db(path);
 }

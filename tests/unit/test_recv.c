@@ -367,3 +367,58 @@ WG_TEST(recv_own_phone_copy_is_message_sent)
     wg_signal_free(gw);
     wg_signal_free(phone);
 }
+
+#include "wa/signal_stage.h"
+
+/* The crash between decrypting and committing the event: the staged state is discarded, the
+ * same stanza decrypts again (same event key); after a commit it is a duplicate. */
+WG_TEST(recv_stage_discard_then_redelivery)
+{
+    wg_creds_t c;
+    wg_signal_keys_t k;
+    wg_signal_storage_t *mem = NULL, *stage = NULL;
+    wg_signal_t *gw = NULL, *alice = party();
+    wg_recv_result_t r;
+    wg_signal_type_t t;
+    WG_CHECK(alice);
+    WG_CHECK_EQ_INT(wg_creds_generate(&c), 0);
+    WG_CHECK_EQ_INT(wg_signal_storage_mem_new(&mem), 0);
+    WG_CHECK_EQ_INT(wg_signal_stage_new(mem, &stage), 0);
+    k.registration_id = c.registration_id;
+    k.identity = c.identity;
+    k.signed_prekey_id = c.signed_prekey_id;
+    k.signed_prekey = c.signed_prekey;
+    memcpy(k.signed_prekey_sig, c.signed_prekey_sig, sizeof(k.signed_prekey_sig));
+    WG_CHECK_EQ_INT(wg_signal_new(&k, stage, &gw), 0);
+    WG_CHECK_EQ_INT(connect_to_gw(alice, gw, 21), 0);
+    wg_recv_env_t env = {.sig = gw, .own_jid = GW_JID};
+    wg_node_t *n = dm(alice, "3EB0CR1", "111:2@s.whatsapp.net", "survives a crash", &t);
+    WG_CHECK(n && t == WG_SIGNAL_PKMSG);
+    size_t before = wg_signal_storage_mem_count(mem, WG_SIGNAL_K_SESSION);
+
+    wg_signal_stage_begin(stage);
+    WG_CHECK_EQ_INT(wg_recv_message(&env, n, &r), 0);
+    WG_CHECK_STR(r.event, "message.received");
+    WG_CHECK(wg_signal_stage_pending(stage) > 0);
+    WG_CHECK_EQ_INT(wg_signal_storage_mem_count(mem, WG_SIGNAL_K_SESSION), before);
+    wg_recv_result_dispose(&r);
+    wg_signal_stage_discard(stage); /* "crash": nothing reached the store */
+
+    wg_signal_stage_begin(stage);
+    WG_CHECK_EQ_INT(wg_recv_message(&env, n, &r), 0);
+    WG_CHECK_STR(r.event, "message.received");
+    WG_CHECK_STR(r.key, "msg:" PEER ":3EB0CR1");
+    wg_recv_result_dispose(&r);
+    WG_CHECK_EQ_INT(wg_signal_stage_commit(stage), 0);
+    WG_CHECK_EQ_INT(wg_signal_storage_mem_count(mem, WG_SIGNAL_K_SESSION), before + 1);
+
+    wg_signal_stage_begin(stage);
+    WG_CHECK_EQ_INT(wg_recv_message(&env, n, &r), 0);
+    WG_CHECK(r.event == NULL); /* now a duplicate */
+    wg_recv_result_dispose(&r);
+    WG_CHECK_EQ_INT(wg_signal_stage_commit(stage), 0);
+    wg_node_free(n);
+    wg_creds_wipe(&c);
+    wg_signal_free(gw);
+    wg_signal_free(alice);
+}

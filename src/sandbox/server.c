@@ -5,7 +5,11 @@
  * (<success>, <failure reason="401">, replaced), prekey count/upload/digest/rotate, passive,
  * keepalive pings, logout (device_removed) and unknown iqs (error 501, never silence).
  *
- * Not here: Signal messaging, groups, calls (issue 5). Facts: docs wa-protocol-core.md §1-§8;
+ * Messaging (issue 5, wa-protocol-messaging.md §2-§5): usync device lists, prekey bundles,
+ * routing of <message>/<receipt>/<call>/<chatstate> between devices (copying <enc> nodes, never
+ * decrypting them), the persisted offline queue, group metadata, and the simulated phones
+ * (device 0 of each account: a Signal identity that sends 1:1/group/DSM texts and decrypts what
+ * is sent to it). Facts: docs wa-protocol-core.md §1-§8;
  * INTEROP.md (Baileys 6.7 needs a pause before the first post-handshake node: first_node_ms).
  *
  * One libevent loop, no threads. Per connection: a wsserver connection, a noise object, two

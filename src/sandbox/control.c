@@ -10,7 +10,8 @@
  *   DELETE /phones/{number}/devices/{deviceJid}   200 {jid, loggedOut:true}
  *   POST   /control/drop                          200 {dropped}
  *   POST   /control/refuse {seconds}              200 {refusingSeconds}
- *   POST   /phones/{number}/messages {to, text}   200 {id}  (to: number, user JID or group JID)
+ *   POST   /phones/{number}/messages {to, text, group?}  200 {id}  (to: number, user JID or
+ *                                                 group JID; group: true allows a bare group id)
  *   GET    /phones/{number}/messages              [{id, from, author, text, t}] (received)
  *   POST   /phones/{number}/calls {to}            200 {callId}  (a call offer)
  *   GET    /phones/{number}/calls                 [{id, from, author, text, t}] (text: "offer"
@@ -308,9 +309,21 @@ static void phone_message_post(wg_sandbox_control_t *ctl, struct evhttp_request 
     int status;
     if (!b)
         return;
+    char gjid[96];
+    json_t *group = json_object_get(b, "group");
     string_from_json(b, "to", &to);
     string_from_json(b, "text", &text);
-    if (!to || !*to || !text) {
+    if (to && *to == '+') /* international format with '+' is fine */
+        to++;
+    if (to && json_is_true(group) && !strchr(to, '@')) { /* a group id without its server */
+        snprintf(gjid, sizeof(gjid), "%.80s@g.us", to);
+        to = gjid;
+    }
+    if (group && !json_is_boolean(group)) {
+        reply_error(req, 400, "group must be a boolean");
+    } else if (json_is_true(group) && (!to || !strstr(to, "@g.us"))) {
+        reply_error(req, 400, "group: true needs a group id or group JID in to");
+    } else if (!to || !*to || !text) {
         reply_error(req, 400, "to (number or JID) and text (string) are required");
     } else if (strlen(text) > 16384) {
         reply_error(req, 400, "text is longer than 16384 bytes");

@@ -282,6 +282,13 @@ def test_messaging_route_errors():
             ("POST", "/phones/15551230013/messages", {"to": "120363000000000001@g.us",
                                                       "text": "hi"}, 404, "no such group"),
             ("PUT", "/phones/15551230013/messages", None, 405, "use GET or POST"),
+            ("POST", "/phones/15551230013/messages", {"to": "15551230013@s.whatsapp.net",
+                                                      "text": "x", "group": True}, 400,
+             "group: true"),
+            ("POST", "/phones/15551230013/messages", {"to": "15551230013", "text": "x",
+                                                      "group": True}, 404, "no such group"),
+            ("POST", "/phones/15551230013/messages", {"to": "15551230013", "text": "x",
+                                                      "group": 1}, 400, "boolean"),
             ("POST", "/phones/15551230013/calls", {"to": "15559999999"}, 404, "phone"),
             ("POST", "/phones/15551230013/calls", {}, 400, "required"),
             ("POST", "/groups", {"subject": "g", "creator": "1", "participants": []}, 400,
@@ -319,8 +326,8 @@ def test_phone_to_phone_and_group_messages():
     got = wait_inbox(SB, b, lambda m: m["id"] == mid)
     assert got and got[0]["text"] == "hello b" and got[0]["from"] == a + "@s.whatsapp.net"
     assert got[0]["author"] == a + "@s.whatsapp.net" and got[0]["t"] > 0
-    # the answer uses the session the first message built (and a JID as the address)
-    st, js = SB.api("POST", "/phones/%s/messages" % b, {"to": a + "@s.whatsapp.net",
+    # the answer uses the session the first message built ("+number" as the address)
+    st, js = SB.api("POST", "/phones/%s/messages" % b, {"to": "+" + a,
                                                         "text": "hi a"})
     assert st == 200
     assert wait_inbox(SB, a, lambda m: m["text"] == "hi a")
@@ -329,7 +336,9 @@ def test_phone_to_phone_and_group_messages():
                                        "participants": [b, c + "@s.whatsapp.net"]})
     assert st == 201 and re.fullmatch(r"\d+@g\.us", g["jid"]) and g["subject"] == "Team", g
     for i in range(2):
-        st, js = SB.api("POST", "/phones/%s/messages" % a, {"to": g["jid"], "text": "g%d" % i})
+        # the group JID, or its id with group: true (DESIGN.md's {to, text, group?})
+        to = {"to": g["jid"]} if i == 0 else {"to": g["jid"].split("@")[0], "group": True}
+        st, js = SB.api("POST", "/phones/%s/messages" % a, dict(to, text="g%d" % i))
         assert st == 200
         for n in (b, c):
             got = wait_inbox(SB, n, lambda m, i=i: m["text"] == "g%d" % i)

@@ -126,6 +126,12 @@ int wg_sandbox_state_inbox_add(wg_sandbox_state_t *st, const char *number, const
 /* [{id, from, author, text, t}] of kind, oldest first; NULL on failure. */
 struct json_t *wg_sandbox_state_inbox_json(wg_sandbox_state_t *st, const char *number,
                                            const char *kind);
+/* What a phone sent (kept for resends after a retry receipt). get: *text malloc'd;
+ * WG_ENOTFOUND. */
+int wg_sandbox_state_sent_add(wg_sandbox_state_t *st, const char *number, const char *id,
+                              const char *chat, const char *text);
+int wg_sandbox_state_sent_get(wg_sandbox_state_t *st, const char *number, const char *id,
+                              char *chat, size_t chat_cap, char **text);
 /* Groups: participants is a comma-separated list of numbers (creator included). */
 int wg_sandbox_state_group_add(wg_sandbox_state_t *st, const char *jid, const char *subject,
                                const char *creator, const char *participants);

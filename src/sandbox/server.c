@@ -35,6 +35,7 @@
 #include "wa/noise_server.h"
 #include "wa/pair.h"
 #include "wa/payload.h"
+#include "wa/stanza.h"
 
 #include <event2/event.h>
 #include <stdio.h>
@@ -1567,6 +1568,83 @@ static void handle_stanza(wg_sandbox_conn_t *c, const wg_node_t *n)
 
 /* ---- the phones ------------------------------------------------------------------------------- */
 
+static int phone_encrypt(wg_sandbox_t *sb, wg_signal_t *sig, const char *number, uint32_t device,
+                         const uint8_t *pt, size_t len, wg_node_t *parent);
+
+/* §3.7: a device could not decrypt what the phone sent: rebuild the session from the keys in
+ * the retry receipt (or a fresh bundle when there is no session), re-encrypt the original text
+ * for that one device (a DSM copy for the phone's own companions; in a group the sender key
+ * distribution goes along, pairwise) and send it directly with the retry count. */
+static void phone_resend(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const wg_node_t *n,
+                         const sb_addr_t *dev)
+{
+    wg_stanza_receipt_in_t r;
+    wg_signal_t *sig;
+    wg_signal_addr_t addr, self;
+    char chat[96], own[96], djid[96], *text = NULL;
+    uint8_t *msg = NULL, *inner = NULL, *pt = NULL, *skdm = NULL;
+    size_t msg_len = 0, inner_len = 0, pt_len = 0, skdm_len = 0;
+    wg_node_t *out = NULL;
+    int group, rv;
+    if (wg_stanza_receipt_parse(n, &r) != 0 || dev->device == 0 ||
+        wg_sandbox_state_sent_get(sb->st, p->number, r.id, chat, sizeof(chat), &text) != 0 ||
+        wg_sandbox_state_phone_signal(sb->st, p, &sig) != 0)
+        goto out;
+    group = strstr(chat, "@g.us") != NULL;
+    dev_jid(p->number, 0, own, sizeof(own));
+    dev_jid(dev->number, dev->device, djid, sizeof(djid));
+    if (wg_signal_addr_from_jid(djid, &addr) != 0 || wg_signal_addr_from_jid(own, &self) != 0)
+        goto out;
+    if (r.has_keys && (rv = wg_signal_process_bundle(sig, &addr, &r.keys)) != 0) {
+        wg_log(WG_LOG_INFO, "sandbox", "phone %s: retry keys of %s refused: %s", p->number, djid,
+               wg_strerror(rv));
+        goto out;
+    }
+    if ((rv = wg_msg_build_text(text, NULL, NULL, 0, &inner, &inner_len)) != 0)
+        goto out;
+    if (group) { /* the text with the sender key distribution, pairwise (§3.7 step 3) */
+        uint8_t *sk = NULL;
+        size_t sk_len = 0;
+        if (wg_signal_group_skdm(sig, chat, &self, &skdm, &skdm_len) != 0 ||
+            wg_msg_build_skdm(chat, skdm, skdm_len, &sk, &sk_len) != 0)
+            goto out;
+        /* two concatenated Message encodings merge into one Message (protobuf) */
+        if (!(msg = malloc(inner_len + sk_len))) {
+            free(sk);
+            goto out;
+        }
+        memcpy(msg, inner, inner_len);
+        memcpy(msg + inner_len, sk, sk_len);
+        msg_len = inner_len + sk_len;
+        free(sk);
+    } else if (strcmp(dev->number, p->number) == 0) {
+        if (wg_msg_wrap_dsm(inner, inner_len, chat, &msg, &msg_len) != 0)
+            goto out;
+    } else {
+        msg = inner;
+        msg_len = inner_len;
+        inner = NULL;
+    }
+    if (wg_msg_pad(msg, msg_len, 0, &pt, &pt_len) != 0)
+        goto out;
+    if (!(out = msg_new(r.id, group ? chat : own, group ? own : NULL,
+                        !group && strcmp(dev->number, p->number) == 0 ? chat : NULL, "text",
+                        p->push_name)))
+        goto out;
+    if ((rv = phone_encrypt(sb, sig, dev->number, dev->device, pt, pt_len, out)) != 0) {
+        wg_log(WG_LOG_INFO, "sandbox", "phone %s: resend to %s failed: %s", p->number, djid,
+               wg_strerror(rv));
+        goto out;
+    }
+    wg_node_set_attrf(wg_node_child(out, 0), "count", "%u", r.retry_count);
+    deliver(sb, dev->number, dev->device, out);
+    wg_log(WG_LOG_INFO, "sandbox", "phone %s resent %s to %s (retry %u)", p->number, r.id, djid,
+           r.retry_count);
+out:
+    wg_node_free(out);
+    free(text), free(msg), free(inner), free(pt), free(skdm);
+}
+
 /* Decrypts what was sent to the phone, keeps texts (GET /phones/{n}/messages), records call
  * offers/rejects, and answers messages with a delivery receipt. */
 static void phone_receive(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const wg_node_t *n)
@@ -1594,8 +1672,11 @@ static void phone_receive(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const wg_node
         return;
     }
     if (wg_node_tag_is(n, "receipt")) {
+        const char *rt = wg_node_attr(n, "type");
         wg_log(WG_LOG_INFO, "sandbox", "phone %s: receipt %s for %s from %s", p->number,
-               wg_node_attr(n, "type") ? wg_node_attr(n, "type") : "delivery", id, author);
+               rt ? rt : "delivery", id, author);
+        if (rt && strcmp(rt, "retry") == 0)
+            phone_resend(sb, p, n, &aa);
         return;
     }
     if (!wg_node_tag_is(n, "message") || wg_sandbox_state_phone_signal(sb->st, p, &sig) != 0)
@@ -1809,6 +1890,7 @@ int wg_sandbox_phone_send(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const char *t
         }
         rv = 0;
     }
+    wg_sandbox_state_sent_add(sb->st, p->number, id, tojid, text);
     wg_log(WG_LOG_INFO, "sandbox", "phone %s sent %s to %s", p->number, id, tojid);
     status = 200;
 out:

@@ -56,6 +56,8 @@ static const char *SCHEMA =
     "CREATE TABLE IF NOT EXISTS phone_inbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, number TEXT"
     " NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, chat TEXT NOT NULL, author TEXT NOT NULL,"
     " text TEXT, t INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS phone_sent (number TEXT NOT NULL, id TEXT NOT NULL, chat TEXT"
+    " NOT NULL, text TEXT NOT NULL, t INTEGER NOT NULL, PRIMARY KEY (number, id));"
     "CREATE TABLE IF NOT EXISTS groups (jid TEXT PRIMARY KEY, subject TEXT NOT NULL, creator"
     " TEXT NOT NULL, participants TEXT NOT NULL, created INTEGER NOT NULL);";
 
@@ -837,6 +839,36 @@ int wg_sandbox_state_group_get(wg_sandbox_state_t *st, const char *jid, char *su
         text_copy(q, 2, participants, cap);
         *created = sqlite3_column_int64(q, 3);
         rv = 0;
+    }
+    sqlite3_finalize(q);
+    return rv;
+}
+
+/* ---- what phones sent (for resends after a retry receipt) ----------------------------------- */
+
+int wg_sandbox_state_sent_add(wg_sandbox_state_t *st, const char *number, const char *id,
+                              const char *chat, const char *text)
+{
+    return exec_bind(st,
+                     "INSERT OR REPLACE INTO phone_sent (number, id, chat, text, t) VALUES "
+                     "(?, ?, ?, ?, ?)",
+                     "tttti", number, id, chat, text, (int64_t)time(NULL));
+}
+
+int wg_sandbox_state_sent_get(wg_sandbox_state_t *st, const char *number, const char *id,
+                              char *chat, size_t chat_cap, char **text)
+{
+    sqlite3_stmt *q = NULL;
+    int rv = WG_ENOTFOUND;
+    if (sqlite3_prepare_v2(st->db, "SELECT chat, text FROM phone_sent WHERE number = ? AND id = ?",
+                           -1, &q, NULL) != SQLITE_OK)
+        return db_fail(st, "sent");
+    sqlite3_bind_text(q, 1, number, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, id, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) == SQLITE_ROW) {
+        text_copy(q, 0, chat, chat_cap);
+        *text = strdup((const char *)sqlite3_column_text(q, 1));
+        rv = *text ? 0 : WG_ENOMEM;
     }
     sqlite3_finalize(q);
     return rv;

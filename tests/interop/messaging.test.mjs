@@ -7,6 +7,7 @@
 //
 // Scenarios (Baileys is a companion of phone A):
 //   in        phone B -> A: Baileys decrypts it (messages.upsert, the text, from B)
+//   retry     Baileys' session with B is deleted: its retry receipt makes phone B resend
 //   dsm       phone A -> B: B's phone has it; Baileys gets its own phone's copy (fromMe)
 //   out       Baileys -> B: the sandbox routes it, phone B decrypts it (GET /phones/B/messages),
 //             Baileys gets the server ack and phone B's delivery receipt
@@ -187,6 +188,20 @@ async function main() {
     let m = await got.catch((e) => e);
     check('Baileys decrypts the phone\'s text (messages.upsert)', textOf(m) === 'hello from B' &&
         m.key.remoteJid === jB && !m.key.fromMe && m.key.id === r.body.id, JSON.stringify(m?.key || String(m)));
+
+    // ---- retry: Baileys loses its session with phone B; B's next message fails to decrypt,
+    // Baileys sends a retry receipt, phone B rebuilds the session and resends (§3.7)
+    // Baileys 7 keeps sessions under the LID address once it knows the mapping (usync <lid/>)
+    const lidB = (await sb.api('GET', '/phones')).body.find((x) => x.number === B).lid.split('@')[0];
+    const lost = fs.readdirSync(dirA).filter((f) => f.startsWith(`session-${B}.`) ||
+        f.startsWith(`session-${lidB}_1.`));
+    for (const f of lost)
+        fs.rmSync(path.join(dirA, f));
+    got = nextMessage(sock, (m) => textOf(m) === 'after a lost session', 20000, 'resent message');
+    r = await sb.api('POST', `/phones/${B}/messages`, { to: A, text: 'after a lost session' });
+    m = await got.catch((e) => e);
+    check('a retry receipt makes phone B resend what Baileys could not decrypt', lost.length > 0 &&
+        textOf(m) === 'after a lost session' && m.key.id === r.body.id, `${lost} ${String(m?.message ? '' : m)}`);
 
     // ---- dsm: phone A -> B, Baileys (A's companion) sees its own phone's message
     got = nextMessage(sock, (m) => textOf(m) === 'from my phone', 15000, 'DSM copy');

@@ -4,6 +4,7 @@
  * admin account, admin key printed once), starts the HTTP API threads (each with its own core
  * and store connection) and runs until SIGTERM/SIGINT, then drains and closes the database.
  * The only process-wide mutable state lives here (the server pointer the signal handler uses). */
+#include "api/dialect.h"
 #include "api/native.h"
 #include "core/core.h"
 #include "core/token.h"
@@ -198,6 +199,8 @@ static int cmd_serve(int argc, char **argv)
     wg_engine_t *engine = NULL;
     wg_ratelimit_t *rl = NULL;
     wg_http_server_t *srv = NULL;
+    wg_route_t *routes = NULL;
+    size_t nroutes = 0;
     wg_metrics_t *metrics = NULL;
     wg_dispatch_t *dispatch = NULL;
     char *admin_key = NULL;
@@ -257,8 +260,14 @@ static int cmd_serve(int argc, char **argv)
     boot = NULL;
 
     serve_env_t env = {&cfg, engine, rl, metrics};
-    wg_http_app_t app = {wg_native_routes, wg_native_nroutes, api_ctx_new, api_ctx_free,
-                         wg_native_error, &env, wg_native_observe};
+    /* every dialect mounted together; errors render in the shape of the request's dialect */
+    if ((rv = wg_dialects_routes(cfg.root_dialect, &routes, &nroutes)) != 0) {
+        fprintf(stderr, "wagate: WAGATE_ROOT_DIALECT=%s: %s\n", cfg.root_dialect,
+                rv == WG_EINVAL ? "unknown dialect (\"\" or \"evolution\")" : wg_strerror(rv));
+        goto out;
+    }
+    wg_http_app_t app = {routes, nroutes, api_ctx_new, api_ctx_free,
+                         wg_dialects_error, &env, wg_native_observe};
     if ((rv = wg_http_server_new(&cfg, &app, &srv)) != 0) {
         fprintf(stderr, "wagate: cannot listen on %s\n", cfg.listen);
         goto out;
@@ -276,6 +285,7 @@ static int cmd_serve(int argc, char **argv)
     wg_log(WG_LOG_INFO, "main", "stopped rv=%d", rv);
 out:
     wg_http_server_free(srv);
+    wg_dialects_routes_free(routes, nroutes);
     wg_core_free(boot);
     wg_engine_free(engine); /* after the HTTP threads: they call into it */
     wg_dispatch_free(dispatch); /* undelivered rows stay pending for the next start */

@@ -1,7 +1,12 @@
 /* render.c - see render.h. */
 #include "api/render.h"
 
+#include "qr/qr.h"
+#include "util/err.h"
+
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 void wg_render_time(int64_t ms, char *out, size_t cap)
@@ -62,4 +67,51 @@ json_t *wg_render_error(const char *code, const char *message, const char *field
 {
     return json_pack("{s:b, s:{s:s, s:s, s:o}}", "success", 0, "error", "code", code, "message",
                      message, "field", field && *field ? json_string(field) : json_null());
+}
+
+const char *wg_render_status_evolution(const char *status)
+{
+    if (!strcmp(status, WG_STATUS_WORKING))
+        return "open";
+    if (!strcmp(status, WG_STATUS_STARTING) || !strcmp(status, WG_STATUS_SCAN_QR) ||
+        !strcmp(status, WG_STATUS_PENDING))
+        return "connecting";
+    return "close";
+}
+
+const char *wg_render_status_enviaai(const char *status)
+{
+    if (!strcmp(status, WG_STATUS_WORKING))
+        return "connected";
+    if (!strcmp(status, WG_STATUS_SCAN_QR))
+        return "qr_pending";
+    if (!strcmp(status, WG_STATUS_STARTING) || !strcmp(status, WG_STATUS_PENDING))
+        return "connecting";
+    return "disconnected";
+}
+
+void wg_render_time_plain(int64_t ms, char *out, size_t cap)
+{
+    time_t t = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+int wg_render_qr(wg_core_t *core, const char *id, char **code, char **png_b64,
+                 int64_t *expires_ms)
+{
+    long long exp = 0;
+    *code = *png_b64 = NULL;
+    if (!core->engine || !core->engine->ops->qr ||
+        core->engine->ops->qr(core->engine, id, code, &exp) != 0)
+        return WG_ENOTFOUND;
+    if (!(*png_b64 = wg_qr_png_base64(*code, 0, -1, NULL))) {
+        free(*code);
+        *code = NULL;
+        return WG_ENOMEM;
+    }
+    *expires_ms = exp;
+    return 0;
 }

@@ -1,10 +1,11 @@
-/* render.h - JSON rendering helpers shared by the API dialects (native today; evolution,
- * hypersender, wachat later): timestamps, JSON columns, the native instance object and the
+/* render.h - JSON rendering helpers shared by the API dialects (native, evolution,
+ * hypersender; wachat later): timestamps, JSON columns, the native instance object and the
  * native envelopes. Every function returns a new reference (caller json_decref()s) or NULL on
  * out-of-memory, and never takes ownership of its inputs unless it says "steals". */
 #ifndef WG_API_RENDER_H
 #define WG_API_RENDER_H
 
+#include "core/core.h"
 #include "store/store.h"
 
 #include <jansson.h>
@@ -25,5 +26,18 @@ json_t *wg_render_instance_native(const wg_instance_t *in, const char *access_to
 json_t *wg_render_ok(json_t *data);
 /* {"success":false,"error":{"code","message","field"}} (field null when NULL or ""). */
 json_t *wg_render_error(const char *code, const char *message, const char *field);
+
+/* Status names per dialect for a core status (WG_STATUS_*): Evolution "open | connecting |
+ * close", EnviaAI "connected | disconnected | connecting | qr_pending". Static strings. */
+const char *wg_render_status_evolution(const char *status);
+const char *wg_render_status_enviaai(const char *status);
+/* "YYYY-MM-DDTHH:MM:SS" UTC, no fraction, no zone (Hypersender's created_at; out >= 24). */
+void wg_render_time_plain(int64_t ms, char *out, size_t cap);
+
+/* The QR the engine shows now for instance `id`: *code (the QR text) and *png_b64 (base64 PNG,
+ * no "data:" prefix), both malloc'd (caller frees), *expires_ms its expiry. 0, or WG_ENOTFOUND
+ * when no QR is shown, WG_ENOMEM. */
+int wg_render_qr(wg_core_t *core, const char *id, char **code, char **png_b64,
+                 int64_t *expires_ms);
 
 #endif

@@ -33,6 +33,7 @@ typedef struct {
     const char *code; /* "validation_error", ... (static) */
     char field[64];
     char message[200];
+    int taken; /* 1 when the value is well-formed but already in use (dialects render it apart) */
 } wg_core_err_t;
 
 void wg_core_err_set(wg_core_err_t *e, int status, const char *code, const char *field,
@@ -100,6 +101,11 @@ int wg_core_instance_create(wg_core_t *c, const wg_instance_spec_t *spec, wg_ins
 /* Loads an instance the credential may see; 404 not_found otherwise (no existence leak). */
 int wg_core_instance_get(wg_core_t *c, const wg_auth_t *a, const char *id, wg_instance_t *out,
                          wg_core_err_t *err);
+/* Loads the instance named `name` that the credential may see (the admin key: its own account's
+ * first, then any owner's). An instance token sees only its own instance: any other name gives
+ * WG_EPERM with err 401 (a token cannot probe names); otherwise 404 not_found when none. */
+int wg_core_instance_by_name(wg_core_t *c, const wg_auth_t *a, const char *name,
+                             wg_instance_t *out, wg_core_err_t *err);
 int wg_core_instance_list(wg_core_t *c, const wg_auth_t *a, const char *status,
                           const char *name_like, int64_t page, int64_t limit, wg_instance_t **out,
                           size_t *n, int64_t *total, wg_core_err_t *err);

@@ -515,6 +515,8 @@ int wg_core_instance_create(wg_core_t *c, const wg_instance_spec_t *spec, wg_ins
         else
             wg_core_err_set(err, 422, "validation_error", "name",
                             "an instance with this name already exists");
+        if (err)
+            err->taken = 1;
         goto out;
     }
     if (rv) {
@@ -567,6 +569,58 @@ int wg_core_instance_get(wg_core_t *c, const wg_auth_t *a, const char *id, wg_in
         return internal(err, rv);
     if (!may_see(a, out)) {
         wg_instance_dispose(out);
+        return not_found(err);
+    }
+    return 0;
+}
+
+int wg_core_instance_by_name(wg_core_t *c, const wg_auth_t *a, const char *name,
+                             wg_instance_t *out, wg_core_err_t *err)
+{
+    wg_instance_filter_t f = {0};
+    wg_instance_t *v = NULL;
+    size_t n = 0;
+    int64_t total = 0;
+    int found = -1;
+    memset(out, 0, sizeof(*out));
+    if (a->kind == WG_AUTH_ACCOUNT)
+        f.owner_id = a->account_id;
+    else if (a->kind == WG_AUTH_INSTANCE)
+        f.instance_id = a->instance_id;
+    else if (a->kind != WG_AUTH_ADMIN)
+        return not_found(err);
+    if (!name || !*name)
+        return not_found(err);
+    /* name_like is a case-insensitive substring: page through and keep the exact match */
+    f.name_like = name;
+    f.limit = 100;
+    for (f.offset = 0;; f.offset += f.limit) {
+        int rv = wg_store_instance_list(c->store, &f, &v, &n, &total);
+        if (rv)
+            return internal(err, rv);
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(v[i].name, name))
+                continue;
+            /* the admin's own instance wins over another owner's of the same name */
+            if (found < 0 || !strcmp(v[i].owner_id, WG_ADMIN_ACCOUNT_ID)) {
+                if (found >= 0)
+                    wg_instance_dispose(out);
+                *out = v[i];
+                memset(&v[i], 0, sizeof(v[i]));
+                found = 1;
+            }
+        }
+        wg_instance_list_free(v, n);
+        v = NULL;
+        if (f.offset + f.limit >= total || (found >= 0 && a->kind != WG_AUTH_ADMIN))
+            break;
+    }
+    if (found < 0) {
+        if (a->kind == WG_AUTH_INSTANCE) {
+            wg_core_err_set(err, 401, "unauthorized", NULL,
+                            "this token belongs to another instance");
+            return WG_EPERM;
+        }
         return not_found(err);
     }
     return 0;

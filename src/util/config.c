@@ -41,6 +41,8 @@ static const wg_config_key_t keys[] = {
      "seconds in-flight requests get to finish after SIGTERM/SIGINT"},
     {"WAGATE_PLAN_LIMITS", S(plan_limits), "free=1,starter=3,pro=10,enterprise=0", 0, 0, 0,
      "instances per plan; 0 = unlimited"},
+    {"WAGATE_ROOT_DIALECT", S(root_dialect), "", 0, 0, 0,
+     "API dialect also mounted at / (\"\" = none, \"evolution\": Evolution API v2 paths)"},
     {"WAGATE_RATE_CREATE", I(rate_create), "5", 0, 1000000, 0,
      "instance creations per minute per account; 0 = unlimited"},
     {"WAGATE_RATE_WRITE", I(rate_write), "600", 0, 100000000, 0,

@@ -1,0 +1,234 @@
+"""test_dialect_evolution.py - the Evolution API v2 dialect (issue 7) against `wagate sandbox`:
+create (every field of the 201, the first real QR as a data: URI PNG), the error shape
+{status, error, response:{message:[…]}} for 400/401/403/404/405, auth before existence, an
+instance token confined to its own instance, fetchInstances filtered per owner without tokens,
+connect/connectionState/restart/logout/delete across a real QR link by a sandbox phone, the
+mount at / with WAGATE_ROOT_DIALECT=evolution, and that native routes keep the native shape.
+"""
+import base64
+import re
+import time
+
+from harness import Server
+from test_link import Sandbox
+
+ADMIN = "wga_evo_test_admin_key_0123456789"
+SB = None
+IID = re.compile(r"^inst_[0-9a-f]{24}$")  # the core id; Evolution documents a UUID (docs/dialects.md)
+
+
+def setup_module():
+    global SB
+    SB = Sandbox().start()
+
+
+def teardown_module():
+    if SB:
+        SB.cleanup()
+
+
+def gateway():
+    e = {"WAGATE_ADMIN_KEY": ADMIN, "WAGATE_WA_URL": SB.url(), "WAGATE_WA_ROOT_KEY": SB.root,
+         "WAGATE_RATE_CREATE": "0", "WAGATE_RATE_WRITE": "0", "WAGATE_RATE_READ": "0",
+         "WAGATE_WA_PREKEYS_INITIAL": "50", "WAGATE_WORKERS": "2", "WAGATE_QR_WAIT_MS": "10000",
+         "WAGATE_ROOT_DIALECT": "evolution"}
+    return Server(env=e).start()
+
+
+def account(srv, name):
+    st, _, js = srv.request("POST", "/v1/accounts", {"name": name, "plan": "pro"}, token=ADMIN)
+    assert st == 201, (st, js)
+    return js["data"]["apiKey"]
+
+
+def evo(srv, method, path, body=None, key=None, prefix="/evolution"):
+    st, hdrs, js = srv.request(method, prefix + path, body, token=key, auth="apikey", timeout=30)
+    return st, js
+
+
+def assert_err(st, js, want_status, want_error, msg=None):
+    assert st == want_status, (st, js)
+    assert set(js) == {"status", "error", "response"}, js
+    assert js["status"] == want_status and js["error"] == want_error, js
+    assert isinstance(js["response"]["message"], list) and len(js["response"]["message"]) == 1, js
+    if msg is not None:
+        assert js["response"]["message"][0] == msg, js
+
+
+def state(srv, name, key):
+    st, js = evo(srv, "GET", "/instance/connectionState/" + name, key=key)
+    assert st == 200, (st, js)
+    assert js == {"instance": {"instanceName": name, "state": js["instance"]["state"]}}, js
+    return js["instance"]["state"]
+
+
+def wait_state(srv, name, key, want, timeout=20):
+    deadline = time.time() + timeout
+    s = None
+    while time.time() < deadline:
+        s = state(srv, name, key)
+        if s == want:
+            return
+        time.sleep(0.05)
+    raise AssertionError("%s: state %s, want %s\n%s" % (name, s, want, srv.stderr()[-3000:]))
+
+
+def check_qrcode(q):
+    assert set(q) == {"pairingCode", "code", "base64", "count"}, q
+    assert q["pairingCode"] is None and q["count"] == 1, q
+    assert q["code"].count(",") >= 3, q["code"]
+    assert q["base64"].startswith("data:image/png;base64,"), q["base64"][:40]
+    png = base64.b64decode(q["base64"][len("data:image/png;base64,"):])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evolution_create_errors_auth_and_lifecycle():
+    srv = gateway()
+    try:
+        ka, kb = account(srv, "evo-a"), account(srv, "evo-b")
+        # auth before validation and existence
+        assert_err(*evo(srv, "POST", "/instance/create", {}), 401, "Unauthorized", "Unauthorized")
+        assert_err(*evo(srv, "POST", "/instance/create", {"instanceName": "x"}, key="nope"),
+                   401, "Unauthorized")
+        assert_err(*evo(srv, "GET", "/instance/connectionState/ghost"), 401, "Unauthorized")
+        assert_err(*evo(srv, "GET", "/instance/connectionState/ghost", key="bad-key-123"), 401,
+                   "Unauthorized")
+        # validation: 400
+        assert_err(*evo(srv, "POST", "/instance/create", {}, key=ka), 400, "Bad Request",
+                   "instanceName is required")
+        assert_err(*evo(srv, "POST", "/instance/create", {"instanceName": "v", "integration":
+                                                            "WHATSAPP-FOO"}, key=ka),
+                   400, "Bad Request", "Invalid integration")
+        st, js = evo(srv, "POST", "/instance/create",
+                     {"instanceName": "v", "webhook": {"url": "https://myapp.com/h",
+                                                      "events": ["MESSAGES_UPSERT", "NOPE"]}},
+                     key=ka)
+        assert_err(st, js, 400, "Bad Request")
+        assert "NOPE" in js["response"]["message"][0], js
+        st, js = evo(srv, "POST", "/instance/create", {"instanceName": "v", "rejectCall": "yes"},
+                     key=ka)
+        assert_err(st, js, 400, "Bad Request")
+        # a real create with a QR
+        body = {"instanceName": "evo-one", "qrcode": True, "integration": "WHATSAPP-BAILEYS",
+                "rejectCall": True, "msgCall": "busy", "groupsIgnore": True,
+                "webhook": {"url": "https://myapp.com/hook", "byEvents": True, "base64": False,
+                            "headers": {"x-a": "1"},
+                            "events": ["MESSAGES_UPSERT", "CONNECTION_UPDATE", "CHATS_UPSERT"]}}
+        st, js = evo(srv, "POST", "/instance/create", body, key=ka)
+        assert st == 201, (st, js, srv.stderr()[-2000:])
+        assert set(js) == {"instance", "hash", "webhook", "rabbitmq", "nats", "sqs", "settings",
+                           "qrcode"}, js
+        i = js["instance"]
+        assert set(i) == {"instanceName", "instanceId", "integration", "webhookWaBusiness",
+                          "accessTokenWaBusiness", "status"}, i
+        assert i["instanceName"] == "evo-one" and IID.match(i["instanceId"]), i
+        assert i["integration"] == "WHATSAPP-BAILEYS" and i["webhookWaBusiness"] is None, i
+        assert i["accessTokenWaBusiness"] == "" and i["status"] == "connecting", i
+        tok = js["hash"]
+        assert isinstance(tok, str) and len(tok) >= 16, js
+        assert js["webhook"] == {"webhookUrl": "https://myapp.com/hook", "webhookHeaders":
+                                 {"x-a": "1"}, "webhookByEvents": True, "webhookBase64": False,
+                                 "events": body["webhook"]["events"]}, js["webhook"]
+        for k in ("rabbitmq", "nats", "sqs"):
+            assert js[k] == {"enabled": False}, js
+        assert js["settings"] == {"rejectCall": True, "msgCall": "busy", "groupsIgnore": True,
+                                  "alwaysOnline": False, "readMessages": False,
+                                  "readStatus": False, "syncFullHistory": False}, js["settings"]
+        check_qrcode(js["qrcode"])
+        qr1 = js["qrcode"]["code"]
+        # the dialect is remembered
+        rows = srv.db_rows("SELECT dialect FROM instances WHERE id = ?", (i["instanceId"],))
+        assert rows[0][0] == "evolution", rows
+        # name in use: 403
+        assert_err(*evo(srv, "POST", "/instance/create", {"instanceName": "evo-one"}, key=ka),
+                   403, "Forbidden", 'This name "evo-one" is already in use.')
+        # another owner's instance, without a QR wait
+        st, js2 = evo(srv, "POST", "/instance/create", {"instanceName": "evo-two"}, key=kb)
+        assert st == 201 and "qrcode" not in js2, js2
+        tok2 = js2["hash"]
+        # ownership: account B cannot see A's instance (same answer as a missing name)
+        assert_err(*evo(srv, "GET", "/instance/connectionState/evo-one", key=kb), 404,
+                   "Not Found", 'The "evo-one" instance does not exist')
+        assert_err(*evo(srv, "GET", "/instance/connectionState/ghost", key=ka), 404,
+                   "Not Found", 'The "ghost" instance does not exist')
+        # an instance token reaches its own instance only; other names are 401 (no probing)
+        assert state(srv, "evo-one", tok) == "connecting"
+        assert_err(*evo(srv, "GET", "/instance/connectionState/evo-two", key=tok), 401,
+                   "Unauthorized")
+        assert_err(*evo(srv, "GET", "/instance/connectionState/ghost", key=tok), 401,
+                   "Unauthorized")
+        assert_err(*evo(srv, "DELETE", "/instance/delete/evo-one", key=tok2), 401,
+                   "Unauthorized")
+        assert_err(*evo(srv, "POST", "/instance/create", {"instanceName": "z"}, key=tok), 401,
+                   "Unauthorized")
+        # a token of this dialect cannot reach another owner's instance natively either
+        st, _, nj = srv.request("GET", "/v1/instances/" + js2["instance"]["instanceId"],
+                                token=tok)
+        assert st == 404 and nj["success"] is False, nj
+        # fetchInstances: per owner, filtered, never tokens
+        for key, want in ((ka, ["evo-one"]), (kb, ["evo-two"]), (tok, ["evo-one"]),
+                          (tok2, ["evo-two"]), (ADMIN, ["evo-one", "evo-two"])):
+            st, arr = evo(srv, "GET", "/instance/fetchInstances", key=key)
+            assert st == 200 and sorted(x["name"] for x in arr) == want, (key, arr)
+            for x in arr:
+                assert "token" not in x and "hash" not in x and "token_hash" not in x, x
+                assert set(x) == {"id", "name", "connectionStatus", "ownerJid", "profileName",
+                                  "profilePicUrl", "integration", "number", "businessId",
+                                  "clientName", "createdAt", "updatedAt", "Setting"}, x
+        st, arr = evo(srv, "GET", "/instance/fetchInstances?instanceName=evo-two", key=ka)
+        assert st == 200 and arr == [], arr
+        st, arr = evo(srv, "GET", "/instance/fetchInstances?instanceId=" + i["instanceId"],
+                      key=ADMIN)
+        assert st == 200 and [x["name"] for x in arr] == ["evo-one"], arr
+        assert arr[0]["connectionStatus"] == "connecting" and arr[0]["Setting"]["rejectCall"]
+        # link: a sandbox phone scans the QR of the create
+        phone = str(5511970000000 + int(time.time()) % 100000)
+        st, pj = SB.api("POST", "/phones", {"number": phone, "pushName": "Evo"})
+        assert st == 201, pj
+        st, sj = SB.api("POST", "/phones/%s/scan" % phone, {"qr": qr1})
+        assert st == 200, sj
+        wait_state(srv, "evo-one", ka, "open")
+        st, js = evo(srv, "GET", "/instance/connect/evo-one", key=tok)
+        assert st == 200 and js == {"instance": {"instanceName": "evo-one", "state": "open"}}, js
+        st, arr = evo(srv, "GET", "/instance/fetchInstances?number=" + phone, key=ka)
+        assert st == 200 and len(arr) == 1 and arr[0]["connectionStatus"] == "open", arr
+        assert arr[0]["ownerJid"].startswith(phone), arr
+        # restart keeps the link
+        st, js = evo(srv, "POST", "/instance/restart/evo-one", key=ka)
+        assert st == 200 and js["instance"]["instanceName"] == "evo-one", js
+        wait_state(srv, "evo-one", ka, "open")
+        # logout, then logging out again is 400 "not connected"
+        st, js = evo(srv, "DELETE", "/instance/logout/evo-one", key=tok)
+        assert st == 200 and js == {"status": "SUCCESS", "error": False,
+                                    "response": {"message": "Instance logged out"}}, js
+        wait_state(srv, "evo-one", ka, "close")
+        assert_err(*evo(srv, "DELETE", "/instance/logout/evo-one", key=ka), 400, "Bad Request",
+                   'The "evo-one" instance is not connected')
+        # connect again: a fresh QR
+        st, q = evo(srv, "GET", "/instance/connect/evo-one", key=ka)
+        assert st == 200, (st, q)
+        check_qrcode(q)
+        assert q["code"] != qr1
+        # delete; the name is gone
+        st, js = evo(srv, "DELETE", "/instance/delete/evo-one", key=ka)
+        assert st == 200 and js == {"status": "SUCCESS", "error": False,
+                                    "response": {"message": "Instance deleted"}}, js
+        assert_err(*evo(srv, "GET", "/instance/connectionState/evo-one", key=ka), 404,
+                   "Not Found")
+        # mounted at / too (WAGATE_ROOT_DIALECT=evolution), same auth rules
+        assert state(srv, "evo-two", kb) in ("connecting", "close")
+        st, js = evo(srv, "GET", "/instance/connectionState/evo-two", key=kb, prefix="")
+        assert st == 200 and js["instance"]["instanceName"] == "evo-two", js
+        assert_err(*evo(srv, "GET", "/instance/connectionState/evo-two", prefix=""), 401,
+                   "Unauthorized")
+        # router errors in the dialect's shape; native keeps its own
+        assert_err(*evo(srv, "GET", "/nope", key=ka), 404, "Not Found",
+                   "Cannot GET /evolution/nope")
+        assert_err(*evo(srv, "GET", "/nope", key=ka, prefix=""), 404, "Not Found",
+                   "Cannot GET /nope")
+        st, js = evo(srv, "GET", "/instance/create", key=ka)
+        assert_err(st, js, 405, "Method Not Allowed")
+        st, _, nj = srv.request("GET", "/v1/nope", token=ADMIN)
+        assert st == 404 and nj["success"] is False and nj["error"]["code"] == "not_found", nj
+    finally:
+        srv.stop()

@@ -1713,8 +1713,13 @@ static void phone_receive(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const wg_node
             if (msg->skdm_group && msg->skdm.len)
                 wg_signal_group_process(sig, msg->skdm_group, &addr, msg->skdm.p, msg->skdm.len);
             if (msg->text && msg->kind != WG_MSG_EMPTY) {
-                wg_sandbox_state_inbox_add(sb->st, p->number, "message", id, chat, author,
-                                           msg->text, (int64_t)time(NULL));
+                /* a copy of what one of the phone's own companions sent (DSM, §3.4) is kept
+                 * apart: GET /phones/{n}/messages lists what others sent to the phone */
+                int mine = strcmp(aa.number, p->number) == 0;
+                const char *rcpt = wg_node_attr(n, "recipient");
+                wg_sandbox_state_inbox_add(sb->st, p->number, mine ? "own" : "message", id,
+                                           mine && rcpt ? rcpt : chat, author, msg->text,
+                                           (int64_t)time(NULL));
                 wg_log(WG_LOG_INFO, "sandbox", "phone %s received %s from %s", p->number, id,
                        author);
             }
@@ -1734,6 +1739,8 @@ static void phone_receive(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const wg_node
                 wg_node_set_attr_jid(r, "from", own);
             }
             wg_node_set_attrf(r, "t", "%lld", (long long)time(NULL));
+            if (strcmp(aa.number, p->number) == 0) /* §2.7: from one of our own devices */
+                wg_node_set_attr(r, "type", "sender");
             if (aa.device)
                 deliver(sb, aa.number, aa.device, r);
             wg_node_free(r);

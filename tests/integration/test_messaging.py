@@ -65,7 +65,8 @@ def wait_for(fn, what, timeout=20, srv=None):
             return last
         time.sleep(0.05)
     tail = srv.stderr()[-4000:] if srv else ""
-    raise AssertionError("timed out waiting for %s (last %r)\n%s" % (what, last, tail))
+    raise AssertionError("timed out waiting for %s (last %r)\n%s\n-- sandbox --\n%s" % (
+        what, last, tail, sandbox_log()[-4000:]))
 
 
 def link(srv, name, phone, settings=None):
@@ -77,7 +78,11 @@ def link(srv, name, phone, settings=None):
     inst = js["data"]
     st, js = SB.api("POST", "/phones/%s/scan" % phone, {"qr": inst["qrCode"]["code"]})
     assert st == 200, (st, js)
+    dev = js["deviceJid"].split("@")[0]
     wait_for(lambda: get(srv, inst["id"])["status"] == "WORKING", "WORKING", srv=srv)
+    # WORKING comes with <success>; peers can build sessions with the device only once its
+    # signed prekey and one-time prekeys are uploaded, a moment later
+    wait_for(lambda: ("%s uploaded" % dev) in sandbox_log(), "prekey upload", srv=srv)
     return inst["id"]
 
 

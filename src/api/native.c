@@ -5,7 +5,8 @@
  *   POST /v1/instances/{id}/start|stop|restart|logout
  *   GET  /v1/instances/{id}/qr  GET /v1/instances/{id}/qr.png
  *   POST /v1/instances/{id}/pairing-code
- *   POST /v1/instances/{id}/messages {to, text, quotedMessageId?} (answers after the server ack)
+ *   POST /v1/instances/{id}/messages {to, text, quotedMessageId?, delay?} (answers after the
+ *        server ack)
  *   POST /v1/instances/{id}/presence {presence, to?}
  *   GET  /v1/instances/{id}/events  GET /v1/instances/{id}/events/stream (SSE)
  *   POST /v1/instances/{id}/events/{evt}/replay  GET /metrics
@@ -867,6 +868,7 @@ out:
 /* ---- messages and presence (the engine's worker sends; the reply waits for the server ack) */
 
 #define SEND_WAIT_MS 30000
+#define SEND_MAX_DELAY_MS 20000
 
 typedef struct {
     uint64_t token;
@@ -945,6 +947,7 @@ static void h_messages_send(wg_http_req_t *r, void *ctx)
     const char *to = NULL, *text = NULL, *quoted = NULL;
     char jid[160];
     send_wait_t *sw = NULL;
+    json_t *delay;
     snprintf(r->log_instance, sizeof(r->log_instance), "%s", r->params[0]);
     if (authed(r, c, &a) != 0)
         return;
@@ -965,6 +968,14 @@ static void h_messages_send(wg_http_req_t *r, void *ctx)
         respond_simple(r, 422, "validation_error", "text", "text is required (at most 64 KiB)");
         goto out;
     }
+    delay = json_object_get(root, "delay");
+    if (delay && !json_is_null(delay) &&
+        (!json_is_integer(delay) || json_integer_value(delay) < 0 ||
+         json_integer_value(delay) > SEND_MAX_DELAY_MS)) {
+        respond_simple(r, 422, "validation_error", "delay",
+                       "delay must be milliseconds between 0 and 20000");
+        goto out;
+    }
     if (!c->core->engine || !c->core->engine->ops->send_text ||
         !c->core->engine->ops->send_result) {
         respond_simple(r, 503, "engine_unavailable", NULL, "no WhatsApp engine");
@@ -977,14 +988,16 @@ static void h_messages_send(wg_http_req_t *r, void *ctx)
     }
     if (!(sw = calloc(1, sizeof(*sw))) ||
         c->core->engine->ops->send_text(c->core->engine, in.id, jid, text,
-                                        quoted && *quoted ? quoted : NULL, &sw->token) != 0) {
+                                        quoted && *quoted ? quoted : NULL,
+                                        delay ? (unsigned)json_integer_value(delay) : 0,
+                                        &sw->token) != 0) {
         free(sw);
         respond_simple(r, 500, "internal_error", NULL, "could not queue the message");
         goto out;
     }
     r->wait = send_wait;
     r->wait_arg = sw;
-    r->wait_ms = SEND_WAIT_MS;
+    r->wait_ms = SEND_WAIT_MS + (delay ? (int)json_integer_value(delay) : 0);
 out:
     json_decref(root);
     wg_instance_dispose(&in);

@@ -51,10 +51,10 @@ typedef struct {
      * it; the phone may enter it now), 0 still being sent, WG_ECLOSED refused or lost. */
     int (*pairing_code_state)(wg_engine_t *e, const char *instance_id);
     /* Optional. Any thread; returns at once. Queues a text for `to` (a user's bare JID) on the
-     * instance (quoted_id may be NULL); *token names the outcome for send_result. 0,
-     * WG_EINVAL, WG_ENOMEM. */
+     * instance (quoted_id may be NULL), composing for delay_ms first; *token names the
+     * outcome for send_result. 0, WG_EINVAL, WG_ENOMEM. */
     int (*send_text)(wg_engine_t *e, const char *instance_id, const char *to, const char *text,
-                     const char *quoted_id, uint64_t *token);
+                     const char *quoted_id, unsigned delay_ms, uint64_t *token);
     /* Optional. Any thread. 1 when the send ended (*rv: 0 acked by the server, WG_ENOTFOUND
      * not on WhatsApp, WG_EPERM instance not connected, others; msg_id set when known), 0
      * while under way, WG_ENOTFOUND for an unknown token. drop = 1 forgets the token. */

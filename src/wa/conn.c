@@ -638,7 +638,7 @@ static int on_receipt(wg_conn_t *c, const wg_node_t *node)
 }
 
 static int send_text_to(wg_conn_t *c, const char *to, const char *text, const char *quoted,
-                        char *id_out, uint64_t token);
+                        char *id_out, uint64_t token, uint32_t delay_ms);
 
 static int on_call(wg_conn_t *c, const wg_node_t *node)
 {
@@ -683,7 +683,7 @@ static int on_call(wg_conn_t *c, const wg_node_t *node)
             return rv;
         if (c->set.msg_call[0]) {
             char mid[WG_MSG_ID_LEN + 1];
-            int r2 = send_text_to(c, from, c->set.msg_call, NULL, mid, 0);
+            int r2 = send_text_to(c, from, c->set.msg_call, NULL, mid, 0, 0);
             if (r2)
                 wg_log(WG_LOG_WARN, "conn", "instance=%s msgCall to %s not sent err=%s", c->id,
                        from, wg_strerror(r2));
@@ -694,7 +694,7 @@ static int on_call(wg_conn_t *c, const wg_node_t *node)
 
 /* ---- sending a text (wa-protocol-messaging.md §3; groups §4) ----------------------------- */
 
-enum { OP_GROUP = 1, OP_USYNC, OP_KEYS, OP_SENT };
+enum { OP_GROUP = 1, OP_USYNC, OP_KEYS, OP_SENT, OP_DELAY };
 #define OP_MAX_DEVS 512
 #define OP_MAX_USERS 256
 #define OP_STALE_MS 60000u
@@ -715,6 +715,8 @@ struct send_op {
     char (*users)[WG_STANZA_JID_MAX]; /* whose devices to look up */
     uint64_t token;
     uint64_t started_ms;
+    wg_conn_t *conn;
+    struct event *delay_ev; /* the "delay" of the request, while composing */
 };
 
 static void op_finish(wg_conn_t *c, send_op_t *op, int rv)
@@ -728,6 +730,8 @@ static void op_finish(wg_conn_t *c, send_op_t *op, int rv)
            op->id, op->to, wg_strerror(rv));
     if (op->token && c->env.send_done)
         c->env.send_done(c->env.arg, op->token, rv, op->id);
+    if (op->delay_ev)
+        event_free(op->delay_ev);
     free(op->msg);
     free(op->devs);
     free(op->own);
@@ -839,7 +843,7 @@ static int op_encrypt_send(wg_conn_t *c, send_op_t *op)
     free(skmsg);
     if (rv == 0) {
         op->state = OP_SENT;
-        if (c->set.auto_typing)
+        if (c->set.auto_typing || op->delay_ev)
             chatstate(c, op->to, 0);
     }
     return rv;
@@ -1037,8 +1041,44 @@ static void ops_on_ack(wg_conn_t *c, const wg_node_t *ack)
         }
 }
 
+/* The lookups start: group metadata, or the usync of the peer and ourselves. */
+static int op_lookup(wg_conn_t *c, send_op_t *op)
+{
+    char me[WG_STANZA_JID_MAX];
+    uint32_t dev;
+    int rv;
+    if (op->group) {
+        /* §4.1 metadata first: who the members are */
+        wg_node_t *n = wg_node_new("iq"), *qn = n ? wg_node_add_new(n, "query") : NULL;
+        op->state = OP_GROUP;
+        if (!qn || wg_node_set_attr(n, "xmlns", "w:g2") || wg_node_set_attr(n, "type", "get") ||
+            wg_node_set_attr_jid(n, "to", op->to) ||
+            wg_node_set_attr(qn, "request", "interactive")) {
+            wg_node_free(n);
+            return WG_ENOMEM;
+        }
+        return send_iq(c, op, n);
+    }
+    if ((rv = own_bare(c, me, sizeof(me), &dev)) != 0 || (rv = op_add_user(op, op->to)) != 0 ||
+        (rv = op_add_user(op, me)) != 0)
+        return rv;
+    return op_usync(c, op);
+}
+
+static void op_delay_done(evutil_socket_t fd, short what, void *arg)
+{
+    send_op_t *op = arg;
+    wg_conn_t *c = op->conn;
+    int rv;
+    (void)fd;
+    (void)what;
+    rv = wg_conn_working(c) && !c->close_pending ? op_lookup(c, op) : WG_ECLOSED;
+    if (rv)
+        op_finish(c, op, rv);
+}
+
 static int send_text_to(wg_conn_t *c, const char *to, const char *text, const char *quoted,
-                        char *id_out, uint64_t token)
+                        char *id_out, uint64_t token, uint32_t delay_ms)
 {
     char digits[32], me[WG_STANZA_JID_MAX];
     uint32_t dev = 0;
@@ -1079,20 +1119,18 @@ static int send_text_to(wg_conn_t *c, const char *to, const char *text, const ch
         snprintf(id_out, WG_MSG_ID_LEN + 1, "%s", op->id);
     op->next = c->ops;
     c->ops = op;
-    if (c->set.auto_typing)
+    op->conn = c;
+    if (c->set.auto_typing || delay_ms)
         chatstate(c, to, 1);
-    if (op->group) {
-        /* §4.1 metadata first: who the members are */
-        wg_node_t *n = wg_node_new("iq"), *qn = n ? wg_node_add_new(n, "query") : NULL;
-        op->state = OP_GROUP;
-        if (!qn || wg_node_set_attr(n, "xmlns", "w:g2") || wg_node_set_attr(n, "type", "get") ||
-            wg_node_set_attr_jid(n, "to", to) || wg_node_set_attr(qn, "request", "interactive")) {
-            wg_node_free(n);
+    if (delay_ms) {
+        /* "delay": stay composing that long, then look the devices up and send */
+        struct timeval tv = {(time_t)(delay_ms / 1000), (suseconds_t)(delay_ms % 1000) * 1000};
+        op->state = OP_DELAY;
+        if (!(op->delay_ev = evtimer_new(c->env.base, op_delay_done, op)) ||
+            evtimer_add(op->delay_ev, &tv) != 0)
             rv = WG_ENOMEM;
-        } else
-            rv = send_iq(c, op, n);
-    } else if ((rv = op_add_user(op, to)) == 0 && (rv = op_add_user(op, me)) == 0)
-        rv = op_usync(c, op);
+    } else
+        rv = op_lookup(c, op);
     if (rv) {
         op->token = 0; /* the caller gets rv directly */
         op_finish(c, op, rv);
@@ -1371,9 +1409,9 @@ void wg_conn_free(wg_conn_t *c)
 }
 
 int wg_conn_send_text(wg_conn_t *c, const char *to, const char *text, const char *quoted_id,
-                      uint64_t token, char id_out[32])
+                      uint32_t delay_ms, uint64_t token, char id_out[32])
 {
-    int rv = send_text_to(c, to, text, quoted_id, id_out, token);
+    int rv = send_text_to(c, to, text, quoted_id, id_out, token, delay_ms);
     if (!c->close_pending)
         arm_timer(c);
     return rv;

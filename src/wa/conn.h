@@ -81,11 +81,12 @@ int wg_conn_pair_code(wg_conn_t *c, const char *phone, const char *code);
 /* Sends a text to a user (bare JID "digits@s.whatsapp.net"), optionally quoting quoted_id:
  * device lists (usync), prekey bundles for devices without a session, one encryption per
  * device and per our own other devices (deviceSentMessage), the <message>; composing/paused
- * around it with autoTyping. id_out (>= 23 bytes) gets the message id at once; send_done(token)
+ * around it with autoTyping, and for delay_ms before the lookups start (the request's
+ * "delay"). id_out (>= 23 bytes) gets the message id at once; send_done(token)
  * reports the outcome when the server acks (token 0: no report). WG_EPERM when not logged in,
  * WG_EINVAL for a bad JID or a group (not supported yet), other errors when nothing was sent. */
 int wg_conn_send_text(wg_conn_t *c, const char *to, const char *text, const char *quoted_id,
-                      uint64_t token, char id_out[32]);
+                      uint32_t delay_ms, uint64_t token, char id_out[32]);
 /* Presence: "available"/"unavailable", or chat state "composing"/"paused" to `to`. WG_EPERM
  * when not logged in, WG_EINVAL. */
 int wg_conn_presence(wg_conn_t *c, const char *state, const char *to);

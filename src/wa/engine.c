@@ -33,6 +33,7 @@ typedef struct cmd {
     char code[WG_PAIR_CODE_LEN + 1];
     /* CMD_SEND, CMD_PRESENCE */
     char *to, *text, *quoted;
+    unsigned delay_ms;
     uint64_t token;
 } cmd_t;
 
@@ -319,7 +320,7 @@ static void send_done_cb(void *arg, uint64_t token, int rv, const char *msg_id)
 }
 
 static int op_send_text(wg_engine_t *base, const char *id, const char *to, const char *text,
-                        const char *quoted, uint64_t *token)
+                        const char *quoted, unsigned delay_ms, uint64_t *token)
 {
     eng_t *e = (eng_t *)base;
     cmd_t *c;
@@ -331,6 +332,7 @@ static int op_send_text(wg_engine_t *base, const char *id, const char *to, const
         return WG_ENOMEM;
     }
     c->type = CMD_SEND;
+    c->delay_ms = delay_ms;
     snprintf(c->id, sizeof(c->id), "%s", id);
     c->to = strdup(to);
     c->text = strdup(text);
@@ -498,7 +500,8 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
         case CMD_SEND: {
             centry_t *ce = *conn_slot(w, c->id);
             char mid[32] = "";
-            int rv = ce ? wg_conn_send_text(ce->conn, c->to, c->text, c->quoted, c->token, mid)
+            int rv = ce ? wg_conn_send_text(ce->conn, c->to, c->text, c->quoted, c->delay_ms,
+                                             c->token, mid)
                         : WG_EPERM;
             if (rv) /* nothing went out: the outcome now (else send_done reports it) */
                 sres_done(w->eng, c->token, rv, mid);

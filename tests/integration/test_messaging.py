@@ -163,6 +163,13 @@ def test_texts_both_ways_acks_and_unknown_number():
         # the phone's delivery receipts become message.ack events
         wait_for(lambda: {p["id"] for _, p in events(srv, iid, "message.ack")
                           if p["status"] == "delivered"} >= {m1["messageId"]}, "acks", srv=srv)
+        # "delay": composing for that long, then sent
+        t1 = time.time()
+        st, _, js = send(srv, iid, peer, "after a pause", delay=1500)
+        assert st == 200 and time.time() - t1 >= 1.5, (st, js, time.time() - t1)
+        wait_for(lambda: [m for m in phone_inbox(peer) if m["text"] == "after a pause"], "delayed")
+        st, _, js = send(srv, iid, peer, "x", delay=-1)
+        assert st == 422 and js["error"]["field"] == "delay", js
         # a number nobody registered
         st, _, js = send(srv, iid, "+4900000000001", "nobody")
         assert st == 404 and js["error"]["code"] == "not_on_whatsapp", (st, js)

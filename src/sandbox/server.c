@@ -1739,8 +1739,12 @@ static void phone_receive(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const wg_node
                 wg_node_set_attr_jid(r, "from", own);
             }
             wg_node_set_attrf(r, "t", "%lld", (long long)time(NULL));
-            if (strcmp(aa.number, p->number) == 0) /* §2.7: from one of our own devices */
+            if (strcmp(aa.number, p->number) == 0) { /* §2.7: from one of our own devices */
+                const char *rcpt = wg_node_attr(n, "recipient");
                 wg_node_set_attr(r, "type", "sender");
+                if (rcpt && !participant)
+                    wg_node_set_attr_jid(r, "recipient", rcpt);
+            }
             if (aa.device)
                 deliver(sb, aa.number, aa.device, r);
             wg_node_free(r);

@@ -213,12 +213,29 @@ async function main() {
     check('phone B received it', inbox.body.some((x) => x.text === 'from my phone' && x.from === jA));
 
     // ---- out: Baileys -> phone B
-    const receipt = withTimeout(new Promise((resolve) => sock.ev.on('messages.update', (ups) => {
-        for (const u of ups)
-            if (u.update?.status >= 3) // DELIVERY_ACK
+    let sent = null;
+    const early = [];
+    // Baileys may hold events back (history sync wait); while it does, a receipt's status is
+    // folded into the buffered messages.upsert of the sent message instead of a messages.update
+    const receipt = withTimeout(new Promise((resolve) => {
+        const seen = (u) => {
+            if (sent && u.key?.id === sent.key.id)
                 resolve(u);
-    })), 15000, 'delivery receipt').catch((e) => e);
-    const sent = await sock.sendMessage(jB, { text: 'hi B, from Baileys' });
+            else
+                early.push(u);
+        };
+        sock.ev.on('messages.update', (ups) => {
+            for (const u of ups)
+                if (u.update?.status >= 3) // DELIVERY_ACK
+                    seen(u);
+        });
+        sock.ev.on('messages.upsert', ({ messages }) => {
+            for (const m of messages)
+                if (m.key?.fromMe && m.status >= 3)
+                    seen(m);
+        });
+    }), 30000, 'delivery receipt').catch((e) => e);
+    sent = await sock.sendMessage(jB, { text: 'hi B, from Baileys' });
     inbox = await waitFor(async () => {
         const x = await sb.api('GET', `/phones/${B}/messages`);
         return x.body.find((y) => y.text === 'hi B, from Baileys') ? x : null;
@@ -226,7 +243,7 @@ async function main() {
     const item = inbox?.body?.find?.((y) => y.text === 'hi B, from Baileys');
     check('phone B decrypts what Baileys sent (GET /phones/B/messages)', !!item && item.id === sent.key.id &&
         /^15550001111:\d+@s\.whatsapp\.net$/.test(item.author) && item.from === jA, JSON.stringify(inbox?.body || String(inbox)));
-    const rc = await receipt;
+    const rc = early.find((u) => u.key?.id === sent.key.id) || await receipt;
     check('Baileys sees phone B\'s delivery receipt', rc?.key?.id === sent.key.id, JSON.stringify(rc?.key || String(rc)));
 
     // ---- group

@@ -695,7 +695,6 @@ static int on_call(wg_conn_t *c, const wg_node_t *node)
 /* ---- sending a text (wa-protocol-messaging.md §3; groups §4) ----------------------------- */
 
 enum { OP_GROUP = 1, OP_USYNC, OP_KEYS, OP_SENT, OP_DELAY };
-#define OP_MAX_DEVS 512
 #define OP_MAX_USERS 256
 #define OP_STALE_MS 60000u
 
@@ -710,8 +709,8 @@ struct send_op {
     size_t msg_len;
     size_t n_devs;
     char (*devs)[WG_STANZA_JID_MAX];
-    int *own; /* 1: one of our own devices (gets the deviceSentMessage copy in DMs) */
-    size_t n_users;
+    int *own; /* (devs and own: sized by the usync result) 1: one of our own devices (gets the deviceSentMessage copy in DMs) */
+    size_t n_users, max_users;
     char (*users)[WG_STANZA_JID_MAX]; /* whose devices to look up */
     uint64_t token;
     uint64_t started_ms;
@@ -908,7 +907,7 @@ static int op_add_user(send_op_t *op, const char *jid)
     for (size_t i = 0; i < op->n_users; i++)
         if (!strcmp(op->users[i], jid))
             return 0;
-    if (op->n_users >= OP_MAX_USERS || strlen(jid) >= WG_STANZA_JID_MAX)
+    if (op->n_users >= op->max_users || strlen(jid) >= WG_STANZA_JID_MAX)
         return WG_ETOOBIG;
     snprintf(op->users[op->n_users++], WG_STANZA_JID_MAX, "%s", jid);
     return 0;
@@ -953,6 +952,17 @@ static int op_on_usync(wg_conn_t *c, send_op_t *op, const wg_node_t *iq)
         return rv;
     if ((rv = wg_stanza_usync_parse(iq, &users, &nu)) != 0)
         return rv;
+    size_t total = 0;
+    for (size_t i = 0; i < nu; i++)
+        total += users[i].n_devices;
+    free(op->devs);
+    free(op->own);
+    op->devs = calloc(total ? total : 1, sizeof(*op->devs));
+    op->own = calloc(total ? total : 1, sizeof(*op->own));
+    if (!op->devs || !op->own) {
+        free(users);
+        return WG_ENOMEM;
+    }
     op->n_devs = 0;
     for (size_t i = 0; i < nu; i++) {
         int own = users[i].jid && !strcmp(users[i].jid, me);
@@ -964,7 +974,7 @@ static int op_on_usync(wg_conn_t *c, send_op_t *op, const wg_node_t *iq)
         if (!own && !users[i].error && users[i].n_devices &&
             (op->group || !strcmp(users[i].jid, op->to)))
             found = 1;
-        for (size_t d = 0; d < users[i].n_devices && op->n_devs < OP_MAX_DEVS; d++) {
+        for (size_t d = 0; d < users[i].n_devices && op->n_devs < total; d++) {
             if (own && users[i].devices[d].id == own_dev)
                 continue; /* ourselves */
             if (users[i].devices[d].hosted || users[i].devices[d].id == 99)
@@ -1094,18 +1104,15 @@ static int send_text_to(wg_conn_t *c, const char *to, const char *text, const ch
         return rv;
     load_settings(c, 0);
     ops_sweep(c);
-    if (!(op = calloc(1, sizeof(*op))) || !(op->devs = calloc(OP_MAX_DEVS, sizeof(*op->devs))) ||
-        !(op->own = calloc(OP_MAX_DEVS, sizeof(*op->own))) ||
-        !(op->users = calloc(OP_MAX_USERS, sizeof(*op->users)))) {
-        if (op) {
-            free(op->devs);
-            free(op->own);
-            free(op);
-        }
+    int group = strstr(to, "@g.us") != NULL;
+    if (!(op = calloc(1, sizeof(*op))) ||
+        !(op->users = calloc(group ? OP_MAX_USERS : 2, sizeof(*op->users)))) {
+        free(op);
         return WG_ENOMEM;
     }
+    op->max_users = group ? OP_MAX_USERS : 2;
     snprintf(op->to, sizeof(op->to), "%s", to);
-    op->group = strstr(to, "@g.us") != NULL;
+    op->group = group;
     op->token = token;
     op->started_ms = mono_ms();
     wg_msg_quote_t q = {.id = quoted, .participant = op->group ? NULL : to};

@@ -11,6 +11,7 @@ read from the outbox table.
 """
 import json
 import os
+import threading
 import time
 
 from harness import Server
@@ -291,5 +292,35 @@ def test_offline_message_delivered_after_restart_and_burst():
         assert len(got) == n + 2 and len(set(got)) == n + 2, (len(got), len(set(got)))
         assert set(sent) <= set(got)
         print("    burst: %d messages phone -> gateway event in %.1f s (%.0f/s)" % (n, dt, n / dt))
+    finally:
+        srv.cleanup()
+
+
+def test_concurrent_sends_all_arrive_once():
+    srv = gateway()
+    try:
+        owner, peer = new_phone("COwner"), new_phone("CPeer")
+        iid = link(srv, "msg-concurrent", owner)
+        n = 100
+        results = [None] * n
+
+        def one(i):
+            results[i] = send(srv, iid, peer, "parallel %d" % i)
+
+        t0 = time.time()
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        dt = time.time() - t0
+        assert all(r[0] == 200 for r in results), [r for r in results if r[0] != 200][:3]
+        ids = [r[2]["data"]["messageId"] for r in results]
+        assert len(set(ids)) == n
+        inbox = wait_for(lambda: (lambda m: m if len(m) >= n else None)(
+            [m for m in phone_inbox(peer) if m["text"].startswith("parallel ")]), "all at phone")
+        assert sorted(m["id"] for m in inbox) == sorted(ids)
+        assert sorted(m["text"] for m in inbox) == sorted("parallel %d" % i for i in range(n))
+        print("    %d concurrent API sends acked in %.2f s" % (n, dt))
     finally:
         srv.cleanup()

@@ -11,6 +11,7 @@
 static const wg_dialect_t *const dialects[WG_DIALECT_COUNT] = {
     NULL, /* native: its table already holds absolute /v1 paths */
     &wg_dialect_evolution,
+    &wg_dialect_hypersender,
 };
 
 static int add_routes(wg_route_t *v, size_t *n, int d, const char *prefix)

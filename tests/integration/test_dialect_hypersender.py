@@ -1,0 +1,200 @@
+"""test_dialect_hypersender.py - the Hypersender dialect (issue 7) against `wagate sandbox`:
+create-instance exactly as the seed (every field of the 201; 422 with one Laravel message per
+failing rule; 429 after 5 per minute), instances with filter[uuid|name|phone|status], health
+(10/min), request-new-qr-code (1/min, a fresh QR), restart (5/min), error shapes, ownership
+across owners and dialects, and a real QR link by a sandbox phone.
+"""
+import base64
+import re
+import time
+
+from harness import Server
+from test_link import Sandbox
+
+ADMIN = "wga_hs_test_admin_key_0123456789ab"
+SB = None
+INVALID = "The given data was invalid."
+TOO_MANY = {"message": "Too many requests. Please try again later."}
+
+
+def setup_module():
+    global SB
+    SB = Sandbox().start()
+
+
+def teardown_module():
+    if SB:
+        SB.cleanup()
+
+
+def gateway():
+    e = {"WAGATE_ADMIN_KEY": ADMIN, "WAGATE_WA_URL": SB.url(), "WAGATE_WA_ROOT_KEY": SB.root,
+         "WAGATE_RATE_CREATE": "0", "WAGATE_RATE_WRITE": "0", "WAGATE_RATE_READ": "0",
+         "WAGATE_WA_PREKEYS_INITIAL": "50", "WAGATE_WORKERS": "2", "WAGATE_QR_WAIT_MS": "10000"}
+    return Server(env=e).start()
+
+
+def account(srv, name):
+    st, _, js = srv.request("POST", "/v1/accounts", {"name": name, "plan": "pro"}, token=ADMIN)
+    assert st == 201, (st, js)
+    return js["data"]["apiKey"]
+
+
+def hs(srv, method, path, body=None, key=None, raw=None):
+    st, hdrs, js = srv.request(method, "/hypersender" + path, body, token=key, raw=raw,
+                               timeout=30)
+    return st, hdrs, js
+
+
+def check_422(st, js, errors):
+    assert st == 422, (st, js)
+    assert js == {"message": INVALID, "errors": errors, "statusCode": 422}, js
+
+
+def check_png_b64(s):
+    assert not s.startswith("data:"), s[:30]
+    assert base64.b64decode(s)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def health(srv, iid, key):
+    st, _, js = hs(srv, "GET", "/%s/health" % iid, key=key)
+    assert st == 200, (st, js)
+    assert set(js) == {"instance_id", "connected_at", "status"} and js["instance_id"] == iid, js
+    return js
+
+
+def test_hypersender_create_errors_limits_and_lifecycle():
+    srv = gateway()
+    try:
+        ka, kb, kc = account(srv, "hs-a"), account(srv, "hs-b"), account(srv, "hs-c")
+        st, _, js = hs(srv, "POST", "/create-instance", {"phone": "+5511911110000", "name": "x"})
+        assert st == 401 and js == {"message": "Unauthenticated."}, js
+        st, _, js = hs(srv, "GET", "/instances", key="wrong-key-0123456789")
+        assert st == 401 and js == {"message": "Unauthenticated."}, js
+        # 422: one message per failing rule
+        check_422(*[x for i, x in enumerate(hs(srv, "POST", "/create-instance", {}, key=ka))
+                    if i != 1], {"phone": ["The phone field is required."],
+                                 "name": ["The name field is required."]})
+        st, _, js = hs(srv, "POST", "/create-instance",
+                       {"phone": "12ab", "name": "n" * 51, "webhook_url": "http://x y"},
+                       key=ka)
+        check_422(st, js, {"phone": ["The phone field format is invalid."],
+                           "name": ["The name field must not be greater than 50 characters."],
+                           "webhook_url": ["The webhook url field must be a valid URL.",
+                                           "The webhook url field must start with one of the "
+                                           "following: https://."]})
+        # a real create
+        phone = str(5511980000000 + int(time.time()) % 100000)
+        body = {"phone": "+" + phone, "name": "hs-one", "webhook_url": "https://myapp.com/hook"}
+        st, _, js = hs(srv, "POST", "/create-instance", body, key=ka)
+        assert st == 201, (st, js, srv.stderr()[-2000:])
+        assert set(js) == {"id", "name", "phone", "service_type", "status", "qr_code",
+                           "access_token", "created_at"}, js
+        assert js["name"] == "hs-one" and js["phone"] == "+" + phone, js
+        assert js["service_type"] == "whatsapp" and js["status"] == "SCAN_QR_CODE", js
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", js["created_at"]), js
+        check_png_b64(js["qr_code"])
+        iid, tok, qr_png1 = js["id"], js["access_token"], js["qr_code"]
+        assert isinstance(tok, str) and len(tok) >= 16
+        rows = srv.db_rows("SELECT dialect FROM instances WHERE id = ?", (iid,))
+        assert rows[0][0] == "hypersender", rows
+        # the name is taken (per owner)
+        check_422(*[x for i, x in enumerate(hs(srv, "POST", "/create-instance", body, key=ka))
+                    if i != 1], {"name": ["The name has already been taken."]})
+        # account B: the same name is fine for another owner
+        st, _, jb = hs(srv, "POST", "/create-instance", dict(body, webhook_url=None), key=kb)
+        assert st == 201, jb
+        iid_b = jb["id"]
+        # 429 after 5 creates a minute per account (422s count too)
+        for i in range(5):
+            st, _, js = hs(srv, "POST", "/create-instance", {} if i else
+                           {"phone": "+5511922220000", "name": "hs-c0"}, key=kc)
+            assert st in (201, 422), (st, js)
+        st, hdrs, js = hs(srv, "POST", "/create-instance", {"phone": "+5511922220001",
+                                                            "name": "hs-c1"}, key=kc)
+        assert st == 429 and js == TOO_MANY and int(hdrs["retry-after"]) >= 1, (st, js)
+        # list with filters, per owner
+        def names(key, q=""):
+            st, _, js = hs(srv, "GET", "/instances" + q, key=key)
+            assert st == 200 and set(js) == {"data"}, js
+            for x in js["data"]:
+                assert set(x) == {"id", "name", "phone", "service_type", "status",
+                                  "created_at"}, x
+            return sorted(x["id"] for x in js["data"])
+        assert names(ka) == [iid] and names(kb) == [iid_b] and names(tok) == [iid]
+        assert names(ka, "?filter[name]=one") == [iid]
+        assert names(ka, "?filter%5Bname%5D=ONE") == [iid]
+        assert names(ka, "?filter[name]=zzz") == []
+        assert names(ka, "?filter[uuid]=" + iid) == [iid]
+        assert names(ka, "?filter[uuid]=" + iid_b) == []
+        assert names(ka, "?filter[phone]=%2B" + phone) == [iid]
+        assert names(ka, "?filter[status]=SCAN_QR_CODE") == [iid]
+        assert names(ka, "?filter[status]=WORKING") == []
+        assert sorted(names(ADMIN, "?filter[phone]=%2B" + phone)) == sorted([iid, iid_b])
+        # health; other owners and other instances' tokens get 404, in any dialect
+        h = health(srv, iid, ka)
+        assert h["status"] == "SCAN_QR_CODE" and h["connected_at"] is None, h
+        for key in (kb, jb["access_token"]):
+            st, _, js = hs(srv, "GET", "/%s/health" % iid, key=key)
+            assert st == 404 and js == {"message": "Instance not found."}, js
+        st, _, js = srv.request("GET", "/evolution/instance/connectionState/hs-one", token=tok,
+                                auth="apikey")
+        assert st == 200 and js["instance"]["state"] == "connecting", js
+        # B's instance has the same name: B's token resolves the name to its own instance only
+        st, _, js = srv.request("GET", "/evolution/instance/fetchInstances?instanceName=hs-one",
+                                token=jb["access_token"], auth="apikey")
+        assert st == 200 and [x["id"] for x in js] == [iid_b], js
+        st, _, js = srv.request("GET", "/v1/instances/" + iid_b, token=tok)
+        assert st == 404 and js["success"] is False, js
+        # request-new-qr-code: a fresh QR in the create shape, then 429 within the minute
+        st, _, js = hs(srv, "POST", "/%s/request-new-qr-code" % iid_b, key=kb)
+        assert st == 200, (st, js)
+        assert set(js) == {"id", "name", "phone", "service_type", "status", "qr_code",
+                           "access_token", "created_at"}, js
+        assert js["id"] == iid_b and js["access_token"] is None, js
+        check_png_b64(js["qr_code"])
+        assert js["qr_code"] != jb["qr_code"]
+        st, _, js = hs(srv, "POST", "/%s/request-new-qr-code" % iid_b, key=kb)
+        assert st == 429 and js == TOO_MANY, (st, js)
+        # health: 10 a minute per instance
+        for _ in range(10):
+            health(srv, iid_b, kb)
+        st, _, js = hs(srv, "GET", "/%s/health" % iid_b, key=kb)
+        assert st == 429 and js == TOO_MANY, (st, js)
+        # link hs-one: the phone scans the QR now shown (its text through the native route)
+        st, _, q = srv.request("GET", "/v1/instances/%s/qr" % iid, token=tok)
+        assert st == 200, q
+        st, pj = SB.api("POST", "/phones", {"number": phone, "pushName": "Hyper"})
+        assert st == 201, pj
+        st, sj = SB.api("POST", "/phones/%s/scan" % phone, {"qr": q["data"]["code"]})
+        assert st == 200, sj
+        deadline = time.time() + 20
+        while health(srv, iid, tok)["status"] != "WORKING":
+            assert time.time() < deadline, srv.stderr()[-3000:]
+            time.sleep(0.1)
+        h = health(srv, iid, tok)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", h["connected_at"]), h
+        st, _, js = hs(srv, "POST", "/%s/request-new-qr-code" % iid, key=tok)
+        assert st == 409 and js == {"message": "The instance is already connected."}, js
+        # restart: 5 a minute per instance
+        st, _, js = hs(srv, "POST", "/%s/restart" % iid, key=tok)
+        assert st == 200 and js == {"message": "WhatsApp instance restarted successfully."}, js
+        deadline = time.time() + 20
+        while health(srv, iid, tok)["status"] != "WORKING":
+            assert time.time() < deadline, srv.stderr()[-3000:]
+            time.sleep(0.1)
+        for _ in range(4):
+            st, _, js = hs(srv, "POST", "/%s/restart" % iid_b, key=kb)
+            assert st == 200, js
+        st, _, js = hs(srv, "POST", "/%s/restart" % iid_b, key=kb)
+        assert st == 200, js
+        st, _, js = hs(srv, "POST", "/%s/restart" % iid_b, key=kb)
+        assert st == 429 and js == TOO_MANY, (st, js)
+        # router errors in this dialect's shape
+        st, _, js = hs(srv, "GET", "/nope", key=ka)
+        assert st == 404 and js == {"message": "The route hypersender/nope could not be found."}
+        st, _, js = hs(srv, "GET", "/create-instance", key=ka)
+        assert st == 405 and js == {"message": "The GET method is not supported for route "
+                                               "hypersender/create-instance."}, js
+    finally:
+        srv.stop()

@@ -32,6 +32,7 @@ static const char STATUS_SCAN_QR[] = "SCAN_QR_CODE";
 static const char STATUS_WORKING[] = "WORKING";
 static const char STATUS_FAILED[] = "FAILED";
 #define BACKOFF_BASE_MS 1000u
+#define SENT_KEEP 128u /* DMs kept for resends (whatsmeow keeps 256) */
 #define MAX_OUT_BUFFER (8u << 20) /* a peer that stops reading cannot make us buffer more */
 
 enum { C_STOPPED = 0, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_BACKOFF };
@@ -55,6 +56,14 @@ struct wg_conn_s {
     unsigned attempt;         /* consecutive failed connection attempts */
     const char *status;       /* last status reported (static string) */
     send_op_t *ops;           /* sends under way (newest first) */
+    struct {                  /* recent DMs we sent, for resends after a retry receipt (§3.7) */
+        char id[24];
+        char to[128];
+        uint8_t *msg;
+        size_t len;
+        int64_t t;
+    } sent[SENT_KEEP];
+    unsigned sent_next;
     unsigned iq_counter;
     wg_signal_storage_t *stage; /* sig's storage (owned by sig): holds writes back */
     wg_signal_t *sig;         /* the Signal state (made at the first login; kept across links) */
@@ -597,6 +606,77 @@ static const char *ack_status(const char *type)
     return NULL;
 }
 
+static int own_bare(wg_conn_t *c, char *buf, size_t cap, uint32_t *dev);
+
+/* §3.7: a device could not decrypt a DM of ours: rebuild its session from the <keys> it sent
+ * (if any) and send the kept message again to that device alone. Group messages and messages
+ * no longer kept are not resent (logged). */
+static int resend_on_retry(wg_conn_t *c, const wg_stanza_receipt_in_t *r)
+{
+    const char *mid = r->retry_id ? r->retry_id : r->ids[0];
+    const char *dev = r->from;
+    char me[WG_STANZA_JID_MAX], user[WG_STANZA_JID_MAX], my_user[WG_STANZA_JID_MAX];
+    uint8_t *dsm = NULL, *pad = NULL, *ct = NULL;
+    size_t dl = 0, pl = 0, cl = 0;
+    wg_signal_addr_t a;
+    wg_signal_type_t t;
+    uint32_t d;
+    unsigned k;
+    int rv;
+    for (k = 0; k < SENT_KEEP; k++)
+        if (c->sent[k].msg && !strcmp(c->sent[k].id, mid))
+            break;
+    if (k == SENT_KEEP || r->retry_count >= 10 || strstr(dev, "@g.us")) {
+        wg_log(WG_LOG_INFO, "conn", "instance=%s retry receipt for %s from %s: not resent",
+               c->id, mid, dev);
+        return 0;
+    }
+    if ((rv = wg_signal_addr_from_jid(dev, &a)) != 0)
+        return 0;
+    if (r->has_keys && (rv = wg_signal_process_bundle(c->sig, &a, &r->keys)) != 0) {
+        wg_log(WG_LOG_WARN, "conn", "instance=%s retry keys of %s refused err=%s", c->id, dev,
+               wg_strerror(rv));
+        return rv == WG_ENOMEM || rv == WG_ESTORE ? rv : 0;
+    }
+    if (wg_signal_has_session(c->sig, &a) != 1)
+        return 0;
+    if ((rv = own_bare(c, me, sizeof(me), &d)) != 0)
+        return rv;
+    wg_recv_user_of(dev, user, sizeof(user));
+    wg_recv_user_of(me, my_user, sizeof(my_user));
+    int own = !strcmp(user, my_user);
+    if (own)
+        rv = wg_msg_wrap_dsm(c->sent[k].msg, c->sent[k].len, c->sent[k].to, &dsm, &dl);
+    if (rv == 0)
+        rv = wg_msg_pad(own ? dsm : c->sent[k].msg, own ? dl : c->sent[k].len, 0, &pad, &pl);
+    if (rv == 0)
+        rv = wg_signal_encrypt(c->sig, &a, pad, pl, &t, &ct, &cl);
+    if (rv == 0) {
+        wg_stanza_to_t one = {dev, t, ct, cl};
+        wg_stanza_msg_out_t m = {.id = c->sent[k].id,
+                                 .to = dev,
+                                 .type = "text",
+                                 .to_devices = &one,
+                                 .n_to = 1,
+                                 .direct = 1,
+                                 .t = c->sent[k].t,
+                                 .count = r->retry_count,
+                                 .no_fanout = 1,
+                                 .device_identity = t == WG_SIGNAL_PKMSG ? c->creds.account : NULL,
+                                 .device_identity_len =
+                                     t == WG_SIGNAL_PKMSG ? c->creds.account_len : 0};
+        wg_node_t *n = NULL;
+        if ((rv = wg_stanza_message_build(&m, &n)) == 0)
+            rv = send_node(c, n);
+        wg_log(WG_LOG_INFO, "conn", "instance=%s resent %s to %s (retry %u) rv=%s", c->id, mid,
+               dev, r->retry_count, wg_strerror(rv));
+    }
+    free(dsm);
+    free(pad);
+    free(ct);
+    return rv;
+}
+
 static int on_receipt(wg_conn_t *c, const wg_node_t *node)
 {
     wg_stanza_receipt_in_t r;
@@ -631,9 +711,8 @@ static int on_receipt(wg_conn_t *c, const wg_node_t *node)
         free(p);
         if (rv)
             return rv;
-    } else if (r.type && !strcmp(r.type, "retry"))
-        wg_log(WG_LOG_INFO, "conn", "instance=%s retry receipt for %s from %s (resend not kept)",
-               c->id, r.ids[0], r.from);
+    } else if (r.type && !strcmp(r.type, "retry") && (rv = resend_on_retry(c, &r)) != 0)
+        return rv;
     return send_ack(c, node, NULL);
 }
 
@@ -729,6 +808,16 @@ static void op_finish(wg_conn_t *c, send_op_t *op, int rv)
            op->id, op->to, wg_strerror(rv));
     if (op->token && c->env.send_done)
         c->env.send_done(c->env.arg, op->token, rv, op->id);
+    if (rv == 0 && op->state == OP_SENT && !op->group && op->msg) {
+        unsigned k = c->sent_next++ % SENT_KEEP;
+        free(c->sent[k].msg);
+        snprintf(c->sent[k].id, sizeof(c->sent[k].id), "%s", op->id);
+        snprintf(c->sent[k].to, sizeof(c->sent[k].to), "%s", op->to);
+        c->sent[k].msg = op->msg;
+        c->sent[k].len = op->msg_len;
+        c->sent[k].t = (int64_t)(wall_ms() / 1000);
+        op->msg = NULL;
+    }
     if (op->delay_ev)
         event_free(op->delay_ev);
     free(op->msg);
@@ -1411,6 +1500,8 @@ void wg_conn_free(wg_conn_t *c)
     if (c->defer)
         event_free(c->defer);
     wg_signal_free(c->sig);
+    for (unsigned k = 0; k < SENT_KEEP; k++)
+        free(c->sent[k].msg);
     wg_creds_wipe(&c->creds);
     free(c);
 }

@@ -11,6 +11,7 @@ read from the outbox table.
 """
 import json
 import os
+import sqlite3
 import threading
 import time
 
@@ -322,5 +323,37 @@ def test_concurrent_sends_all_arrive_once():
         assert sorted(m["id"] for m in inbox) == sorted(ids)
         assert sorted(m["text"] for m in inbox) == sorted("parallel %d" % i for i in range(n))
         print("    %d concurrent API sends acked in %.2f s" % (n, dt))
+    finally:
+        srv.cleanup()
+
+
+def test_lost_session_retry_receipt_then_message_arrives():
+    """The gateway loses its session with the peer (deleted while stopped): the next msg cannot
+    be decrypted -> an event with the error and a retry receipt; the phone resends, the second
+    retry carries our keys, the phone rebuilds its session, and the text arrives as its own
+    message.received (one error event, one message event)."""
+    srv = gateway()
+    try:
+        owner, peer = new_phone("LOwner"), new_phone("LPeer")
+        iid = link(srv, "msg-retry", owner)
+        phone_send(peer, owner, "before")
+        wait_for(lambda: texts(srv, iid) == ["before"], "before", srv=srv)
+        srv.stop()
+        con = sqlite3.connect(srv.db, timeout=5)
+        n = con.execute("DELETE FROM wa_signal WHERE instance_id = ? AND kind = 1 AND key LIKE ?",
+                        (iid, peer + "%")).rowcount
+        con.commit()
+        con.close()
+        assert n >= 1, n
+        srv.start()
+        wait_for(lambda: get(srv, iid)["status"] == "WORKING", "WORKING again", srv=srv)
+        mid = phone_send(peer, owner, "after the loss")
+        wait_for(lambda: "after the loss" in texts(srv, iid), "text after retries", srv=srv)
+        evs = [p for _, p in events(srv, iid, "message.received") if p["id"] == mid]
+        errs = [p for p in evs if "error" in p]
+        oks = [p for p in evs if "message" in p]
+        assert len(errs) == 1 and len(oks) == 1, evs
+        assert errs[0]["error"]["code"] in ("no_session", "decrypt_failed"), errs
+        assert ("phone %s resent %s" % (peer, mid)) in sandbox_log()
     finally:
         srv.cleanup()

@@ -45,8 +45,7 @@ typedef struct {
     /* Optional. Starts the pairing-code flow for `phone` (digits) on an instance that is
      * waiting to be paired; code[] receives "ABCD-EFGH". WG_EPERM when it is not waiting for
      * pairing, WG_EINVAL for a bad phone. */
-    int (*pairing_code)(wg_engine_t *e, const char *instance_id, const char *phone,
-                        char code[16]);
+    int (*pairing_code)(wg_engine_t *e, const char *instance_id, const char *phone, char code[16]);
     /* Optional. Where the last pairing code of the instance stands: 1 live (the server took
      * it; the phone may enter it now), 0 still being sent, WG_ECLOSED refused or lost. */
     int (*pairing_code_state)(wg_engine_t *e, const char *instance_id);

@@ -32,7 +32,7 @@ static const char STATUS_SCAN_QR[] = "SCAN_QR_CODE";
 static const char STATUS_WORKING[] = "WORKING";
 static const char STATUS_FAILED[] = "FAILED";
 #define BACKOFF_BASE_MS 1000u
-#define SENT_KEEP 128u /* DMs kept for resends (whatsmeow keeps 256) */
+#define SENT_KEEP 128u            /* DMs kept for resends (whatsmeow keeps 256) */
 #define MAX_OUT_BUFFER (8u << 20) /* a peer that stops reading cannot make us buffer more */
 
 enum { C_STOPPED = 0, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_BACKOFF };
@@ -66,8 +66,8 @@ struct wg_conn_s {
     unsigned sent_next;
     unsigned iq_counter;
     wg_signal_storage_t *stage; /* sig's storage (owned by sig): holds writes back */
-    wg_signal_t *sig;         /* the Signal state (made at the first login; kept across links) */
-    struct {                  /* the instance's settings, reloaded at most every second */
+    wg_signal_t *sig;           /* the Signal state (made at the first login; kept across links) */
+    struct {                    /* the instance's settings, reloaded at most every second */
         int read_messages, read_status, groups_ignore, reject_call, always_online, auto_typing;
         char msg_call[1024];
         uint64_t loaded_ms;
@@ -166,8 +166,10 @@ static int load_creds(wg_conn_t *c)
         rv = wg_creds_open_record(c->env.master_key, c->id, blob, n, &c->creds);
         free(blob);
         if (rv) {
-            wg_log(WG_LOG_ERROR, "conn", "instance=%s credentials cannot be opened (wrong "
-                   "WAGATE_MASTER_KEY?) err=%s", c->id, wg_strerror(rv));
+            wg_log(WG_LOG_ERROR, "conn",
+                   "instance=%s credentials cannot be opened (wrong "
+                   "WAGATE_MASTER_KEY?) err=%s",
+                   c->id, wg_strerror(rv));
             return WG_ECRYPTO;
         }
         c->have_creds = 1;
@@ -342,8 +344,8 @@ static int sess_event(void *ud, const wg_session_event_t *ev)
     case WG_SESSION_EV_QR: {
         long long exp = wall_ms() + ev->qr_valid_ms;
         c->attempt = 0;
-        wg_log(WG_LOG_INFO, "conn", "instance=%s qr ref=%u/%u valid_ms=%u", c->id,
-               ev->qr_index + 1, ev->qr_count, ev->qr_valid_ms);
+        wg_log(WG_LOG_INFO, "conn", "instance=%s qr ref=%u/%u valid_ms=%u", c->id, ev->qr_index + 1,
+               ev->qr_count, ev->qr_valid_ms);
         /* status first: whoever sees the QR in the table also sees SCAN_QR_CODE stored */
         report_qr(c, ev->qr, exp);
         if (c->env.qr_changed)
@@ -627,8 +629,8 @@ static int resend_on_retry(wg_conn_t *c, const wg_stanza_receipt_in_t *r)
         if (c->sent[k].msg && !strcmp(c->sent[k].id, mid))
             break;
     if (k == SENT_KEEP || r->retry_count >= 10 || strstr(dev, "@g.us")) {
-        wg_log(WG_LOG_INFO, "conn", "instance=%s retry receipt for %s from %s: not resent",
-               c->id, mid, dev);
+        wg_log(WG_LOG_INFO, "conn", "instance=%s retry receipt for %s from %s: not resent", c->id,
+               mid, dev);
         return 0;
     }
     if ((rv = wg_signal_addr_from_jid(dev, &a)) != 0)
@@ -668,8 +670,8 @@ static int resend_on_retry(wg_conn_t *c, const wg_stanza_receipt_in_t *r)
         wg_node_t *n = NULL;
         if ((rv = wg_stanza_message_build(&m, &n)) == 0)
             rv = send_node(c, n);
-        wg_log(WG_LOG_INFO, "conn", "instance=%s resent %s to %s (retry %u) rv=%s", c->id, mid,
-               dev, r->retry_count, wg_strerror(rv));
+        wg_log(WG_LOG_INFO, "conn", "instance=%s resent %s to %s (retry %u) rv=%s", c->id, mid, dev,
+               r->retry_count, wg_strerror(rv));
     }
     free(dsm);
     free(pad);
@@ -788,7 +790,8 @@ struct send_op {
     size_t msg_len;
     size_t n_devs;
     char (*devs)[WG_STANZA_JID_MAX];
-    int *own; /* (devs and own: sized by the usync result) 1: one of our own devices (gets the deviceSentMessage copy in DMs) */
+    int *own; /* (devs and own: sized by the usync result) 1: one of our own devices (gets the
+                 deviceSentMessage copy in DMs) */
     size_t n_users, max_users;
     char (*users)[WG_STANZA_JID_MAX]; /* whose devices to look up */
     uint64_t token;
@@ -1410,8 +1413,8 @@ static void do_connect(wg_conn_t *c)
     conn_state(c, C_CONNECTING, c->creds.paired ? "login" : "registration");
     if ((rv = wg_ws_new(&c->ws, c->env.base, &o, &cbs, c)) != 0) {
         c->ws = NULL;
-        wg_log(WG_LOG_WARN, "conn", "instance=%s cannot connect url=%s err=%s", c->id,
-               c->env.url, wg_strerror(rv));
+        wg_log(WG_LOG_WARN, "conn", "instance=%s cannot connect url=%s err=%s", c->id, c->env.url,
+               wg_strerror(rv));
         if (rv == WG_EINVAL) {
             stop_failed(c, "bad_server_url");
             return;

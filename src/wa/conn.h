@@ -41,12 +41,12 @@ typedef struct {
     struct evdns_base *dns;
     SSL_CTX *ssl;
     wg_store_t *store;
-    const uint8_t *master_key;       /* 32 bytes */
-    const char *url;                 /* WAGATE_WA_URL */
-    const uint8_t *root_pub;         /* 32 bytes: the key that signs the server's chain */
+    const uint8_t *master_key; /* 32 bytes */
+    const char *url;           /* WAGATE_WA_URL */
+    const uint8_t *root_pub;   /* 32 bytes: the key that signs the server's chain */
     uint32_t connect_timeout_ms;
     uint32_t backoff_max_ms;
-    wg_session_config_t session;     /* timings and prekey batch (next_prekey_id ignored) */
+    wg_session_config_t session; /* timings and prekey batch (next_prekey_id ignored) */
     /* on the loop thread: status/QR/identity changes */
     void (*report)(void *arg, const wg_engine_report_t *r);
     /* on the loop thread: the QR now shown changed (qr NULL = none any more) */

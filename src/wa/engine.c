@@ -501,7 +501,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
             centry_t *ce = *conn_slot(w, c->id);
             char mid[32] = "";
             int rv = ce ? wg_conn_send_text(ce->conn, c->to, c->text, c->quoted, c->delay_ms,
-                                             c->token, mid)
+                                            c->token, mid)
                         : WG_EPERM;
             if (rv) /* nothing went out: the outcome now (else send_done reports it) */
                 sres_done(w->eng, c->token, rv, mid);

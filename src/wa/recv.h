@@ -40,7 +40,7 @@ typedef enum {
 } wg_recv_reply_t;
 
 typedef struct {
-    wg_stanza_msg_in_t in;    /* the parsed stanza (pointers into the node) */
+    wg_stanza_msg_in_t in; /* the parsed stanza (pointers into the node) */
     wg_recv_reply_t reply;
     const char *receipt_type; /* NULL (delivery), "sender", "peer_msg" */
     int nack_code;            /* WG_RECV_NACK: 487 parse error, 488 no enc, 491 bad protobuf */

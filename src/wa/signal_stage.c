@@ -80,8 +80,7 @@ static int hold(stage_t *st, int kind, const char *key, const uint8_t *val, size
     return 0;
 }
 
-static int st_put(wg_signal_storage_t *s, int kind, const char *key, const uint8_t *val,
-                  size_t len)
+static int st_put(wg_signal_storage_t *s, int kind, const char *key, const uint8_t *val, size_t len)
 {
     stage_t *st = (stage_t *)s;
     if (!st->active)

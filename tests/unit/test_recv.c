@@ -18,7 +18,7 @@
 
 #define GW_JID "222:3@s.whatsapp.net" /* the gateway: a linked device of 222 */
 #define GW_DEV "222:3@s.whatsapp.net"
-#define PEER "111@s.whatsapp.net"     /* the phone of someone else */
+#define PEER "111@s.whatsapp.net"      /* the phone of someone else */
 #define OWN_PHONE "222@s.whatsapp.net" /* our own phone (device 0) */
 #define GROUP "120363009@g.us"
 

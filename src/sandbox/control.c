@@ -16,6 +16,8 @@
  *   POST   /phones/{number}/calls {to}            200 {callId}  (a call offer)
  *   GET    /phones/{number}/calls                 [{id, from, author, text, t}] (text: "offer"
  *                                                 placed, or the kind a device sent: "reject")
+ *   GET    /phones/{number}/receipts              [{id, from, author, text, t}] receipts the phone
+ *                                                 got for its messages (text: delivery, read…)
  *   POST   /groups {subject, creator, participants[]}  201 {jid}
  *
  * Errors are {"error": "<what went wrong>"} with a 4xx status (5xx only for our own failures).
@@ -486,7 +488,8 @@ static void route(struct evhttp_request *req, void *arg)
     } else if (n >= 3 && n <= 4 && !strcmp(seg[0], "phones")) {
         const char *what = seg[2];
         int known = !strcmp(what, "scan") || !strcmp(what, "link-code") ||
-                    !strcmp(what, "devices") || !strcmp(what, "messages") || !strcmp(what, "calls");
+                    !strcmp(what, "devices") || !strcmp(what, "messages") ||
+                    !strcmp(what, "calls") || !strcmp(what, "receipts");
         if (!known || (n == 4 && strcmp(what, "devices") != 0)) {
             reply_error(req, 404, "no such route");
         } else if (!wg_sandbox_number_valid(seg[1]) ||
@@ -519,6 +522,11 @@ static void route(struct evhttp_request *req, void *arg)
                 inbox_get(ctl, req, p, "message");
             else
                 reply_error(req, 405, "use GET or POST");
+        } else if (!strcmp(what, "receipts")) {
+            if (get)
+                inbox_get(ctl, req, p, "receipt");
+            else
+                reply_error(req, 405, "use GET");
         } else { /* calls */
             if (post)
                 phone_call_post(ctl, req, p);

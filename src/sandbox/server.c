@@ -1675,8 +1675,22 @@ static void phone_receive(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const wg_node
         const char *rt = wg_node_attr(n, "type");
         wg_log(WG_LOG_INFO, "sandbox", "phone %s: receipt %s for %s from %s", p->number,
                rt ? rt : "delivery", id, author);
-        if (rt && strcmp(rt, "retry") == 0)
+        if (rt && strcmp(rt, "retry") == 0) {
             phone_resend(sb, p, n, &aa);
+            return;
+        }
+        /* GET /phones/{n}/receipts: {id: message id, from: chat, author: device, text: type} */
+        {
+            const wg_node_t *list = wg_node_child_by_tag(n, "list");
+            wg_sandbox_state_inbox_add(sb->st, p->number, "receipt", id, chat, author,
+                                       rt ? rt : "delivery", (int64_t)time(NULL));
+            for (size_t i = 0; list && i < wg_node_child_count(list); i++) {
+                const char *iid = wg_node_attr(wg_node_child(list, i), "id");
+                if (iid)
+                    wg_sandbox_state_inbox_add(sb->st, p->number, "receipt", iid, chat, author,
+                                               rt ? rt : "delivery", (int64_t)time(NULL));
+            }
+        }
         return;
     }
     if (!wg_node_tag_is(n, "message") || wg_sandbox_state_phone_signal(sb->st, p, &sig) != 0)
@@ -1745,7 +1759,7 @@ static void phone_receive(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const wg_node
                 if (rcpt && !participant)
                     wg_node_set_attr_jid(r, "recipient", rcpt);
             }
-            if (aa.device)
+            if (aa.device || strcmp(aa.number, p->number) != 0) /* another phone keeps it */
                 deliver(sb, aa.number, aa.device, r);
             wg_node_free(r);
         }

@@ -296,7 +296,8 @@ def test_messaging_route_errors():
             ("POST", "/groups", {"subject": "g", "creator": "15551230013",
                                  "participants": ["15559999999"]}, 400, "participant"),
             ("POST", "/groups", {"creator": "15551230013", "participants": []}, 400, "subject"),
-            ("GET", "/groups", None, 405, "use POST")]:
+            ("GET", "/groups", None, 405, "use POST"),
+            ("POST", "/phones/15551230013/receipts", {}, 405, "use GET")]:
         st, js = SB.api(method, path, body)
         assert st == status and err in js["error"], (path, body, st, js)
     st, js = SB.api("GET", "/phones/15551230013/messages")
@@ -326,6 +327,9 @@ def test_phone_to_phone_and_group_messages():
     got = wait_inbox(SB, b, lambda m: m["id"] == mid)
     assert got and got[0]["text"] == "hello b" and got[0]["from"] == a + "@s.whatsapp.net"
     assert got[0]["author"] == a + "@s.whatsapp.net" and got[0]["t"] > 0
+    # b's phone answered with a delivery receipt, which a's phone keeps
+    rc = wait_inbox(SB, a, lambda m: m["id"] == mid, kind="receipts")
+    assert rc and rc[0]["text"] == "delivery" and rc[0]["author"] == b + "@s.whatsapp.net", rc
     # the answer uses the session the first message built ("+number" as the address)
     st, js = SB.api("POST", "/phones/%s/messages" % b, {"to": "+" + a,
                                                         "text": "hi a"})

@@ -189,6 +189,14 @@ async function main() {
     check('Baileys decrypts the phone\'s text (messages.upsert)', textOf(m) === 'hello from B' &&
         m.key.remoteJid === jB && !m.key.fromMe && m.key.id === r.body.id, JSON.stringify(m?.key || String(m)));
 
+    const rcB = await waitFor(async () => {
+        const y = await sb.api('GET', `/phones/${B}/receipts`);
+        // phone A (device 0) answers too; Baileys is device 1
+        return y.body.find((z) => z.id === r.body.id && z.author === `${A}:1@s.whatsapp.net`) || null;
+    }, 10000, 'receipt at phone B').catch((e) => e);
+    check('phone B keeps Baileys\' delivery receipt (GET /phones/B/receipts)', rcB?.author === `${A}:1@s.whatsapp.net` &&
+        /^(delivery|inactive)$/.test(rcB?.text || ''), JSON.stringify(rcB));
+
     // ---- retry: Baileys loses its session with phone B; B's next message fails to decrypt,
     // Baileys sends a retry receipt, phone B rebuilds the session and resends (§3.7)
     // Baileys 7 keeps sessions under the LID address once it knows the mapping (usync <lid/>)

@@ -402,20 +402,21 @@ static void groups_create(wg_sandbox_control_t *ctl, struct evhttp_request *req)
             num = tmp;
         }
         if (!num || !wg_sandbox_state_phone_find(st, num)) {
-            reply_error(req, 400, "every participant must be the number of a phone of this "
-                                  "sandbox");
+            reply_error(req, 400,
+                        "every participant must be the number of a phone of this "
+                        "sandbox");
             goto out;
         }
         if (strcmp(num, creator) != 0 && !strstr(list, num))
             len += (size_t)snprintf(list + len, sizeof(list) - len, ",%s", num);
     }
     wg_random_bytes(r, sizeof(r));
-    snprintf(jid, sizeof(jid), "120363%llu@g.us",
-             (unsigned long long)(((uint64_t)r[0] << 40 | (uint64_t)r[1] << 32 |
-                                   (uint64_t)r[2] << 24 | (uint64_t)r[3] << 16 |
-                                   (uint64_t)r[4] << 8 | r[5]) %
-                                      900000000000ull +
-                                  100000000000ull));
+    snprintf(
+        jid, sizeof(jid), "120363%llu@g.us",
+        (unsigned long long)(((uint64_t)r[0] << 40 | (uint64_t)r[1] << 32 | (uint64_t)r[2] << 24 |
+                              (uint64_t)r[3] << 16 | (uint64_t)r[4] << 8 | r[5]) %
+                                 900000000000ull +
+                             100000000000ull));
     if (wg_sandbox_state_group_add(st, jid, subject, creator, list) != 0) {
         reply_error(req, 500, "could not save the group");
         goto out;

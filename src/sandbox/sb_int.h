@@ -219,12 +219,12 @@ size_t wg_sandbox_connection_count(const wg_sandbox_t *sb);
  * device of the recipient (every member's devices for a group, with the sender key
  * distribution) and, as a deviceSentMessage copy, for p's own companions. id gets the message
  * id. Returns an HTTP status (200; 400/404 with *error). */
-int wg_sandbox_phone_send(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const char *to,
-                          const char *text, char id[24], const char **error);
+int wg_sandbox_phone_send(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const char *to, const char *text,
+                          char id[24], const char **error);
 /* Phone p rings `to` (a phone's number or user JID): <call><offer call-id call-creator> to its
  * companions; recorded as an outgoing "offer" in p's calls. Status as above. */
-int wg_sandbox_phone_call(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const char *to,
-                          char call_id[40], const char **error);
+int wg_sandbox_phone_call(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const char *to, char call_id[40],
+                          const char **error);
 
 /* ---- control.c: the HTTP control API ------------------------------------------------------ */
 

@@ -1115,8 +1115,8 @@ static void handle_usync(wg_sandbox_conn_t *c, const char *id, const wg_node_t *
     if (wg_node_attr(us, "sid"))
         wg_node_set_attr(ru, "sid", wg_node_attr(us, "sid"));
     wg_node_set_attr(ru, "mode", "query");
-    wg_node_set_attr(ru, "context", wg_node_attr(us, "context") ? wg_node_attr(us, "context")
-                                                                 : "message");
+    wg_node_set_attr(ru, "context",
+                     wg_node_attr(us, "context") ? wg_node_attr(us, "context") : "message");
     for (size_t i = 0; i < wg_node_child_count(list); i++) {
         const wg_node_t *u = wg_node_child(list, i);
         const char *jid = wg_node_attr(u, "jid");
@@ -1228,8 +1228,9 @@ static void handle_prekey_fetch(wg_sandbox_conn_t *c, const char *id, const wg_n
             raw_bytes(sk, "value", b.signed_prekey, WG_KEYS_KEY_LEN) ||
             raw_bytes(sk, "signature", b.signed_prekey_sig, WG_KEYS_SIG_LEN))
             goto nomem;
-        if (b.has_prekey && (!(k = wg_node_add_new(ou, "key")) || be_bytes(k, "id", b.prekey_id, 3) ||
-                             raw_bytes(k, "value", b.prekey, WG_KEYS_KEY_LEN)))
+        if (b.has_prekey &&
+            (!(k = wg_node_add_new(ou, "key")) || be_bytes(k, "id", b.prekey_id, 3) ||
+             raw_bytes(k, "value", b.prekey, WG_KEYS_KEY_LEN)))
             goto nomem;
     }
     send_free(c, r);
@@ -1367,8 +1368,8 @@ static void send_ack(wg_sandbox_conn_t *c, const char *cls, const char *id, cons
 
 /* Routes a message from a device (number/device) to every addressed device (§3.5, §4.2). The
  * sender is a companion (c != NULL; it gets the server ack §3.6) or a phone (c NULL). */
-static int route_message(wg_sandbox_t *sb, const char *number, uint32_t device,
-                         const wg_node_t *m, wg_sandbox_conn_t *c)
+static int route_message(wg_sandbox_t *sb, const char *number, uint32_t device, const wg_node_t *m,
+                         wg_sandbox_conn_t *c)
 {
     const char *id = wg_node_attr(m, "id"), *to = wg_node_attr(m, "to");
     const char *type = wg_node_attr(m, "type");
@@ -1451,8 +1452,7 @@ static int route_message(wg_sandbox_t *sb, const char *number, uint32_t device,
 
 /* A receipt from a device goes to the author of the message it names (§5): to (a device or a
  * user: all its devices) or, in a group, participant. */
-static void route_receipt(wg_sandbox_t *sb, const char *number, uint32_t device,
-                          const wg_node_t *r)
+static void route_receipt(wg_sandbox_t *sb, const char *number, uint32_t device, const wg_node_t *r)
 {
     const char *to = wg_node_attr(r, "to"), *participant = wg_node_attr(r, "participant");
     const char *id = wg_node_attr(r, "id"), *type = wg_node_attr(r, "type");
@@ -1506,8 +1506,7 @@ static void route_chatstate(wg_sandbox_t *sb, const char *number, uint32_t devic
     size_t nd;
     char from[96];
     wg_node_t *out;
-    if (resolve_jid(sb, wg_node_attr(n, "to"), &ta) != 0 || ta.group ||
-        !(out = wg_node_clone(n)))
+    if (resolve_jid(sb, wg_node_attr(n, "to"), &ta) != 0 || ta.group || !(out = wg_node_clone(n)))
         return;
     dev_jid(number, 0, from, sizeof(from));
     wg_node_set_attr_jid(out, "from", from);
@@ -1566,7 +1565,8 @@ static void handle_stanza(wg_sandbox_conn_t *c, const wg_node_t *n)
     /* presence, ack: accepted, nothing to answer */
 }
 
-/* ---- the phones ------------------------------------------------------------------------------- */
+/* ---- the phones -------------------------------------------------------------------------------
+ */
 
 static int phone_encrypt(wg_sandbox_t *sb, wg_signal_t *sig, const char *number, uint32_t device,
                          const uint8_t *pt, size_t len, wg_node_t *parent);
@@ -1719,8 +1719,8 @@ static void phone_receive(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const wg_node
         else
             rv = wg_signal_decrypt(sig, &addr, (wg_signal_type_t)t, ct, ctlen, &pt, &ptlen);
         if (rv != 0) {
-            wg_log(WG_LOG_INFO, "sandbox", "phone %s: cannot decrypt %s %s from %s: %s",
-                   p->number, ts, id, author, wg_strerror(rv));
+            wg_log(WG_LOG_INFO, "sandbox", "phone %s: cannot decrypt %s %s from %s: %s", p->number,
+                   ts, id, author, wg_strerror(rv));
             continue;
         }
         if (wg_msg_unpad(pt, ptlen, &plen) == 0 && wg_msg_decode(pt, plen, &msg) == 0) {
@@ -1803,8 +1803,8 @@ static int pad_copy(const uint8_t *m, size_t len, uint8_t **out, size_t *olen)
     return wg_msg_pad(m, len, 0, out, olen);
 }
 
-int wg_sandbox_phone_send(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const char *to,
-                          const char *text, char id[24], const char **error)
+int wg_sandbox_phone_send(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const char *to, const char *text,
+                          char id[24], const char **error)
 {
     wg_signal_t *sig;
     sb_addr_t ta;
@@ -1845,8 +1845,8 @@ int wg_sandbox_phone_send(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const char *t
         if ((rv = wg_signal_group_skdm(sig, tojid, &self, &skdm, &skdm_len)) != 0 ||
             (rv = wg_msg_build_skdm(tojid, skdm, skdm_len, &sk, &sk_len)) != 0 ||
             (rv = pad_copy(sk, sk_len, &psk, &psk_len)) != 0 ||
-            (rv = wg_signal_group_encrypt(sig, tojid, &self, pmsg, pmsg_len, &skmsg,
-                                          &skmsg_len)) != 0) {
+            (rv = wg_signal_group_encrypt(sig, tojid, &self, pmsg, pmsg_len, &skmsg, &skmsg_len)) !=
+                0) {
             free(skdm), free(sk), free(psk), free(skmsg);
             goto out;
         }
@@ -1864,8 +1864,8 @@ int wg_sandbox_phone_send(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const char *t
                 }
                 wg_node_set_attr(out, "addressing_mode", "pn");
                 if ((rv = phone_encrypt(sb, sig, members[i], ids[k], psk, psk_len, out)) != 0)
-                    wg_log(WG_LOG_INFO, "sandbox", "phone %s: no session with %s:%u: %s",
-                           p->number, members[i], ids[k], wg_strerror(rv));
+                    wg_log(WG_LOG_INFO, "sandbox", "phone %s: no session with %s:%u: %s", p->number,
+                           members[i], ids[k], wg_strerror(rv));
                 if ((e = wg_node_add_new(out, "enc"))) {
                     wg_node_set_attr(e, "v", "2");
                     wg_node_set_attr(e, "type", "skmsg");
@@ -1898,8 +1898,8 @@ int wg_sandbox_phone_send(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const char *t
                     continue;
                 if (pass == 0 && ids[k] == 0 && strcmp(num, p->number) == 0)
                     continue;
-                if (!(out = msg_new(id, own, NULL, pass == 1 ? chat : NULL, "text",
-                                    p->push_name))) {
+                if (!(out =
+                          msg_new(id, own, NULL, pass == 1 ? chat : NULL, "text", p->push_name))) {
                     rv = WG_ENOMEM;
                     goto out;
                 }
@@ -1925,8 +1925,8 @@ out:
     return rv == 0 ? status : 500;
 }
 
-int wg_sandbox_phone_call(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const char *to,
-                          char call_id[40], const char **error)
+int wg_sandbox_phone_call(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const char *to, char call_id[40],
+                          const char **error)
 {
     sb_addr_t ta;
     char tojid[96], own[96], id[32];

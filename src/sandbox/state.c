@@ -514,8 +514,8 @@ static int ps_get(wg_signal_storage_t *s, int kind, const char *key, uint8_t **v
     sqlite3_stmt *q = NULL;
     int rv = WG_ENOTFOUND;
     if (sqlite3_prepare_v2(ps->st->db,
-                           "SELECT v FROM phone_signal WHERE number = ? AND kind = ? AND k = ?",
-                           -1, &q, NULL) != SQLITE_OK)
+                           "SELECT v FROM phone_signal WHERE number = ? AND kind = ? AND k = ?", -1,
+                           &q, NULL) != SQLITE_OK)
         return db_fail(ps->st, "signal get");
     sqlite3_bind_text(q, 1, ps->number, -1, SQLITE_STATIC);
     sqlite3_bind_int(q, 2, kind);
@@ -538,8 +538,9 @@ static int ps_get(wg_signal_storage_t *s, int kind, const char *key, uint8_t **v
 static int ps_put(wg_signal_storage_t *s, int kind, const char *key, const uint8_t *val, size_t len)
 {
     phone_storage_t *ps = (phone_storage_t *)s;
-    return exec_bind(ps->st, "INSERT OR REPLACE INTO phone_signal (number, kind, k, v) "
-                             "VALUES (?, ?, ?, ?)",
+    return exec_bind(ps->st,
+                     "INSERT OR REPLACE INTO phone_signal (number, kind, k, v) "
+                     "VALUES (?, ?, ?, ?)",
                      "titb", ps->number, (int64_t)kind, key, val, (int)len);
 }
 

@@ -830,15 +830,16 @@ WG_TEST(sandbox_state_messaging)
     WG_CHECK_EQ_INT(wg_sandbox_state_phone_signal(st, a, &sa), 0);
     WG_CHECK_EQ_INT(wg_sandbox_state_phone_signal(st, b, &sb_), 0);
     WG_CHECK_EQ_INT(wg_signal_process_bundle(sa, &addr_b, &bun), 0);
-    WG_CHECK_EQ_INT(wg_signal_encrypt(sa, &addr_b, (const uint8_t *)"hello\x01", 6, &t, &ct, &ctlen),
-                    0);
+    WG_CHECK_EQ_INT(
+        wg_signal_encrypt(sa, &addr_b, (const uint8_t *)"hello\x01", 6, &t, &ct, &ctlen), 0);
     WG_CHECK_EQ_INT(t, WG_SIGNAL_PKMSG);
     WG_CHECK_EQ_INT(wg_signal_decrypt(sb_, &addr_a, t, ct, ctlen, &pt, &ptlen), 0);
     WG_CHECK(ptlen == 6 && memcmp(pt, "hello\x01", 6) == 0);
     free(ct), free(pt);
     ct = pt = NULL;
     /* b answers, then everything is reopened: the sessions are in the file */
-    WG_CHECK_EQ_INT(wg_signal_encrypt(sb_, &addr_a, (const uint8_t *)"yo\x01", 3, &t, &ct, &ctlen), 0);
+    WG_CHECK_EQ_INT(wg_signal_encrypt(sb_, &addr_a, (const uint8_t *)"yo\x01", 3, &t, &ct, &ctlen),
+                    0);
     WG_CHECK_EQ_INT(t, WG_SIGNAL_MSG);
     WG_CHECK_EQ_INT(wg_signal_decrypt(sa, &addr_b, t, ct, ctlen, &pt, &ptlen), 0);
     free(ct), free(pt);
@@ -853,9 +854,11 @@ WG_TEST(sandbox_state_messaging)
     WG_CHECK_EQ_INT(wg_sandbox_state_device_bundle(st, rec, &bun), WG_ENOTFOUND); /* no upload */
     wg_keys_djb_encode(djb, spk.pub);
     WG_CHECK_EQ_INT(wg_keys_sign(sig, spk.priv, djb, 33), 0);
-    WG_CHECK_EQ_INT(wg_sandbox_state_prekeys_put(st, rec, 42, spk.pub, 1, spk.pub, sig, keys, 2), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_prekeys_put(st, rec, 42, spk.pub, 1, spk.pub, sig, keys, 2),
+                    0);
     WG_CHECK_EQ_INT(wg_sandbox_state_device_bundle(st, rec, &bun), 0);
-    WG_CHECK(bun.has_prekey && bun.prekey_id == 3 && bun.prekey[0] == 3 && bun.registration_id == 42);
+    WG_CHECK(bun.has_prekey && bun.prekey_id == 3 && bun.prekey[0] == 3 &&
+             bun.registration_id == 42);
     WG_CHECK_MEM(bun.signed_prekey_sig, sig, 64);
     WG_CHECK_EQ_INT(wg_sandbox_state_device_bundle(st, rec, &bun), 0);
     WG_CHECK(bun.has_prekey && bun.prekey_id == 5);
@@ -865,17 +868,18 @@ WG_TEST(sandbox_state_messaging)
     WG_CHECK_EQ_INT(count, 0);
 
     /* offline queue: in order, per device, taken once */
-    WG_CHECK_EQ_INT(wg_sandbox_state_offline_put(st, "15550001111", 1, (const uint8_t *)"one", 3), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_offline_put(st, "15550001111", 1, (const uint8_t *)"one", 3),
+                    0);
     WG_CHECK_EQ_INT(wg_sandbox_state_offline_put(st, "15550001111", 2, (const uint8_t *)"x", 1), 0);
-    WG_CHECK_EQ_INT(wg_sandbox_state_offline_put(st, "15550001111", 1, (const uint8_t *)"two", 3), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_offline_put(st, "15550001111", 1, (const uint8_t *)"two", 3),
+                    0);
     /* inbox and groups */
     WG_CHECK_EQ_INT(wg_sandbox_state_inbox_add(st, "15550002222", "message", "ID1",
                                                "15550001111@s.whatsapp.net",
                                                "15550001111:1@s.whatsapp.net", "hi", 17),
                     0);
-    WG_CHECK_EQ_INT(wg_sandbox_state_inbox_add(st, "15550002222", "call", "C1", "x", "y", "reject",
-                                               18),
-                    0);
+    WG_CHECK_EQ_INT(
+        wg_sandbox_state_inbox_add(st, "15550002222", "call", "C1", "x", "y", "reject", 18), 0);
     WG_CHECK_EQ_INT(wg_sandbox_state_group_add(st, "1203631@g.us", "S", "15550001111",
                                                "15550001111,15550002222"),
                     0);
@@ -890,8 +894,8 @@ WG_TEST(sandbox_state_messaging)
     WG_CHECK_EQ_INT(wg_sandbox_state_phone_signal(st, a, &sa), 0);
     WG_CHECK_EQ_INT(wg_sandbox_state_phone_signal(st, b, &sb_), 0);
     WG_CHECK_EQ_INT(wg_signal_has_session(sa, &addr_b), 1);
-    WG_CHECK_EQ_INT(wg_signal_encrypt(sa, &addr_b, (const uint8_t *)"again\x01", 6, &t, &ct, &ctlen),
-                    0);
+    WG_CHECK_EQ_INT(
+        wg_signal_encrypt(sa, &addr_b, (const uint8_t *)"again\x01", 6, &t, &ct, &ctlen), 0);
     WG_CHECK_EQ_INT(t, WG_SIGNAL_MSG); /* the session went on, no new pkmsg */
     WG_CHECK_EQ_INT(wg_signal_decrypt(sb_, &addr_a, t, ct, ctlen, &pt, &ptlen), 0);
     WG_CHECK(ptlen == 6 && memcmp(pt, "again\x01", 6) == 0);
@@ -903,10 +907,12 @@ WG_TEST(sandbox_state_messaging)
     WG_CHECK_EQ_INT(wg_sandbox_state_offline_count(st, "15550001111", 1, &count), 0);
     WG_CHECK_EQ_INT(count, 2);
     wg_buf_init(&q, 0);
-    WG_CHECK_EQ_INT(wg_sandbox_state_offline_take(st, "15550001111", 1, offline_collect, &q, &n), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_offline_take(st, "15550001111", 1, offline_collect, &q, &n),
+                    0);
     WG_CHECK(n == 2 && q.len == 8 && memcmp(q.data, "one|two|", 8) == 0);
     wg_buf_reset(&q);
-    WG_CHECK_EQ_INT(wg_sandbox_state_offline_take(st, "15550001111", 1, offline_collect, &q, &n), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_offline_take(st, "15550001111", 1, offline_collect, &q, &n),
+                    0);
     WG_CHECK(n == 0 && q.len == 0);
     WG_CHECK_EQ_INT(wg_sandbox_state_offline_count(st, "15550001111", 2, &count), 0);
     WG_CHECK_EQ_INT(count, 1);
@@ -921,8 +927,9 @@ WG_TEST(sandbox_state_messaging)
     j = wg_sandbox_state_inbox_json(st, "15550002222", "call");
     WG_CHECK(j && json_array_size(j) == 1);
     json_decref(j);
-    WG_CHECK_EQ_INT(wg_sandbox_state_group_get(st, "1203631@g.us", subject, sizeof(subject), creator,
-                                               sizeof(creator), parts, sizeof(parts), &created),
+    WG_CHECK_EQ_INT(wg_sandbox_state_group_get(st, "1203631@g.us", subject, sizeof(subject),
+                                               creator, sizeof(creator), parts, sizeof(parts),
+                                               &created),
                     0);
     WG_CHECK_STR(subject, "S");
     WG_CHECK_STR(creator, "15550001111");

@@ -386,6 +386,9 @@ int wg_sandbox_state_device_remove(wg_sandbox_state_t *st, wg_sandbox_device_t *
     if (rv == 0)
         rv = exec_bind(st, "DELETE FROM prekeys WHERE number = ? AND device = ?", "ti", d->number,
                        (int64_t)d->id);
+    if (rv == 0) /* what was queued for it will never be fetched */
+        rv = exec_bind(st, "DELETE FROM offline WHERE number = ? AND device = ?", "ti", d->number,
+                       (int64_t)d->id);
     if (rv != 0)
         return rv;
     for (size_t i = 0; i < st->ndevices; i++) {

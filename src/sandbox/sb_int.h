@@ -126,6 +126,9 @@ int wg_sandbox_state_inbox_add(wg_sandbox_state_t *st, const char *number, const
 /* [{id, from, author, text, t}] of kind, oldest first; NULL on failure. */
 struct json_t *wg_sandbox_state_inbox_json(wg_sandbox_state_t *st, const char *number,
                                            const char *kind);
+/* cb for each group's JID, oldest first (a non-zero return stops and is returned). */
+typedef int (*wg_sandbox_group_cb)(void *arg, const char *jid);
+int wg_sandbox_state_group_each(wg_sandbox_state_t *st, wg_sandbox_group_cb cb, void *arg);
 /* What a phone sent (kept for resends after a retry receipt). get: *text malloc'd;
  * WG_ENOTFOUND. */
 int wg_sandbox_state_sent_add(wg_sandbox_state_t *st, const char *number, const char *id,

@@ -1262,34 +1262,22 @@ static size_t group_members(wg_sandbox_t *sb, const char *gjid, char out[][WG_SB
 
 #define MAX_MEMBERS 64
 
-/* §4.1: <iq xmlns="w:g2" type="get" to=group><query/> → <group id subject creation creator
- * addressing_mode="pn" size><participant jid [type]/>…</group>. */
-static void handle_group_iq(wg_sandbox_conn_t *c, const char *id, const wg_node_t *iq)
+/* <group id subject s_t s_o creation creator addressing_mode="pn" size><participant jid
+ * [type]/>…</group> under parent; 0 when gjid is a group, WG_ENOTFOUND. */
+static int add_group_node(wg_sandbox_t *sb, wg_node_t *parent, const char *gjid)
 {
-    const char *to = wg_node_attr(iq, "to");
     char members[MAX_MEMBERS][WG_SB_NUMBER_MAX + 1], subject[256], creator[WG_SB_NUMBER_MAX + 1];
     char jid[96];
+    const char *at = strchr(gjid, '@');
     int64_t created = 0;
-    size_t n;
-    wg_node_t *r, *g;
-    const char *at;
-    if (!to || !(at = strchr(to, '@')) || strcmp(at, "@g.us") != 0) {
-        send_iq_error(c, id, 501, "feature-not-implemented");
-        return;
-    }
-    if (!(n = group_members(c->sb, to, members, MAX_MEMBERS, subject, sizeof(subject), creator,
-                            &created))) {
-        send_iq_error(c, id, 404, "item-not-found");
-        return;
-    }
-    r = iq_new("result", id);
-    if (r)
-        wg_node_set_attr_jid(r, "from", to);
-    if (!r || !(g = wg_node_add_new(r, "group"))) {
-        wg_node_free(r);
-        return;
-    }
-    wg_node_set_attrf(g, "id", "%.*s", (int)(at - to), to);
+    size_t n =
+        group_members(sb, gjid, members, MAX_MEMBERS, subject, sizeof(subject), creator, &created);
+    wg_node_t *g;
+    if (!n || !at)
+        return WG_ENOTFOUND;
+    if (!(g = wg_node_add_new(parent, "group")))
+        return WG_ENOMEM;
+    wg_node_set_attrf(g, "id", "%.*s", (int)(at - gjid), gjid);
     wg_node_set_attr(g, "subject", subject);
     wg_node_set_attrf(g, "s_t", "%lld", (long long)created);
     wg_node_set_attrf(g, "creation", "%lld", (long long)created);
@@ -1301,11 +1289,75 @@ static void handle_group_iq(wg_sandbox_conn_t *c, const char *id, const wg_node_
     for (size_t i = 0; i < n; i++) {
         wg_node_t *pn = wg_node_add_new(g, "participant");
         if (!pn)
-            break;
+            return WG_ENOMEM;
         dev_jid(members[i], 0, jid, sizeof(jid));
         wg_node_set_attr_jid(pn, "jid", jid);
         if (strcmp(members[i], creator) == 0)
             wg_node_set_attr(pn, "type", "superadmin");
+    }
+    return 0;
+}
+
+typedef struct {
+    wg_sandbox_t *sb;
+    const char *number;
+    wg_node_t *parent;
+} participating_t;
+
+static int participating_cb(void *arg, const char *gjid)
+{
+    participating_t *pa = arg;
+    char members[MAX_MEMBERS][WG_SB_NUMBER_MAX + 1];
+    size_t n = group_members(pa->sb, gjid, members, MAX_MEMBERS, NULL, 0, NULL, NULL);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(members[i], pa->number) == 0)
+            return add_group_node(pa->sb, pa->parent, gjid) == WG_ENOMEM ? WG_ENOMEM : 0;
+    return 0;
+}
+
+/* §4.1: <iq xmlns="w:g2" type="get" to=group><query/> → <group …>; to="@g.us" with
+ * <participating> → <groups><group …/>…</groups> (the groups the device's account is in). */
+static void handle_group_iq(wg_sandbox_conn_t *c, const char *id, const wg_node_t *iq)
+{
+    const char *to = wg_node_attr(iq, "to");
+    const wg_node_t *first = wg_node_child(iq, 0);
+    wg_node_t *r = NULL;
+    int rv;
+    if (to && strcmp(to, "@g.us") == 0 && first && wg_node_tag_is(first, "participating")) {
+        participating_t pa = {c->sb, c->dev->number, NULL};
+        wg_node_t *gs;
+        if (!(r = iq_new("result", id)) || !(gs = wg_node_add_new(r, "groups"))) {
+            wg_node_free(r);
+            send_iq_error(c, id, 500, "internal-server-error");
+            return;
+        }
+        pa.parent = gs;
+        if (wg_sandbox_state_group_each(c->sb->st, participating_cb, &pa) != 0) {
+            wg_node_free(r);
+            send_iq_error(c, id, 500, "internal-server-error");
+            return;
+        }
+        if (wg_node_child_count(gs) == 0)
+            wg_node_set_list(gs); /* <groups></groups>, an empty list */
+        send_free(c, r);
+        return;
+    }
+    if (!to || !strstr(to, "@g.us") || strcmp(to, "@g.us") == 0) {
+        send_iq_error(c, id, 501, "feature-not-implemented");
+        return;
+    }
+    if (!(r = iq_new("result", id)) || wg_node_set_attr_jid(r, "from", to) != 0) {
+        wg_node_free(r);
+        send_iq_error(c, id, 500, "internal-server-error");
+        return;
+    }
+    if ((rv = add_group_node(c->sb, r, to)) != 0) {
+        wg_node_free(r);
+        if (rv == WG_ENOTFOUND)
+            send_iq_error(c, id, 404, "item-not-found");
+        else
+            send_iq_error(c, id, 500, "internal-server-error");
+        return;
     }
     send_free(c, r);
 }

@@ -877,3 +877,16 @@ int wg_sandbox_state_sent_get(wg_sandbox_state_t *st, const char *number, const 
     sqlite3_finalize(q);
     return rv;
 }
+
+int wg_sandbox_state_group_each(wg_sandbox_state_t *st, wg_sandbox_group_cb cb, void *arg)
+{
+    sqlite3_stmt *q = NULL;
+    int rv = 0;
+    if (sqlite3_prepare_v2(st->db, "SELECT jid FROM groups ORDER BY created, jid", -1, &q, NULL) !=
+        SQLITE_OK)
+        return db_fail(st, "groups");
+    while (rv == 0 && sqlite3_step(q) == SQLITE_ROW)
+        rv = cb(arg, (const char *)sqlite3_column_text(q, 0));
+    sqlite3_finalize(q);
+    return rv;
+}

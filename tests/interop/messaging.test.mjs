@@ -268,6 +268,9 @@ async function main() {
     const meta = await sock.groupMetadata(G).catch((e) => e);
     check('group metadata through w:g2 (subject, 3 participants)', meta?.subject === 'Sandbox group' &&
         meta?.participants?.length === 3, String(meta?.message || JSON.stringify(meta)));
+    const all = await sock.groupFetchAllParticipating().catch((e) => e);
+    check('groups the account is in through w:g2 <participating>', all?.[G]?.subject === 'Sandbox group' &&
+        all[G].participants.length === 3 && Object.keys(all).length === 1, String(all?.message || JSON.stringify(all)));
     await sock.sendMessage(G, { text: 'group reply from Baileys' });
     for (const n of [B, C]) {
         const x = await waitFor(async () => {

@@ -1418,6 +1418,18 @@ static void send_ack(wg_sandbox_conn_t *c, const char *cls, const char *id, cons
     send_free(c, a);
 }
 
+/* 1 when m has an <enc> other than skmsg directly under it (the single-device form). */
+static int direct_enc(const wg_node_t *m)
+{
+    for (size_t i = 0; i < wg_node_child_count(m); i++) {
+        const wg_node_t *e = wg_node_child(m, i);
+        const char *t = wg_node_attr(e, "type");
+        if (wg_node_tag_is(e, "enc") && t && strcmp(t, "skmsg") != 0)
+            return 1;
+    }
+    return 0;
+}
+
 /* Routes a message from a device (number/device) to every addressed device (§3.5, §4.2). The
  * sender is a companion (c != NULL; it gets the server ack §3.6) or a phone (c NULL). */
 static int route_message(wg_sandbox_t *sb, const char *number, uint32_t device, const wg_node_t *m,
@@ -1444,7 +1456,56 @@ static int route_message(wg_sandbox_t *sb, const char *number, uint32_t device, 
         return WG_EPROTO;
     }
     dev_jid(number, device, from, sizeof(from));
-    if (ta.group) {
+    if (!parts && direct_enc(m)) {
+        /* the single-device form (a resend after a retry receipt, §3.7, or a peer message):
+         * the encs go to the device named by participant (groups) or to */
+        const char *tjid = ta.group ? wg_node_attr(m, "participant") : to;
+        sb_addr_t da;
+        uint32_t ids[64];
+        size_t nd;
+        wg_node_t *out;
+        char chat[96];
+        if (!tjid || resolve_jid(sb, tjid, &da) != 0 || da.group) {
+            if (c)
+                send_ack(c, "message", id, to, "400");
+            return WG_EPROTO;
+        }
+        if (strchr(tjid, ':')) {
+            ids[0] = da.device;
+            nd = 1;
+        } else {
+            nd = user_devices(sb, da.number, ids, 64);
+        }
+        dev_jid(da.number, 0, chat, sizeof(chat));
+        for (size_t k = 0; k < nd; k++) {
+            if (strcmp(da.number, number) == 0 && ids[k] == device)
+                continue;
+            out = ta.group
+                      ? msg_new(id, to, from, NULL, type, sp ? sp->push_name : NULL)
+                      : msg_new(id, from, NULL,
+                                strcmp(da.number, number) == 0 && !wg_node_attr(m, "category")
+                                    ? (wg_node_attr(m, "recipient") ? wg_node_attr(m, "recipient")
+                                                                    : chat)
+                                    : NULL,
+                                type, sp ? sp->push_name : NULL);
+            if (!out)
+                return WG_ENOMEM;
+            if (wg_node_attr(m, "category"))
+                wg_node_set_attr(out, "category", wg_node_attr(m, "category"));
+            for (size_t i = 0; i < wg_node_child_count(m); i++) {
+                const wg_node_t *e = wg_node_child(m, i);
+                if ((wg_node_tag_is(e, "enc") || wg_node_tag_is(e, "device-identity") ||
+                     wg_node_tag_is(e, "meta")) &&
+                    add_clone(out, e) != 0) {
+                    wg_node_free(out);
+                    return WG_ENOMEM;
+                }
+            }
+            deliver(sb, da.number, ids[k], out);
+            wg_node_free(out);
+            delivered++;
+        }
+    } else if (ta.group) {
         char members[MAX_MEMBERS][WG_SB_NUMBER_MAX + 1];
         size_t nm = group_members(sb, to, members, MAX_MEMBERS, NULL, 0, NULL, NULL);
         for (size_t i = 0; i < nm; i++) {
@@ -1697,6 +1758,35 @@ out:
     free(text), free(msg), free(inner), free(pt), free(skdm);
 }
 
+static void route_receipt(wg_sandbox_t *sb, const char *number, uint32_t device,
+                          const wg_node_t *r);
+
+/* §2.8: the phone could not decrypt an enc of n: it asks the author's device to resend, with
+ * its own bundle (a fresh one-time prekey) so a new session can be built. */
+static void phone_retry(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const wg_node_t *n,
+                        const char *participant, const wg_node_t *enc)
+{
+    wg_stanza_retry_t rr = {0};
+    wg_signal_bundle_t b;
+    wg_node_t *r = NULL;
+    const char *ts = wg_node_attr(n, "t"), *cnt = wg_node_attr(enc, "count");
+    if (wg_sandbox_state_phone_bundle(sb->st, p, &b) != 0)
+        return;
+    rr.id = wg_node_attr(n, "id");
+    rr.to = wg_node_attr(n, "from");
+    rr.participant = participant;
+    rr.count = (cnt ? (uint32_t)strtoul(cnt, NULL, 10) : 0) + 1;
+    rr.orig_t = ts ? strtoll(ts, NULL, 10) : (int64_t)time(NULL);
+    rr.registration_id = b.registration_id;
+    rr.keys = &b;
+    if (rr.count > 5 || wg_stanza_retry_build(&rr, &r) != 0)
+        return;
+    wg_log(WG_LOG_INFO, "sandbox", "phone %s asks %s to resend %s (retry %u)", p->number,
+           participant ? participant : rr.to, rr.id, rr.count);
+    route_receipt(sb, p->number, 0, r);
+    wg_node_free(r);
+}
+
 /* Decrypts what was sent to the phone, keeps texts (GET /phones/{n}/messages), records call
  * offers/rejects, and answers messages with a delivery receipt. */
 static void phone_receive(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const wg_node_t *n)
@@ -1708,7 +1798,7 @@ static void phone_receive(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const wg_node
     char chat[96], own[96];
     sb_addr_t aa;
     wg_signal_addr_t addr;
-    int got = 0;
+    int got = 0, retried = 0;
     if (!id || !from || resolve_jid(sb, author, &aa) != 0 || aa.group)
         return;
     dev_jid(aa.number, 0, chat, sizeof(chat));
@@ -1773,6 +1863,10 @@ static void phone_receive(wg_sandbox_t *sb, wg_sandbox_phone_t *p, const wg_node
         if (rv != 0) {
             wg_log(WG_LOG_INFO, "sandbox", "phone %s: cannot decrypt %s %s from %s: %s", p->number,
                    ts, id, author, wg_strerror(rv));
+            if (rv != WG_EEXIST && aa.device && !retried) {
+                phone_retry(sb, p, n, participant ? author : NULL, e);
+                retried = 1;
+            }
             continue;
         }
         if (wg_msg_unpad(pt, ptlen, &plen) == 0 && wg_msg_decode(pt, plen, &msg) == 0) {

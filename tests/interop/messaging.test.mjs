@@ -7,7 +7,8 @@
 //
 // Scenarios (Baileys is a companion of phone A):
 //   in        phone B -> A: Baileys decrypts it (messages.upsert, the text, from B)
-//   retry     Baileys' session with B is deleted: its retry receipt makes phone B resend
+//   retry     Baileys' session with B is deleted: its retry receipt makes phone B resend;
+//             then phone B's session with Baileys is deleted: B's retry makes Baileys resend
 //   dsm       phone A -> B: B's phone has it; Baileys gets its own phone's copy (fromMe)
 //   out       Baileys -> B: the sandbox routes it, phone B decrypts it (GET /phones/B/messages),
 //             Baileys gets the server ack and phone B's delivery receipt
@@ -253,6 +254,17 @@ async function main() {
         /^15550001111:\d+@s\.whatsapp\.net$/.test(item.author) && item.from === jA, JSON.stringify(inbox?.body || String(inbox)));
     const rc = early.find((u) => u.key?.id === sent.key.id) || await receipt;
     check('Baileys sees phone B\'s delivery receipt', rc?.key?.id === sent.key.id, JSON.stringify(rc?.key || String(rc)));
+
+    // ---- phone retry: phone B loses its session with Baileys; Baileys' next message fails
+    // there, B sends a retry receipt with its keys, Baileys resends in the single-device form
+    execFileSync('sqlite3', [sb.state, `DELETE FROM phone_signal WHERE number = '${B}' AND kind = 1 AND k = '${A}.1'`]);
+    const again = await sock.sendMessage(jB, { text: 'resent by Baileys' });
+    const rs = await waitFor(async () => {
+        const y = await sb.api('GET', `/phones/${B}/messages`);
+        return y.body.find((z) => z.text === 'resent by Baileys') || null;
+    }, 15000, 'resent by Baileys').catch((e) => e);
+    check('phone B\'s retry receipt (with its keys) makes Baileys resend and B decrypts it',
+        rs?.id === again.key.id, JSON.stringify(rs));
 
     // ---- group
     r = await sb.api('POST', '/groups', { subject: 'Sandbox group', creator: B, participants: [A, C] });

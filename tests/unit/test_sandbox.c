@@ -17,6 +17,7 @@
 #include "wa/pair.h"
 #include "wa/payload.h"
 #include "wa/signal.h"
+#include "wa/stanza.h"
 #include "wa/ws.h"
 
 #include <jansson.h>
@@ -258,6 +259,7 @@ typedef struct {
     int nrefs, open, ended, got_pair_success, verify_rv, got_515, got_success, got_offline;
     int got_failure401, got_replaced, got_removed, err_iq;
     int count_value, upload_ok, passive_ok, ping_ok, unknown_err;
+    int msg_ack, retry_keys, usync_ok, fetch_ok; /* messaging (issue 5) */
     char lid[64];
     int scan_status, scan_done;
     char scan_jid[64], scan_err[160];
@@ -417,6 +419,59 @@ static int cli_frame(void *ud, const uint8_t *p, size_t len)
         wg_node_t *e = wg_node_child_by_tag(n, "error");
         c->unknown_err = type && !strcmp(type, "error") && e && wg_node_attr(e, "code") &&
                          !strcmp(wg_node_attr(e, "code"), "501");
+        /* messaging: a usync device list of our own number and an unknown one */
+        const char *users[] = {"15550009999@s.whatsapp.net", "19999999999@s.whatsapp.net"};
+        wg_node_t *q = NULL;
+        if (wg_stanza_usync_build("s.1", users, 2, 1, &q) == 0) {
+            wg_node_set_attr(q, "id", "us.1");
+            cli_send(c, q);
+        }
+    } else if (wg_node_tag_is(n, "iq") && id && !strcmp(id, "us.1")) {
+        wg_stanza_usync_user_t *u = NULL;
+        size_t nu = 0;
+        if (wg_stanza_usync_parse(n, &u, &nu) == 0 && nu == 2)
+            c->usync_ok = !u[0].error && u[0].n_devices == 2 && u[0].devices[0].id == 0 &&
+                          u[0].devices[1].id == 1 && u[0].devices[1].key_index == 1 && u[0].lid &&
+                          strstr(u[0].lid, "@lid") && u[1].error && u[1].n_devices == 0;
+        free(u);
+        /* the bundle of our own device (its upload: ids 1..5; the lowest is handed out) and of
+         * the phone (its own keys) */
+        const char *devs[] = {"15550009999:1@s.whatsapp.net", "15550009999@s.whatsapp.net"};
+        wg_node_t *q = NULL;
+        if (wg_stanza_prekey_fetch_build(devs, 2, 0, &q) == 0) {
+            wg_node_set_attr(q, "id", "kf.1");
+            cli_send(c, q);
+        }
+    } else if (wg_node_tag_is(n, "iq") && id && !strcmp(id, "kf.1")) {
+        wg_stanza_bundle_t *b = NULL;
+        size_t nb = 0;
+        if (wg_stanza_prekey_fetch_parse(n, &b, &nb) == 0 && nb == 2)
+            c->fetch_ok = !b[0].error && b[0].bundle.has_prekey && b[0].bundle.prekey_id == 1 &&
+                          memcmp(b[0].bundle.identity, c->identity.pub, 32) == 0 && !b[1].error &&
+                          b[1].bundle.has_prekey &&
+                          memcmp(b[1].bundle.identity, c->phone->account.pub, 32) == 0;
+        free(b);
+        /* a single-device message to our own phone that it cannot decrypt: the server acks
+         * it and the phone answers with a retry receipt carrying its keys (§2.8) */
+        wg_node_t *m = wg_node_new("message"), *e;
+        wg_node_set_attr(m, "id", "3EB0000000000000000001");
+        wg_node_set_attr_jid(m, "to", "15550009999@s.whatsapp.net");
+        wg_node_set_attr(m, "type", "text");
+        e = wg_node_add_new(m, "enc");
+        wg_node_set_attr(e, "v", "2");
+        wg_node_set_attr(e, "type", "msg");
+        wg_node_set_bytes(e, "\x33garbage", 8);
+        cli_send(c, m);
+    } else if (wg_node_tag_is(n, "ack") && id && !strcmp(id, "3EB0000000000000000001")) {
+        c->msg_ack = wg_node_attr(n, "class") && !strcmp(wg_node_attr(n, "class"), "message") &&
+                     !wg_node_attr(n, "error");
+    } else if (wg_node_tag_is(n, "receipt") && type && !strcmp(type, "retry")) {
+        wg_stanza_receipt_in_t r;
+        if (wg_stanza_receipt_parse(n, &r) == 0 && r.has_keys && r.retry_count == 1 &&
+            !strcmp(r.id, "3EB0000000000000000001") &&
+            !strcmp(r.from, "15550009999@s.whatsapp.net") &&
+            memcmp(r.keys.identity, c->phone->account.pub, 32) == 0)
+            c->retry_keys = 1;
     }
     wg_node_free(n);
     return 0;
@@ -597,6 +652,16 @@ WG_TEST(sandbox_end_to_end)
     WG_CHECK_EQ_INT(a.count_value, 5);
     WG_CHECK(a.passive_ok && a.ping_ok);
     WG_CHECK(d->conn != NULL);
+    /* messaging: usync, bundles, a single-device message acked, the phone's retry receipt */
+    WG_CHECK(run_until(&a, &a.retry_keys));
+    WG_CHECK(a.usync_ok);
+    WG_CHECK(a.fetch_ok);
+    WG_CHECK(a.msg_ack);
+    {
+        int left = -1;
+        WG_CHECK_EQ_INT(wg_sandbox_state_prekey_count(st, d, &left), 0);
+        WG_CHECK_EQ_INT(left, 4); /* the fetch consumed one of the 5 */
+    }
 
     /* a second login of the same device replaces the first */
     b = a;

@@ -12,6 +12,7 @@ static const wg_dialect_t *const dialects[WG_DIALECT_COUNT] = {
     NULL, /* native: its table already holds absolute /v1 paths */
     &wg_dialect_evolution,
     &wg_dialect_hypersender,
+    &wg_dialect_enviaai,
 };
 
 static int add_routes(wg_route_t *v, size_t *n, int d, const char *prefix)
@@ -40,7 +41,7 @@ int wg_dialects_routes(const char *root_dialect, wg_route_t **out, size_t *n)
     *n = 0;
     if (root_dialect && *root_dialect) {
         for (int d = 1; d < WG_DIALECT_COUNT; d++)
-            if (!strcmp(root_dialect, dialects[d]->name))
+            if (!strcmp(root_dialect, dialects[d]->name) && strcmp(dialects[d]->prefix, "/v1"))
                 root = d;
         if (root < 0)
             return WG_EINVAL;

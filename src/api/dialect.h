@@ -16,6 +16,7 @@ typedef enum {
     WG_DIALECT_NATIVE = 0,
     WG_DIALECT_EVOLUTION = 1,
     WG_DIALECT_HYPERSENDER = 2,
+    WG_DIALECT_ENVIAAI = 3, /* EnviaAI's connection routes on /v1, native shapes */
     WG_DIALECT_COUNT
 } wg_dialect_id_t;
 
@@ -38,6 +39,7 @@ typedef struct {
 
 extern const wg_dialect_t wg_dialect_evolution;
 extern const wg_dialect_t wg_dialect_hypersender;
+extern const wg_dialect_t wg_dialect_enviaai;
 
 /* The combined route table (native first, then each dialect under its prefix, then the root
  * dialect at "/" when root_dialect names one). *out is malloc'd with its patterns: free with

@@ -340,7 +340,9 @@ static int start(inst_t *in, const wg_outbox_row_t *r)
         goto out;
     if (in->cfg.secret) {
         wg_webhook_sign(in->cfg.secret, dl->body, blen, sig, sizeof(sig));
-        if (add_header(dl, "X-Wagate-Signature", sig))
+        /* the same signature under EnviaAI's name, for clients of the EnviaAI-compatible API */
+        if (add_header(dl, "X-Wagate-Signature", sig) ||
+            add_header(dl, "x-enviaai-signature", sig))
             goto out;
     }
     if (!(dl->easy = curl_easy_init()))

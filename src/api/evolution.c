@@ -5,6 +5,8 @@
  *   GET    /instance/fetchInstances[?instanceName=&instanceId=&number=]
  *   POST   /instance/restart/{name}          DELETE /instance/logout/{name}
  *   DELETE /instance/delete/{name}
+ *   POST   /webhook/set/{name}   GET /webhook/find/{name}
+ *   POST   /settings/set/{name}  GET /settings/find/{name}
  * Auth: the `apikey` header (Bearer accepted too). The credential is checked before the name is
  * resolved, so an unauthenticated caller learns nothing about names; an instance token reaches
  * only its own instance (any other name: 401, like a wrong key). Errors render as
@@ -529,6 +531,157 @@ static void h_delete(wg_http_req_t *r, void *ctx)
     wg_instance_dispose(&in);
 }
 
+/* ---- webhook and settings ---- */
+
+/* {enabled, url, events (Evolution names), webhookByEvents, webhookBase64} of the instance. */
+static json_t *render_webhook(const wg_instance_t *in)
+{
+    json_t *wh = wg_render_json_column(in->webhook), *evs = json_array();
+    json_t *url = json_object_get(wh, "url"), *ce = json_object_get(wh, "events");
+    size_t i;
+    json_t *v;
+    /* core event -> the first Evolution name that selects it */
+    json_array_foreach(ce, i, v)
+    {
+        for (size_t k = 0; k < sizeof(event_map) / sizeof(event_map[0]); k++)
+            if (event_map[k].core && !strcmp(event_map[k].core, json_string_value(v))) {
+                json_array_append_new(evs, json_string(event_map[k].evo));
+                break;
+            }
+    }
+    json_t *o = json_pack("{s:b, s:O, s:o, s:b, s:b}", "enabled", json_is_string(url), "url",
+                          json_is_string(url) ? url : json_null(), "events", evs,
+                          "webhookByEvents", json_is_true(json_object_get(wh, "byEvents")),
+                          "webhookBase64", json_is_true(json_object_get(wh, "base64")));
+    json_decref(wh);
+    return o;
+}
+
+static void h_webhook_set(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_instance_t in, out = {0};
+    wg_core_err_t err = {0};
+    wg_instance_patch_t p;
+    json_t *root = NULL, *events = NULL, *opts = json_object();
+    char m[200];
+    if (evo_instance(r, c, &a, &in) != 0) {
+        json_decref(opts);
+        return;
+    }
+    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0) {
+        fail(r, 400, "request body must be a JSON object");
+        goto out;
+    }
+    /* v2 wraps the fields in "webhook"; v1 clients send them at the top level */
+    json_t *wh = json_object_get(root, "webhook");
+    if (!json_is_object(wh))
+        wh = root;
+    memset(&p, 0, sizeof(p));
+    json_t *en = json_object_get(wh, "enabled");
+    const char *url = json_string_value(json_object_get(wh, "url"));
+    p.set_webhook_url = 1;
+    p.webhook_url = json_is_false(en) ? NULL : url;
+    if (!json_is_false(en) && !url) {
+        fail(r, 400, "webhook.url is required when the webhook is enabled");
+        goto out;
+    }
+    json_t *ev = json_object_get(wh, "events");
+    if (ev && !json_is_null(ev)) {
+        if (map_events(ev, &events, m, sizeof(m)) != 0) {
+            fail(r, 400, m);
+            goto out;
+        }
+        p.webhook_events = events;
+    }
+    json_t *be = json_object_get(wh, "byEvents"), *b64 = json_object_get(wh, "base64");
+    if (!be)
+        be = json_object_get(wh, "webhookByEvents");
+    if (!b64)
+        b64 = json_object_get(wh, "webhookBase64");
+    if (be && !json_is_null(be))
+        json_object_set(opts, "byEvents", be);
+    if (b64 && !json_is_null(b64))
+        json_object_set(opts, "base64", b64);
+    p.webhook_opts = json_object_size(opts) ? opts : NULL;
+    if (wg_core_instance_update(c->core, &a, in.id, &p, &out, &err) != 0) {
+        fail_core(r, &err, in.name);
+        goto out;
+    }
+    respond(r, 201, render_webhook(&out));
+out:
+    json_decref(root);
+    json_decref(events);
+    json_decref(opts);
+    wg_instance_dispose(&in);
+    wg_instance_dispose(&out);
+}
+
+static void h_webhook_find(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_instance_t in;
+    if (evo_instance(r, c, &a, &in) != 0)
+        return;
+    respond(r, 200, render_webhook(&in));
+    wg_instance_dispose(&in);
+}
+
+static void h_settings_set(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_instance_t in, out = {0};
+    wg_core_err_t err = {0};
+    wg_instance_patch_t p;
+    json_t *root = NULL, *s = json_object();
+    static const char *const skeys[] = {"rejectCall",   "msgCall",      "groupsIgnore",
+                                        "alwaysOnline", "readMessages", "readStatus",
+                                        "syncFullHistory"};
+    if (evo_instance(r, c, &a, &in) != 0) {
+        json_decref(s);
+        return;
+    }
+    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0) {
+        fail(r, 400, "request body must be a JSON object");
+        goto out;
+    }
+    json_t *src = json_is_object(json_object_get(root, "settings"))
+                      ? json_object_get(root, "settings")
+                      : root;
+    for (size_t i = 0; i < sizeof(skeys) / sizeof(skeys[0]); i++) {
+        json_t *v = json_object_get(src, skeys[i]);
+        if (v && !json_is_null(v))
+            json_object_set(s, skeys[i], v);
+    }
+    memset(&p, 0, sizeof(p));
+    p.settings = s;
+    if (wg_core_instance_update(c->core, &a, in.id, &p, &out, &err) != 0) {
+        fail_core(r, &err, in.name);
+        goto out;
+    }
+    respond(r, 201, json_pack("{s:{s:s, s:o}}", "settings", "instanceName", out.name,
+                              "settings", render_settings(&out)));
+out:
+    json_decref(root);
+    json_decref(s);
+    wg_instance_dispose(&in);
+    wg_instance_dispose(&out);
+}
+
+static void h_settings_find(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_instance_t in;
+    if (evo_instance(r, c, &a, &in) != 0)
+        return;
+    respond(r, 200, render_settings(&in));
+    wg_instance_dispose(&in);
+}
+
 static const wg_route_t routes[] = {
     {WG_HTTP_POST, "/instance/create", h_create, RC_WRITE},
     {WG_HTTP_GET, "/instance/connect/{name}", h_connect, RC_WRITE},
@@ -537,6 +690,10 @@ static const wg_route_t routes[] = {
     {WG_HTTP_POST | WG_HTTP_PUT, "/instance/restart/{name}", h_restart, RC_WRITE},
     {WG_HTTP_DELETE, "/instance/logout/{name}", h_logout, RC_WRITE},
     {WG_HTTP_DELETE, "/instance/delete/{name}", h_delete, RC_WRITE},
+    {WG_HTTP_POST, "/webhook/set/{name}", h_webhook_set, RC_WRITE},
+    {WG_HTTP_GET, "/webhook/find/{name}", h_webhook_find, RC_READ},
+    {WG_HTTP_POST, "/settings/set/{name}", h_settings_set, RC_WRITE},
+    {WG_HTTP_GET, "/settings/find/{name}", h_settings_find, RC_READ},
 };
 static const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
 

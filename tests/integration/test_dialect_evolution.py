@@ -232,3 +232,59 @@ def test_evolution_create_errors_auth_and_lifecycle():
         assert st == 404 and nj["success"] is False and nj["error"]["code"] == "not_found", nj
     finally:
         srv.stop()
+
+
+def test_evolution_webhook_and_settings_set_find():
+    srv = gateway()
+    try:
+        ka, kb = account(srv, "evo-a"), account(srv, "evo-b")
+        st, js = evo(srv, "POST", "/instance/create", {"instanceName": "evo-w"}, key=ka)
+        assert st == 201, js
+        tok = js["hash"]
+        off = {"enabled": False, "url": None, "events": [], "webhookByEvents": False,
+               "webhookBase64": False}
+        st, js = evo(srv, "GET", "/webhook/find/evo-w", key=ka)
+        assert st == 200 and js == off, js
+        assert_err(*evo(srv, "GET", "/webhook/find/evo-w"), 401, "Unauthorized")
+        assert_err(*evo(srv, "GET", "/webhook/find/evo-w", key=kb), 404, "Not Found")
+        assert_err(*evo(srv, "POST", "/webhook/set/evo-w", {"webhook": {"url": "https://a.com/x"}},
+                        key=kb), 404, "Not Found")
+        on = {"webhook": {"enabled": True, "url": "https://myapp.com/w", "byEvents": True,
+                          "base64": True, "events": ["MESSAGES_UPSERT", "QRCODE_UPDATED"]}}
+        st, js = evo(srv, "POST", "/webhook/set/evo-w", on, key=tok)
+        want = {"enabled": True, "url": "https://myapp.com/w", "webhookByEvents": True,
+                "webhookBase64": True, "events": ["MESSAGES_UPSERT", "QRCODE_UPDATED"]}
+        assert st == 201 and js == want, js
+        st, js = evo(srv, "GET", "/webhook/find/evo-w", key=ka)
+        assert st == 200 and js == want, js
+        st, js = evo(srv, "POST", "/webhook/set/evo-w",
+                     {"webhook": {"enabled": True, "url": "https://myapp.com/w",
+                                  "events": ["BOGUS"]}}, key=ka)
+        assert_err(st, js, 400, "Bad Request")
+        assert_err(*evo(srv, "POST", "/webhook/set/evo-w",
+                        {"webhook": {"enabled": True, "url": "ftp://x.com/a"}}, key=ka),
+                   400, "Bad Request")
+        assert_err(*evo(srv, "POST", "/webhook/set/evo-w", {"webhook": {"enabled": True}},
+                        key=ka), 400, "Bad Request",
+                   "webhook.url is required when the webhook is enabled")
+        st, js = evo(srv, "GET", "/webhook/find/evo-w", key=ka)
+        assert js == want, js  # failed sets changed nothing
+        st, js = evo(srv, "POST", "/webhook/set/evo-w", {"webhook": {"enabled": False}}, key=ka)
+        assert st == 201 and js["enabled"] is False and js["url"] is None, js
+        # settings
+        st, js = evo(srv, "GET", "/settings/find/evo-w", key=tok)
+        assert st == 200 and js == {"rejectCall": False, "msgCall": "", "groupsIgnore": False,
+                                    "alwaysOnline": False, "readMessages": False,
+                                    "readStatus": False, "syncFullHistory": False}, js
+        st, js = evo(srv, "POST", "/settings/set/evo-w", {"rejectCall": True, "msgCall": "no",
+                                                          "readStatus": True}, key=ka)
+        s2 = {"rejectCall": True, "msgCall": "no", "groupsIgnore": False, "alwaysOnline": False,
+              "readMessages": False, "readStatus": True, "syncFullHistory": False}
+        assert st == 201 and js == {"settings": {"instanceName": "evo-w", "settings": s2}}, js
+        st, js = evo(srv, "GET", "/settings/find/evo-w", key=ka)
+        assert st == 200 and js == s2, js
+        assert_err(*evo(srv, "POST", "/settings/set/evo-w", {"readMessages": "x"}, key=ka), 400,
+                   "Bad Request")
+        assert_err(*evo(srv, "GET", "/settings/find/evo-w", key=kb), 404, "Not Found")
+    finally:
+        srv.stop()

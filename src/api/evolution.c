@@ -7,6 +7,7 @@
  *   DELETE /instance/delete/{name}
  *   POST   /webhook/set/{name}   GET /webhook/find/{name}
  *   POST   /settings/set/{name}  GET /settings/find/{name}
+ *   POST   /proxy/set/{name}     GET /proxy/find/{name}
  * Auth: the `apikey` header (Bearer accepted too). The credential is checked before the name is
  * resolved, so an unauthenticated caller learns nothing about names; an instance token reaches
  * only its own instance (any other name: 401, like a wrong key). Errors render as
@@ -120,6 +121,8 @@ static int evo_instance(wg_http_req_t *r, wg_api_ctx_t *c, wg_auth_t *a, wg_inst
     snprintf(r->log_instance, sizeof(r->log_instance), "%s", in->id);
     return 0;
 }
+
+static json_t *proxy_from(json_t *root, int prefixed);
 
 /* ---- rendering ---- */
 
@@ -282,6 +285,7 @@ static void h_create(wg_http_req_t *r, void *ctx)
     wg_auth_t a;
     wg_core_err_t err = {0};
     json_t *root = NULL, *settings = json_object(), *opts = json_object(), *events = NULL;
+    json_t *proxy = NULL;
     wg_instance_spec_t spec;
     wg_instance_t in = {0};
     char *token = NULL, m[200], phone[40];
@@ -349,6 +353,8 @@ static void h_create(wg_http_req_t *r, void *ctx)
             json_object_set(opts, "base64", b64);
         spec.webhook_opts = opts;
     }
+    proxy = proxy_from(root, 1);
+    spec.proxy = proxy;
     if (wg_core_instance_create(c->core, &spec, &in, &token, &err) != 0) {
         fail_core(r, &err, spec.name);
         goto out;
@@ -392,6 +398,7 @@ out:
     json_decref(settings);
     json_decref(opts);
     json_decref(events);
+    json_decref(proxy);
     wg_instance_dispose(&in);
     free(token);
 }
@@ -682,6 +689,95 @@ static void h_settings_find(wg_http_req_t *r, void *ctx)
     wg_instance_dispose(&in);
 }
 
+/* ---- proxy ---- */
+
+/* Evolution's proxy fields (proxyHost… on create, host… on /proxy/set) -> a new core proxy
+ * object, or NULL when no host is given. */
+static json_t *proxy_from(json_t *root, int prefixed)
+{
+    static const char *const k[][2] = {{"proxyHost", "host"},
+                                       {"proxyPort", "port"},
+                                       {"proxyProtocol", "protocol"},
+                                       {"proxyUsername", "username"},
+                                       {"proxyPassword", "password"}};
+    json_t *o = NULL;
+    for (size_t i = 0; i < sizeof(k) / sizeof(k[0]); i++) {
+        json_t *v = json_object_get(root, k[i][prefixed ? 0 : 1]);
+        if (!v || json_is_null(v) || (json_is_string(v) && !json_string_length(v)))
+            continue;
+        if (!o)
+            o = json_object();
+        json_object_set(o, k[i][1], v);
+    }
+    return o;
+}
+
+/* {enabled, host, port (text, as Evolution), protocol, username}; the password never leaves. */
+static const char *str_or_empty(json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    return v ? v : "";
+}
+
+static json_t *render_proxy(const wg_instance_t *in)
+{
+    json_t *p = wg_render_json_column(in->proxy);
+    char port[16] = "";
+    if (json_is_integer(json_object_get(p, "port")))
+        snprintf(port, sizeof(port), "%lld", (long long)json_integer_value(json_object_get(p, "port")));
+    json_t *o = json_pack("{s:b, s:s, s:s, s:s, s:s}", "enabled", json_is_object(p), "host",
+                          str_or_empty(p, "host"), "port", port, "protocol",
+                          str_or_empty(p, "protocol"), "username", str_or_empty(p, "username"));
+    json_decref(p);
+    return o;
+}
+
+static void h_proxy_set(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_instance_t in, out = {0};
+    wg_core_err_t err = {0};
+    wg_instance_patch_t p;
+    json_t *root = NULL, *px = NULL;
+    if (evo_instance(r, c, &a, &in) != 0)
+        return;
+    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0) {
+        fail(r, 400, "request body must be a JSON object");
+        goto out;
+    }
+    memset(&p, 0, sizeof(p));
+    p.set_proxy = 1;
+    if (!json_is_false(json_object_get(root, "enabled"))) {
+        if (!(px = proxy_from(root, 0))) {
+            fail(r, 400, "Invalid proxy: host is required");
+            goto out;
+        }
+        p.proxy = px;
+    }
+    if (wg_core_instance_update(c->core, &a, in.id, &p, &out, &err) != 0) {
+        fail_core(r, &err, in.name);
+        goto out;
+    }
+    respond(r, 201, render_proxy(&out));
+out:
+    json_decref(root);
+    json_decref(px);
+    wg_instance_dispose(&in);
+    wg_instance_dispose(&out);
+}
+
+static void h_proxy_find(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_instance_t in;
+    if (evo_instance(r, c, &a, &in) != 0)
+        return;
+    respond(r, 200, render_proxy(&in));
+    wg_instance_dispose(&in);
+}
+
 static const wg_route_t routes[] = {
     {WG_HTTP_POST, "/instance/create", h_create, RC_WRITE},
     {WG_HTTP_GET, "/instance/connect/{name}", h_connect, RC_WRITE},
@@ -694,6 +790,8 @@ static const wg_route_t routes[] = {
     {WG_HTTP_GET, "/webhook/find/{name}", h_webhook_find, RC_READ},
     {WG_HTTP_POST, "/settings/set/{name}", h_settings_set, RC_WRITE},
     {WG_HTTP_GET, "/settings/find/{name}", h_settings_find, RC_READ},
+    {WG_HTTP_POST, "/proxy/set/{name}", h_proxy_set, RC_WRITE},
+    {WG_HTTP_GET, "/proxy/find/{name}", h_proxy_find, RC_READ},
 };
 static const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
 

@@ -288,3 +288,45 @@ def test_evolution_webhook_and_settings_set_find():
         assert_err(*evo(srv, "GET", "/settings/find/evo-w", key=kb), 404, "Not Found")
     finally:
         srv.stop()
+
+
+def test_evolution_proxy_fields_set_find():
+    srv = gateway()
+    try:
+        ka, kb = account(srv, "evo-a"), account(srv, "evo-b")
+        st, js = evo(srv, "POST", "/instance/create",
+                     {"instanceName": "evo-p", "proxyHost": "bad host", "proxyPort": "3128"},
+                     key=ka)
+        assert_err(st, js, 400, "Bad Request")
+        assert js["response"]["message"][0].startswith("Invalid proxy"), js
+        st, js = evo(srv, "POST", "/instance/create",
+                     {"instanceName": "evo-p", "proxyHost": "10.0.0.1", "proxyPort": "3128",
+                      "proxyProtocol": "http", "proxyUsername": "u", "proxyPassword": "secret"},
+                     key=ka)
+        assert st == 201, js
+        st, js = evo(srv, "GET", "/proxy/find/evo-p", key=ka)
+        assert st == 200 and js == {"enabled": True, "host": "10.0.0.1", "port": "3128",
+                                    "protocol": "http", "username": "u"}, js
+        assert_err(*evo(srv, "GET", "/proxy/find/evo-p", key=kb), 404, "Not Found")
+        st, js = evo(srv, "POST", "/proxy/set/evo-p", {"enabled": True, "host": "10.0.0.2",
+                                                       "port": "99999", "protocol": "http"},
+                     key=ka)
+        assert_err(st, js, 400, "Bad Request")
+        assert js["response"]["message"][0].startswith("Invalid proxy"), js
+        st, js = evo(srv, "POST", "/proxy/set/evo-p", {"enabled": True, "host": "10.0.0.2",
+                                                       "port": "1080", "protocol": "socks5",
+                                                       "password": "pw"}, key=ka)
+        assert st == 201 and js == {"enabled": True, "host": "10.0.0.2", "port": "1080",
+                                    "protocol": "socks5", "username": ""}, js
+        assert "pw" not in json_text(srv, ka)
+        st, js = evo(srv, "POST", "/proxy/set/evo-p", {"enabled": False}, key=ka)
+        assert st == 201 and js == {"enabled": False, "host": "", "port": "", "protocol": "",
+                                    "username": ""}, js
+    finally:
+        srv.stop()
+
+
+def json_text(srv, key):
+    import json
+    return json.dumps([evo(srv, "GET", p, key=key)[1] for p in
+                       ("/proxy/find/evo-p", "/instance/fetchInstances")])

@@ -282,7 +282,7 @@ def test_offline_message_delivered_after_restart_and_burst():
         ids = [p["id"] for _, p in events(srv, iid, "message.received")]
         assert ids.count(mid) == 1, ids
         # burst
-        n = int(os.environ.get("WAGATE_MSG_BURST", "1000"))
+        n = int(os.environ.get("WAGATE_MSG_BURST", "10000"))
         t0 = time.time()
         sent = [phone_send(peer, owner, "burst %d" % i) for i in range(n)]
         wait_for(lambda: len(events(srv, iid, "message.received")) >= n + 2, "burst",

@@ -20,44 +20,17 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
-import curveJs from 'curve25519-js';
-import makeWASocket, { useMultiFileAuthState, Browsers } from 'baileys';
 import { WA_CERT_DETAILS } from 'baileys/lib/Defaults/index.js';
-import { Curve } from 'baileys/lib/Utils/crypto.js';
+import { WAGATE, check, sleep, withTimeout, waitFor, textOf, installStrictVerify, running, connect,
+    runSuite } from './common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const WAGATE = process.env.WAGATE_BIN || path.join(here, '..', '..', 'build', 'wagate');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wagate-imsg-'));
-const logger = pino({ level: process.env.BAILEYS_LOG || 'silent' });
 const ADMIN = 'wga_interop_instance_admin_key_0123456789';
 
-let passed = 0;
-let failed = 0;
-const check = (name, ok, detail = '') => {
-    if (ok) {
-        passed++;
-        console.log(`ok   ${name}`);
-    } else {
-        failed++;
-        console.log(`FAIL ${name}${detail ? ': ' + detail : ''}`);
-    }
-};
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const withTimeout = (p, ms, what) =>
-    Promise.race([p, sleep(ms).then(() => { throw new Error(`timeout after ${ms} ms: ${what}`); })]);
-
-// strict signatures (as link.test.mjs): Baileys' default Curve.verify accepts anything
-Curve.verify = (pub, msg, sig) => {
-    try {
-        return curveJs.verify(Buffer.from(pub), Buffer.from(msg), Buffer.from(sig));
-    } catch {
-        return false;
-    }
-};
+installStrictVerify(); // Baileys' default Curve.verify accepts anything (INTEROP.md)
 
 // ---------------------------------------------------------------- processes we start
-const running = new Set(); // killed on the way out, whatever happened
 function startProc(args, env, cwd) {
     const proc = spawn(WAGATE, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env }, cwd });
     running.add(proc);
@@ -77,17 +50,6 @@ async function stopProc(p) {
     p.proc.kill('SIGTERM');
     return withTimeout(p.exited, 15000, 'process exit').catch((e) => e);
 }
-async function waitFor(fn, ms, what) {
-    const end = Date.now() + ms;
-    for (;;) {
-        const v = await fn();
-        if (v)
-            return v;
-        if (Date.now() > end)
-            throw new Error(`timeout after ${ms} ms: ${what}`);
-        await sleep(100);
-    }
-}
 async function http(base, method, p, body, token) {
     const headers = {};
     if (body)
@@ -105,38 +67,12 @@ const freePort = () => new Promise((resolve, reject) => {
     s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
 });
 
-// ---------------------------------------------------------------- Baileys driver
-async function connect(wsUrl, dir, { onQr, onSocket } = {}) {
-    const { state, saveCreds } = await useMultiFileAuthState(dir);
-    const sock = makeWASocket({
-        auth: state, waWebSocketUrl: wsUrl, logger, browser: Browsers.ubuntu('Chrome'),
-        markOnlineOnConnect: false, syncFullHistory: false, connectTimeoutMs: 15000,
-        defaultQueryTimeoutMs: 15000, qrTimeout: 30000,
-    });
-    sock.ev.on('creds.update', saveCreds);
-    if (onSocket)
-        onSocket(sock);
-    let qrSeen = false;
-    return new Promise((resolve) => {
-        sock.ev.on('connection.update', (u) => {
-            if (u.qr && onQr && !qrSeen) {
-                qrSeen = true;
-                onQr(u.qr, sock);
-            }
-            if (u.connection === 'open')
-                resolve({ open: sock });
-            if (u.connection === 'close')
-                resolve({ close: u.lastDisconnect?.error?.output?.statusCode, sock });
-        });
-    });
-}
 // every message Baileys emits, so a message that comes before we wait for it is not lost
 function collect(sock) {
     const seen = [];
     sock.ev.on('messages.upsert', ({ messages }) => { for (const m of messages) seen.push(m); });
     return seen;
 }
-const textOf = (m) => m?.message?.conversation || m?.message?.extendedTextMessage?.text || null;
 
 async function main() {
     if (!process.env.WAGATE_BIN)
@@ -186,11 +122,11 @@ async function main() {
 
     // ---- Baileys linked to phone B
     const dirB = path.join(tmp, 'authB');
-    const first = await withTimeout(connect(wsUrl, dirB, { onQr: (qr) => sapi('POST', `/phones/${B}/scan`, { qr }) }),
+    const first = await withTimeout(connect({ wsUrl }, dirB, { onQr: (qr) => sapi('POST', `/phones/${B}/scan`, { qr }) }),
         40000, 'pairing socket');
     let seen = null;
     const second = first.close === 515
-        ? await withTimeout(connect(wsUrl, dirB, { onSocket: (s) => { seen = collect(s); } }), 40000, 'login socket') : null;
+        ? await withTimeout(connect({ wsUrl }, dirB, { onSocket: (s) => { seen = collect(s); } }), 40000, 'login socket') : null;
     check('Baileys linked to phone B and open', !!second?.open, JSON.stringify({ close: first.close }));
     const sock = second.open;
     await sleep(1500); // prekey upload after login
@@ -248,14 +184,4 @@ async function main() {
     check('sandbox stops cleanly', sst?.code === 0, JSON.stringify(sst));
 }
 
-try {
-    await main();
-} catch (e) {
-    failed++;
-    console.log(`FAIL unexpected: ${e?.stack || e}`);
-}
-for (const p of running)
-    p.kill('SIGKILL');
-fs.rmSync(tmp, { recursive: true, force: true });
-console.log(`instance_messaging: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+await runSuite('instance_messaging', tmp, main);

@@ -17,127 +17,18 @@
 //   offline   Baileys closed; B sends; Baileys logs in again and gets it from the offline queue
 //   call      B calls A: Baileys sees the offer and rejects it; B's calls list the reject
 //   restart   the sandbox restarts on its state file: sessions survive both ways
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pino from 'pino';
-import makeWASocket, { useMultiFileAuthState, Browsers } from 'baileys';
-import { WA_CERT_DETAILS } from 'baileys/lib/Defaults/index.js';
+import { check, sleep, withTimeout, waitFor, textOf, Sandbox, connect, pairThenLogin, runSuite }
+    from './common.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const WAGATE = process.env.WAGATE_BIN || path.join(here, '..', '..', 'build', 'wagate');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'wagate-msg-'));
-const logger = pino({ level: process.env.BAILEYS_LOG || 'silent' });
-
-let passed = 0;
-let failed = 0;
-const check = (name, ok, detail = '') => {
-    if (ok) {
-        passed++;
-        console.log(`ok   ${name}`);
-    } else {
-        failed++;
-        console.log(`FAIL ${name}${detail ? ': ' + detail : ''}`);
-    }
-};
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const withTimeout = (p, ms, what) =>
-    Promise.race([p, sleep(ms).then(() => { throw new Error(`timeout after ${ms} ms: ${what}`); })]);
-// ---------------------------------------------------------------- the sandbox
-const running = new Set(); // killed on the way out, whatever happened
-class Sandbox {
-    constructor(state) {
-        this.state = state;
-        this.keyFile = path.join(tmp, 'root.hex');
-        this.listen = '127.0.0.1:0';
-        this.control = '127.0.0.1:0';
-    }
-    async start() {
-        const args = ['sandbox', '--listen', this.listen, '--control', this.control,
-            '--state', this.state, '--root-key-out', this.keyFile];
-        this.proc = spawn(WAGATE, args, { stdio: ['ignore', 'pipe', 'pipe'],
-            env: { ...process.env, WAGATE_LOG_LEVEL: process.env.SANDBOX_LOG ? 'debug' : 'info' } });
-        const proc = this.proc;
-        running.add(proc);
-        this.exited = new Promise((r) => proc.on('exit', (code, sig) => { running.delete(proc); r({ code, sig }); }));
-        if (process.env.SANDBOX_LOG)
-            this.proc.stderr.on('data', (d) => process.stderr.write(d));
-        else
-            this.proc.stderr.on('data', () => {});
-        let out = '';
-        await withTimeout(new Promise((resolve, reject) => {
-            this.proc.stdout.on('data', (d) => {
-                out += d;
-                if (/control http:\/\/\S+/.test(out) && /websocket ws:\/\/\S+/.test(out))
-                    resolve();
-            });
-            this.proc.on('exit', (c) => reject(new Error(`sandbox exited ${c}: ${out}`)));
-        }), 10000, 'sandbox start');
-        this.wsUrl = out.match(/websocket (ws:\/\/\S+)/)[1];
-        this.ctlUrl = out.match(/control (http:\/\/\S+)/)[1];
-        this.rootHex = out.match(/root key ([0-9a-f]{64})/)[1];
-        // keep the same ports across restarts
-        this.listen = this.wsUrl.replace(/^ws:\/\//, '').replace(/\/ws\/chat$/, '');
-        this.control = this.ctlUrl.replace(/^http:\/\//, '');
-        WA_CERT_DETAILS.PUBLIC_KEY = Buffer.from(this.rootHex, 'hex');
-        return this;
-    }
-    async stop(signal = 'SIGTERM') {
-        if (!this.proc)
-            return null;
-        this.proc.kill(signal);
-        const r = await this.exited;
-        this.proc = null;
-        return r;
-    }
-    async api(method, p, body) {
-        const res = await fetch(this.ctlUrl + p, {
-            method, headers: body ? { 'content-type': 'application/json' } : {},
-            body: body ? JSON.stringify(body) : undefined,
-        });
-        let json = null;
-        try { json = await res.json(); } catch { /* empty */ }
-        return { status: res.status, body: json };
-    }
-}
 
 // ---------------------------------------------------------------- Baileys driver
-// One socket; resolves with {open: sock} on connection 'open' or {close: statusCode}.
-async function connect(sb, dir, { onQr, onSocket } = {}) {
-    const { state, saveCreds } = await useMultiFileAuthState(dir);
-    const sock = makeWASocket({
-        auth: state, waWebSocketUrl: sb.wsUrl, logger, browser: Browsers.ubuntu('Chrome'),
-        markOnlineOnConnect: false, syncFullHistory: false, connectTimeoutMs: 15000,
-        defaultQueryTimeoutMs: 15000, qrTimeout: 30000,
-    });
-    sock.ev.on('creds.update', saveCreds);
-    if (onSocket)
-        onSocket(sock);
-    let qrSeen = false;
-    return new Promise((resolve) => {
-        sock.ev.on('connection.update', (u) => {
-            if (u.qr && onQr && !qrSeen) {
-                qrSeen = true;
-                onQr(u.qr, sock);
-            }
-            if (u.connection === 'open')
-                resolve({ open: sock, creds: state.creds });
-            if (u.connection === 'close')
-                resolve({ close: u.lastDisconnect?.error?.output?.statusCode, sock, creds: state.creds });
-        });
-    });
-}
-
-// Pairs (first socket) then logs in (second socket), as an application handles the 515.
-async function pairThenLogin(sb, dir, onQr) {
-    const first = await withTimeout(connect(sb, dir, { onQr }), 40000, 'pairing socket');
-    const second = first.close === 515
-        ? await withTimeout(connect(sb, dir), 40000, 'login socket') : null;
-    return { first, second };
-}
-
 // Resolves with the first message Baileys emits that pred accepts (within ms).
 const nextMessage = (sock, pred, ms, what) => withTimeout(new Promise((resolve) => {
     const h = ({ messages }) => {
@@ -151,24 +42,10 @@ const nextMessage = (sock, pred, ms, what) => withTimeout(new Promise((resolve) 
     };
     sock.ev.on('messages.upsert', h);
 }), ms, what);
-const textOf = (m) => m?.message?.conversation || m?.message?.extendedTextMessage?.text || null;
-
-async function waitFor(fn, ms, what) {
-    const end = Date.now() + ms;
-    for (;;) {
-        const v = await fn();
-        if (v)
-            return v;
-        if (Date.now() > end)
-            throw new Error(`timeout after ${ms} ms: ${what}`);
-        await sleep(100);
-    }
-}
-
 async function main() {
     if (!process.env.WAGATE_BIN)
         execFileSync('make', ['-s', '--no-print-directory', 'build/wagate'], { cwd: path.join(here, '..', '..'), stdio: 'inherit' });
-    const sb = await new Sandbox(path.join(tmp, 'sandbox.db')).start();
+    const sb = await new Sandbox(path.join(tmp, 'sandbox.db'), tmp).start();
     const A = '15550001111', B = '15550002222', C = '15550003333';
     const jA = `${A}@s.whatsapp.net`, jB = `${B}@s.whatsapp.net`;
     for (const [n, name] of [[A, 'Ann'], [B, 'Bob'], [C, 'Cid']])
@@ -349,14 +226,4 @@ async function main() {
     check('sandbox stops cleanly', st?.code === 0, JSON.stringify(st));
 }
 
-try {
-    await main();
-} catch (e) {
-    failed++;
-    console.log(`FAIL unexpected: ${e?.stack || e}`);
-}
-for (const p of running)
-    p.kill('SIGKILL');
-fs.rmSync(tmp, { recursive: true, force: true });
-console.log(`messaging: ${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+await runSuite('messaging', tmp, main);

@@ -465,7 +465,7 @@ int wg_core_instance_create(wg_core_t *c, const wg_instance_spec_t *spec, wg_ins
     int64_t limit = wg_core_plan_limit(c, owner.plan);
 
     *token = spec->token ? strdup(spec->token) : wg_token_new("wgi_");
-    in.id = wg_id_new("inst_", 12);
+    in.id = wg_uuid_new();
     wh = webhook_json(NULL, 1, spec->webhook_url, events);
     if (wh && (rv = set_webhook_secret(&wh, spec->webhook_secret)) != 0) {
         internal(err, rv);

@@ -3,6 +3,9 @@
 #include "util/codec.h"
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <openssl/sha.h>
 #include <string.h>
 
@@ -33,4 +36,21 @@ char *wg_token_new(const char *prefix)
 char *wg_id_new(const char *prefix, size_t nbytes)
 {
     return wg_random_token(prefix, nbytes);
+}
+
+char *wg_uuid_new(void)
+{
+    unsigned char b[16];
+    if (RAND_bytes(b, sizeof(b)) != 1)
+        return NULL;
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40); /* version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    char *out = malloc(37);
+    if (!out)
+        return NULL;
+    snprintf(out, 37,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+             b[13], b[14], b[15]);
+    return out;
 }

@@ -17,5 +17,8 @@ int wg_token_hash_equal(const char *a, const char *b);
 char *wg_token_new(const char *prefix);
 /* New random id: prefix + 2*nbytes hex digits; caller frees. */
 char *wg_id_new(const char *prefix, size_t nbytes);
+/* New random RFC 4122 version-4 UUID in lowercase (36 characters); caller frees; NULL on
+ * failure. Instance ids are UUIDs because every product we replace documents them so. */
+char *wg_uuid_new(void);
 
 #endif

@@ -14,7 +14,7 @@ from test_link import Sandbox
 
 ADMIN = "wga_evo_test_admin_key_0123456789"
 SB = None
-IID = re.compile(r"^inst_[0-9a-f]{24}$")  # the core id; Evolution documents a UUID (docs/dialects.md)
+IID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")  # the core id is a UUID v4, as Evolution documents
 
 
 def setup_module():

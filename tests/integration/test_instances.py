@@ -50,7 +50,7 @@ def test_create_minimal():
     b = create({"name": "Sales WhatsApp"})
     d = b["data"]
     assert b["success"] is True
-    assert re.match(r"^inst_[0-9a-f]{24}$", d["id"])
+    assert re.match(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$", d["id"])
     assert d["name"] == "Sales WhatsApp"
     for k in ("phone", "profileName", "profilePicUrl", "webhookUrl", "qrCode"):
         assert d[k] is None, k

@@ -41,7 +41,7 @@ def test_other_account_sees_nothing():
             assert st == 404, (tok[:4], m, p)
             assert b["error"]["code"] == "not_found"
             # indistinguishable from an id that does not exist
-            st2, _, b2 = srv.request(m, p % "inst_ffffffffffffffffffffffff", body, token=tok)
+            st2, _, b2 = srv.request(m, p % "ffffffff-ffff-4fff-bfff-ffffffffffff", body, token=tok)
             assert (st2, b2["error"]) == (st, b["error"])
         st, _, b = srv.request("GET", "/v1/instances", token=tok)
         ids = [d["id"] for d in b["data"]]

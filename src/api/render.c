@@ -43,6 +43,9 @@ json_t *wg_render_instance_native(const wg_instance_t *in, const char *access_to
     json_t *proxy = wg_render_json_column(in->proxy);
     if (json_is_object(proxy))
         json_object_del(proxy, "password");
+    json_t *settings = wg_render_json_column(in->settings);
+    /* a WHATSAPP-BUSINESS token is a Meta credential: stored, never shown */
+    json_object_del(json_object_get(settings, "business"), "token");
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:O, s:O, s:o, s:o, s:n, s:o, s:o}", "id",
         in->id, "name", in->name, "status", in->status, "statusReason",
@@ -50,7 +53,7 @@ json_t *wg_render_instance_native(const wg_instance_t *in, const char *access_to
         wg_render_str(in->push_name), "profilePicUrl", wg_render_str(in->profile_pic_url),
         "integration", in->integration ? in->integration : "WHATSAPP-BAILEYS", "webhookUrl",
         url ? url : json_null(), "webhookEvents", events ? events : json_null(), "settings",
-        wg_render_json_column(in->settings), "proxy", proxy, "qrCode", "createdAt",
+        settings, "proxy", proxy, "qrCode", "createdAt",
         wg_render_time_json(in->created_at), "updatedAt", wg_render_time_json(in->updated_at));
     json_decref(wh);
     if (o && access_token)

@@ -90,6 +90,14 @@ typedef struct {
     json_t *webhook_opts;    /* NULL or {byEvents?: bool, base64?: bool, maxAttempts?: 1..1000} */
     json_t *settings;        /* NULL or partial settings object (borrowed) */
     json_t *proxy;           /* NULL or proxy object (borrowed) */
+    /* 1: the core makes a unique api_name "t<n>_<8 base36 random>_<slug of name>" (n: the
+     * owner's n-th instance) and api_name above is ignored (Wachat's apiInstanceName) */
+    int api_name_auto;
+    /* WHATSAPP-BUSINESS (Cloud API) credentials, required for that integration and ignored
+     * for others: {token, businessId, phoneNumberId}, non-empty strings (borrowed). Stored in
+     * settings.business; the token is never rendered back. Field errors name
+     * "business.<key>". */
+    json_t *business;
 } wg_instance_spec_t;
 
 /* Validates spec (field errors), enforces the owner's plan limit, stores the instance as
@@ -106,6 +114,11 @@ int wg_core_instance_get(wg_core_t *c, const wg_auth_t *a, const char *id, wg_in
  * WG_EPERM with err 401 (a token cannot probe names); otherwise 404 not_found when none. */
 int wg_core_instance_by_name(wg_core_t *c, const wg_auth_t *a, const char *name,
                              wg_instance_t *out, wg_core_err_t *err);
+/* The same for the globally unique api_name (Wachat's apiInstanceName): 404 not_found when the
+ * credential may not see it or it does not exist; an instance token asking for another name
+ * gets WG_EPERM with err 401. */
+int wg_core_instance_by_api_name(wg_core_t *c, const wg_auth_t *a, const char *api_name,
+                                 wg_instance_t *out, wg_core_err_t *err);
 int wg_core_instance_list(wg_core_t *c, const wg_auth_t *a, const char *status,
                           const char *name_like, int64_t page, int64_t limit, wg_instance_t **out,
                           size_t *n, int64_t *total, wg_core_err_t *err);

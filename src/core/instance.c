@@ -11,6 +11,7 @@
 #include "util/err.h"
 #include "util/log.h"
 
+#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,10 @@ int wg_core_settings_merge(json_t *base, json_t *in, json_t **out, wg_core_err_t
             json_object_set_new(s, settings_keys[i].key,
                                 json_string(v && json_is_string(v) ? json_string_value(v) : ""));
     }
+    /* business credentials are set at create only (spec->business), never by a settings patch */
+    json_t *biz = base ? json_object_get(base, "business") : NULL;
+    if (json_is_object(biz))
+        json_object_set(s, "business", biz);
     if (in && !json_is_null(in)) {
         const char *k;
         json_t *v;
@@ -395,13 +400,88 @@ void wg_core_engine_report(wg_core_t *c, const wg_engine_report_t *r)
     }
 }
 
-/* Asks the engine to start id (already STARTING); FAILED + reason when it cannot. */
-static int engine_start(wg_core_t *c, const char *id)
+static int is_business(const char *integration)
+{
+    return integration && !strcmp(integration, "WHATSAPP-BUSINESS");
+}
+
+/* Asks the engine to start id (already STARTING); FAILED + reason when it cannot. The engine
+ * speaks the multi-device (Baileys) protocol only: a WHATSAPP-BUSINESS instance needs Meta's
+ * Cloud API transport, which wagate does not have, so it fails at once with a reason that says
+ * so instead of pretending to connect. */
+static int engine_start(wg_core_t *c, const char *id, const char *integration)
 {
     char reason[64] = "engine_unavailable";
+    if (is_business(integration))
+        return wg_core_instance_set_status(c, id, WG_STATUS_FAILED, "cloud_api_not_supported");
     if (c->engine && c->engine->ops->start(c->engine, id, reason, sizeof(reason)) == 0)
         return 0;
     return wg_core_instance_set_status(c, id, WG_STATUS_FAILED, reason);
+}
+
+/* settings with "business": {token, businessId, phoneNumberId} added from spec->business;
+ * every key a non-empty text of at most 500 characters (field "business.<key>"). */
+static int add_business(json_t *settings, json_t *biz, wg_core_err_t *err)
+{
+    static const char *const keys[] = {"token", "businessId", "phoneNumberId"};
+    json_t *o = json_object();
+    if (!o)
+        return internal(err, WG_ENOMEM);
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        json_t *v = json_is_object(biz) ? json_object_get(biz, keys[i]) : NULL;
+        if (!json_is_string(v) || !json_string_length(v) ||
+            !wg_valid_text(json_string_value(v), 500)) {
+            char field[40];
+            snprintf(field, sizeof(field), "business.%s", keys[i]);
+            wg_core_err_set(err, 422, "validation_error", field,
+                            "%s is required for WHATSAPP-BUSINESS (a text of at most 500 "
+                            "characters)",
+                            field);
+            json_decref(o);
+            return WG_EINVAL;
+        }
+        json_object_set(o, keys[i], v);
+    }
+    json_object_set_new(settings, "business", o);
+    return 0;
+}
+
+/* "t<n>_<8 base36 random>_<slug>": slug = name lowered, runs of other than [a-z0-9] as one
+ * '-', trimmed, at most 40 characters ("instance" when nothing is left). */
+static int make_api_name(wg_core_t *c, const char *owner, const char *name, char *out,
+                         size_t cap)
+{
+    static const char b36[] = "0123456789abcdefghijklmnopqrstuvwxyz";
+    unsigned char rnd[8];
+    char rs[9], slug[41];
+    size_t n = 0;
+    wg_instance_filter_t f = {0};
+    wg_instance_t *v = NULL;
+    size_t cnt = 0;
+    int64_t total = 0;
+    f.owner_id = owner;
+    f.limit = 1;
+    int rv = wg_store_instance_list(c->store, &f, &v, &cnt, &total);
+    wg_instance_list_free(v, cnt);
+    if (rv)
+        return rv;
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+        return WG_ECRYPTO;
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        rs[i] = b36[rnd[i] % 36]; /* bias of 256 % 36 is irrelevant: uniqueness is the index's */
+    rs[8] = 0;
+    for (const char *p = name; *p && n < sizeof(slug) - 1; p++) {
+        char ch = *p >= 'A' && *p <= 'Z' ? (char)(*p - 'A' + 'a') : *p;
+        if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'))
+            slug[n++] = ch;
+        else if (n && slug[n - 1] != '-')
+            slug[n++] = '-';
+    }
+    while (n && slug[n - 1] == '-')
+        n--;
+    slug[n] = 0;
+    snprintf(out, cap, "t%lld_%s_%s", (long long)total + 1, rs, n ? slug : "instance");
+    return 0;
 }
 
 int wg_core_instance_create(wg_core_t *c, const wg_instance_spec_t *spec, wg_instance_t *out,
@@ -454,6 +534,9 @@ int wg_core_instance_create(wg_core_t *c, const wg_instance_spec_t *spec, wg_ins
     if ((rv = wg_core_settings_merge(NULL, spec->settings, &settings, err)) != 0 ||
         (rv = wg_core_proxy_parse(spec->proxy, &proxy, err)) != 0)
         goto out;
+    if (is_business(spec->integration) &&
+        (rv = add_business(settings, spec->business, err)) != 0)
+        goto out;
 
     if ((rv = wg_store_account_get(c->store, spec->owner_id, &owner)) != 0) {
         if (rv == WG_ENOTFOUND)
@@ -501,7 +584,22 @@ int wg_core_instance_create(wg_core_t *c, const wg_instance_spec_t *spec, wg_ins
         goto out;
     }
     wg_store_event_t ev = {"connection.updated", ev_txt};
-    rv = wg_store_instance_insert(c->store, &in, h, limit, &ev, &conflict);
+    char api_name[96];
+    for (int attempt = 0;; attempt++) {
+        if (spec->api_name_auto) {
+            if ((rv = make_api_name(c, spec->owner_id, spec->name, api_name,
+                                    sizeof(api_name))) != 0) {
+                internal(err, rv);
+                goto out;
+            }
+            in.api_name = api_name;
+        }
+        rv = wg_store_instance_insert(c->store, &in, h, limit, &ev, &conflict);
+        /* a generated api_name that collides is drawn again (8 base36 characters: rare) */
+        if (!(rv == WG_EEXIST && spec->api_name_auto && conflict &&
+              !strcmp(conflict, "api_name") && attempt < 4))
+            break;
+    }
     if (rv == WG_ELIMIT) {
         wg_core_err_set(err, 403, "instance_limit_reached", NULL,
                         "plan '%s' allows %lld instance(s)", owner.plan, (long long)limit);
@@ -525,7 +623,7 @@ int wg_core_instance_create(wg_core_t *c, const wg_instance_spec_t *spec, wg_ins
     }
     wg_log(WG_LOG_INFO, "core", "instance=%s created owner=%s from=- to=%s", in.id,
            spec->owner_id, WG_STATUS_STARTING);
-    engine_start(c, in.id); /* a failure here is recorded as FAILED, not returned */
+    engine_start(c, in.id, in.integration); /* a failure is recorded as FAILED, not returned */
     if ((rv = wg_store_instance_get(c->store, in.id, out)) != 0)
         internal(err, rv);
 out:
@@ -624,6 +722,41 @@ int wg_core_instance_by_name(wg_core_t *c, const wg_auth_t *a, const char *name,
         return not_found(err);
     }
     return 0;
+}
+
+int wg_core_instance_by_api_name(wg_core_t *c, const wg_auth_t *a, const char *api_name,
+                                 wg_instance_t *out, wg_core_err_t *err)
+{
+    wg_instance_filter_t f = {0};
+    wg_instance_t *v = NULL;
+    size_t n = 0;
+    int64_t total = 0;
+    memset(out, 0, sizeof(*out));
+    if (a->kind == WG_AUTH_ACCOUNT)
+        f.owner_id = a->account_id;
+    else if (a->kind == WG_AUTH_INSTANCE)
+        f.instance_id = a->instance_id;
+    else if (a->kind != WG_AUTH_ADMIN)
+        return not_found(err);
+    if (!api_name || !*api_name)
+        return not_found(err);
+    f.api_name = api_name;
+    f.limit = 1;
+    int rv = wg_store_instance_list(c->store, &f, &v, &n, &total);
+    if (rv)
+        return internal(err, rv);
+    if (n == 1) {
+        *out = v[0];
+        memset(&v[0], 0, sizeof(v[0]));
+    }
+    wg_instance_list_free(v, n);
+    if (n == 1)
+        return 0;
+    if (a->kind == WG_AUTH_INSTANCE) {
+        wg_core_err_set(err, 401, "unauthorized", NULL, "this token belongs to another instance");
+        return WG_EPERM;
+    }
+    return not_found(err);
 }
 
 int wg_core_instance_list(wg_core_t *c, const wg_auth_t *a, const char *status,
@@ -782,7 +915,7 @@ int wg_core_instance_action(wg_core_t *c, const wg_auth_t *a, const char *id, wg
     memset(out, 0, sizeof(*out));
     if ((rv = wg_core_instance_get(c, a, id, &cur, err)) != 0)
         return rv;
-    int running = is_running(cur.status);
+    int running = is_running(cur.status), business = is_business(cur.integration);
     wg_instance_dispose(&cur);
     if (act == WG_ACTION_STOP || act == WG_ACTION_RESTART || act == WG_ACTION_LOGOUT) {
         if (c->engine) {
@@ -799,7 +932,7 @@ int wg_core_instance_action(wg_core_t *c, const wg_auth_t *a, const char *id, wg
     }
     if (!rv && (act == WG_ACTION_START || act == WG_ACTION_RESTART) && !running) {
         if ((rv = wg_core_instance_set_status(c, id, WG_STATUS_STARTING, NULL)) == 0)
-            rv = engine_start(c, id);
+            rv = engine_start(c, id, business ? "WHATSAPP-BUSINESS" : NULL);
     }
     if (rv == WG_ENOTFOUND) /* deleted meanwhile */
         return not_found(err);

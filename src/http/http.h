@@ -55,6 +55,13 @@ struct wg_http_req {
     uint8_t *raw;
     size_t raw_len;
 
+    /* Extra response headers (optional, e.g. Wachat's X-Instance-Name): name "" = unused.
+     * Values must be header-safe text (no CR/LF; the server drops a header it refuses). */
+    struct {
+        char name[32];
+        char value[160];
+    } xhdr[2];
+
     /* Deferred response (optional): a handler that cannot answer yet sets wait (and wait_arg,
      * wait_ms) and leaves the response empty. The server then calls wait(r, ctx, final) on the
      * same loop every WG_HTTP_WAIT_TICK_MS: it returns 1 once it has set the response; after

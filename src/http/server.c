@@ -188,6 +188,9 @@ static void send_response(worker_t *w, struct evhttp_request *req, wg_http_req_t
         evhttp_add_header(oh, "Retry-After", r->retry_after);
     if (r->allow[0])
         evhttp_add_header(oh, "Allow", r->allow);
+    for (size_t i = 0; i < sizeof(r->xhdr) / sizeof(r->xhdr[0]); i++)
+        if (r->xhdr[i].name[0])
+            evhttp_add_header(oh, r->xhdr[i].name, r->xhdr[i].value);
     if (w->draining)
         evhttp_add_header(oh, "Connection", "close");
     if (out && body) {

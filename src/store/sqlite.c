@@ -527,7 +527,8 @@ static int sq_instance_get(wg_store_t *base, const char *id, const char *token_h
 static const char filter_where[] = " WHERE (?1 IS NULL OR owner_id = ?1)"
                                    " AND (?2 IS NULL OR id = ?2)"
                                    " AND (?3 IS NULL OR status = ?3)"
-                                   " AND (?4 IS NULL OR instr(lower(name), lower(?4)) > 0)";
+                                   " AND (?4 IS NULL OR instr(lower(name), lower(?4)) > 0)"
+                                   " AND (?7 IS NULL OR api_name = ?7)";
 
 static void bind_filter(sqlite3_stmt *st, const wg_instance_filter_t *f)
 {
@@ -535,6 +536,7 @@ static void bind_filter(sqlite3_stmt *st, const wg_instance_filter_t *f)
     bind_text(st, 2, f->instance_id);
     bind_text(st, 3, f->status);
     bind_text(st, 4, f->name_like);
+    bind_text(st, 7, f->api_name); /* ?5 ?6 are the list's LIMIT and OFFSET */
 }
 
 static int sq_instance_list(wg_store_t *base, const wg_instance_filter_t *f, wg_instance_t **out,

@@ -93,6 +93,7 @@ typedef struct {
     const char *instance_id; /* NULL: any; else only this one (instance tokens) */
     const char *status;      /* NULL or exact status */
     const char *name_like;   /* NULL or substring of name (case-insensitive ASCII) */
+    const char *api_name;    /* NULL or exact api_name */
     int64_t offset, limit;
 } wg_instance_filter_t;
 

@@ -198,3 +198,53 @@ int wg_dialect_wait_qr(wg_http_req_t *r, wg_api_ctx_t *c, const char *id, int wa
     r->wait_ms = wait_ms;
     return 1;
 }
+
+typedef struct {
+    wg_core_send_t s;
+    wg_dialect_send_done_fn done;
+    void *arg;
+    void (*arg_free)(void *);
+} send_wait_t;
+
+static int send_wait_cb(wg_http_req_t *r, void *ctx, int final)
+{
+    wg_api_ctx_t *c = ctx;
+    send_wait_t *w = r->wait_arg;
+    wg_core_sent_t sent;
+    wg_core_err_t err = {0};
+    if (final >= 0) {
+        int st = wg_core_send_result(c->core, &w->s, final, &sent, &err);
+        if (st == 0)
+            return 0;
+        w->done(r, c, &w->s, st == 1 ? &sent : NULL, st == 1 ? NULL : &err, w->arg);
+    }
+    wg_core_send_drop(c->core, &w->s);
+    if (w->arg_free)
+        w->arg_free(w->arg);
+    free(w);
+    r->wait_arg = NULL;
+    return 1;
+}
+
+int wg_dialect_send_text(wg_http_req_t *r, wg_api_ctx_t *c, const wg_instance_t *in,
+                         const wg_core_send_text_t *m, wg_dialect_send_done_fn done, void *arg,
+                         void (*arg_free)(void *), wg_core_err_t *err)
+{
+    int rv;
+    send_wait_t *w = calloc(1, sizeof(*w));
+    if (!w) {
+        wg_core_err_set(err, 500, "internal_error", NULL, "out of memory");
+        return WG_ENOMEM;
+    }
+    if ((rv = wg_core_send_text(c->core, in, m, &w->s, err)) != 0) {
+        free(w);
+        return rv;
+    }
+    w->done = done;
+    w->arg = arg;
+    w->arg_free = arg_free;
+    r->wait = send_wait_cb;
+    r->wait_arg = w;
+    r->wait_ms = WG_SEND_WAIT_MS + (int)w->s.delay_ms;
+    return 0;
+}

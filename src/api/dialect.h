@@ -11,6 +11,7 @@
 #define WG_API_DIALECT_H
 
 #include "api/native.h"
+#include "core/send.h"
 
 typedef enum {
     WG_DIALECT_NATIVE = 0,
@@ -67,5 +68,19 @@ typedef void (*wg_dialect_qr_done_fn)(wg_http_req_t *r, wg_api_ctx_t *c, const w
                                       void *arg);
 int wg_dialect_wait_qr(wg_http_req_t *r, wg_api_ctx_t *c, const char *id, int wait_ms,
                        wg_dialect_qr_done_fn done, void *arg, void (*arg_free)(void *));
+
+/* Deferred text send: validates and queues m for instance `in` through the core
+ * (wg_core_send_text), then, once the server acked it, it failed, or WG_SEND_WAIT_MS (plus the
+ * delay) passed, calls done(r, c, s, sent, err, arg) with exactly one of sent (acked) and err
+ * (failed or timed out) non-NULL; done sets the response in the adapter's shape. Then
+ * arg_free(arg). Returns 0 when deferred; a negative WG_E* with *err set when the core refused
+ * or memory ran out (nothing queued, done is never called, the caller answers and still owns
+ * arg). */
+typedef void (*wg_dialect_send_done_fn)(wg_http_req_t *r, wg_api_ctx_t *c,
+                                        const wg_core_send_t *s, const wg_core_sent_t *sent,
+                                        const wg_core_err_t *err, void *arg);
+int wg_dialect_send_text(wg_http_req_t *r, wg_api_ctx_t *c, const wg_instance_t *in,
+                         const wg_core_send_text_t *m, wg_dialect_send_done_fn done, void *arg,
+                         void (*arg_free)(void *), wg_core_err_t *err);
 
 #endif

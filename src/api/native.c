@@ -14,6 +14,7 @@
  * account key (its instances) or an instance token (that instance only); anything else the
  * credential may not see answers 404, exactly like an id that does not exist. */
 #include "api/native.h"
+#include "api/dialect.h"
 #include "api/render.h"
 #include "qr/qr.h"
 #include "core/validate.h"
@@ -865,76 +866,19 @@ out:
     wg_instance_dispose(&in);
 }
 
-/* ---- messages and presence (the engine's worker sends; the reply waits for the server ack) */
+/* ---- messages and presence (rules in core/send.c; the reply waits for the server ack) */
 
-#define SEND_WAIT_MS 30000
-#define SEND_MAX_DELAY_MS 20000
-
-typedef struct {
-    uint64_t token;
-} send_wait_t;
-
-static int send_wait(wg_http_req_t *r, void *ctx, int final)
+static void send_done(wg_http_req_t *r, wg_api_ctx_t *c, const wg_core_send_t *s,
+                      const wg_core_sent_t *sent, const wg_core_err_t *err, void *arg)
 {
-    wg_api_ctx_t *c = ctx;
-    send_wait_t *sw = r->wait_arg;
-    const wg_engine_ops_t *ops = c->core->engine->ops;
-    char mid[32] = "";
-    int rv = 0;
-    if (final >= 0) {
-        int st = ops->send_result(c->core->engine, sw->token, &rv, mid, 0);
-        if (st == 0 && !final)
-            return 0;
-        if (st == 1 && rv == 0)
-            respond(r, 200, wg_render_ok(json_pack("{s:s,s:s}", "messageId", mid, "status",
-                                                   "sent")));
-        else if (st == 0)
-            respond_simple(r, 504, "send_timeout", NULL,
-                           "WhatsApp did not acknowledge the message in time");
-        else if (rv == WG_ENOTFOUND)
-            respond_simple(r, 404, "not_on_whatsapp", "to",
-                           "the number is not on WhatsApp (or the group does not exist)");
-        else if (rv == WG_EPERM)
-            respond_simple(r, 409, "instance_not_connected", NULL,
-                           "the instance is not connected to WhatsApp (status must be WORKING)");
-        else if (rv == WG_EINVAL)
-            respond_simple(r, 422, "validation_error", "to",
-                           "to must be a phone number in international format or a user JID");
-        else
-            respond_simple(r, 502, "send_failed", NULL, "the message could not be sent");
-    }
-    ops->send_result(c->core->engine, sw->token, NULL, NULL, 1);
-    free(sw);
-    r->wait_arg = NULL;
-    return 1;
-}
-
-/* "+49 151 234" / "49151234" -> "49151234@s.whatsapp.net"; a JID (user or group) is kept.
- * 0 or WG_EINVAL. */
-static int to_jid(const char *in, char *out, size_t cap)
-{
-    size_t n = 0;
-    char digits[32];
-    if (strchr(in, '@')) {
-        if (strlen(in) >= cap || strchr(in, ' '))
-            return WG_EINVAL;
-        snprintf(out, cap, "%s", in);
-        return 0;
-    }
-    for (const char *p = in; *p; p++) {
-        if (*p == '+' && p == in)
-            continue;
-        if (*p == ' ' || *p == '-')
-            continue;
-        if (*p < '0' || *p > '9' || n + 1 >= sizeof(digits))
-            return WG_EINVAL;
-        digits[n++] = *p;
-    }
-    digits[n] = 0;
-    if (n < 5)
-        return WG_EINVAL;
-    snprintf(out, cap, "%s@s.whatsapp.net", digits);
-    return 0;
+    (void)c;
+    (void)s;
+    (void)arg;
+    if (sent)
+        respond(r, 200, wg_render_ok(json_pack("{s:s,s:s}", "messageId", sent->message_id,
+                                               "status", "sent")));
+    else
+        respond_err(r, err);
 }
 
 static void h_messages_send(wg_http_req_t *r, void *ctx)
@@ -944,60 +888,21 @@ static void h_messages_send(wg_http_req_t *r, void *ctx)
     wg_core_err_t err = {0};
     wg_instance_t in = {0};
     json_t *root = NULL;
-    const char *to = NULL, *text = NULL, *quoted = NULL;
-    char jid[160];
-    send_wait_t *sw = NULL;
-    json_t *delay;
+    wg_core_send_text_t m = {0};
     snprintf(r->log_instance, sizeof(r->log_instance), "%s", r->params[0]);
     if (authed(r, c, &a) != 0)
         return;
     if (wg_core_instance_get(c->core, &a, r->params[0], &in, &err) != 0 ||
         wg_native_parse_body(r->body, r->body_len, &root, &err) != 0 ||
-        opt_string(root, "to", "to", &to, &err) != 0 ||
-        opt_string(root, "text", "text", &text, &err) != 0 ||
-        opt_string(root, "quotedMessageId", "quotedMessageId", &quoted, &err) != 0) {
+        opt_string(root, "to", "to", &m.to, &err) != 0 ||
+        opt_string(root, "text", "text", &m.text, &err) != 0 ||
+        opt_string(root, "quotedMessageId", "quotedMessageId", &m.quoted_id, &err) != 0) {
         respond_err(r, &err);
         goto out;
     }
-    if (!to || to_jid(to, jid, sizeof(jid)) != 0) {
-        respond_simple(r, 422, "validation_error", "to",
-                       "to must be a phone number in international format or a user JID");
-        goto out;
-    }
-    if (!text || !*text || strlen(text) > 65536) {
-        respond_simple(r, 422, "validation_error", "text", "text is required (at most 64 KiB)");
-        goto out;
-    }
-    delay = json_object_get(root, "delay");
-    if (delay && !json_is_null(delay) &&
-        (!json_is_integer(delay) || json_integer_value(delay) < 0 ||
-         json_integer_value(delay) > SEND_MAX_DELAY_MS)) {
-        respond_simple(r, 422, "validation_error", "delay",
-                       "delay must be milliseconds between 0 and 20000");
-        goto out;
-    }
-    if (!c->core->engine || !c->core->engine->ops->send_text ||
-        !c->core->engine->ops->send_result) {
-        respond_simple(r, 503, "engine_unavailable", NULL, "no WhatsApp engine");
-        goto out;
-    }
-    if (!in.status || strcmp(in.status, "WORKING") != 0) {
-        respond_simple(r, 409, "instance_not_connected", NULL,
-                       "the instance is not connected to WhatsApp (status must be WORKING)");
-        goto out;
-    }
-    if (!(sw = calloc(1, sizeof(*sw))) ||
-        c->core->engine->ops->send_text(c->core->engine, in.id, jid, text,
-                                        quoted && *quoted ? quoted : NULL,
-                                        delay ? (unsigned)json_integer_value(delay) : 0,
-                                        &sw->token) != 0) {
-        free(sw);
-        respond_simple(r, 500, "internal_error", NULL, "could not queue the message");
-        goto out;
-    }
-    r->wait = send_wait;
-    r->wait_arg = sw;
-    r->wait_ms = SEND_WAIT_MS + (delay ? (int)json_integer_value(delay) : 0);
+    m.delay = json_object_get(root, "delay");
+    if (wg_dialect_send_text(r, c, &in, &m, send_done, NULL, NULL, &err) != 0)
+        respond_err(r, &err);
 out:
     json_decref(root);
     wg_instance_dispose(&in);
@@ -1011,42 +916,17 @@ static void h_presence(wg_http_req_t *r, void *ctx)
     wg_instance_t in = {0};
     json_t *root = NULL;
     const char *state = NULL, *to = NULL;
-    char jid[160];
     snprintf(r->log_instance, sizeof(r->log_instance), "%s", r->params[0]);
     if (authed(r, c, &a) != 0)
         return;
     if (wg_core_instance_get(c->core, &a, r->params[0], &in, &err) != 0 ||
         wg_native_parse_body(r->body, r->body_len, &root, &err) != 0 ||
         opt_string(root, "presence", "presence", &state, &err) != 0 ||
-        opt_string(root, "to", "to", &to, &err) != 0) {
+        opt_string(root, "to", "to", &to, &err) != 0 ||
+        wg_core_send_presence(c->core, &in, state, to, &err) != 0)
         respond_err(r, &err);
-        goto out;
-    }
-    int chat = state && (!strcmp(state, "composing") || !strcmp(state, "paused"));
-    if (!state || (!chat && strcmp(state, "available") && strcmp(state, "unavailable"))) {
-        respond_simple(r, 422, "validation_error", "presence",
-                       "presence must be available, unavailable, composing or paused");
-        goto out;
-    }
-    if (chat && (!to || to_jid(to, jid, sizeof(jid)) != 0)) {
-        respond_simple(r, 422, "validation_error", "to",
-                       "to (a phone number or user JID) is required for composing and paused");
-        goto out;
-    }
-    if (!c->core->engine || !c->core->engine->ops->presence) {
-        respond_simple(r, 503, "engine_unavailable", NULL, "no WhatsApp engine");
-        goto out;
-    }
-    if (!in.status || strcmp(in.status, "WORKING") != 0) {
-        respond_simple(r, 409, "instance_not_connected", NULL,
-                       "the instance is not connected to WhatsApp (status must be WORKING)");
-        goto out;
-    }
-    if (c->core->engine->ops->presence(c->core->engine, in.id, state, chat ? jid : NULL) != 0)
-        respond_simple(r, 500, "internal_error", NULL, "could not queue the presence");
     else
         respond(r, 202, wg_render_ok(json_pack("{s:s}", "presence", state)));
-out:
     json_decref(root);
     wg_instance_dispose(&in);
 }

@@ -3,10 +3,11 @@
  * real <message> stanzas, binary-encoded as they come off the wire, for an instance whose
  * Signal state lives in a real SQLite store (temp file, values sealed with a master key, behind
  * the same cache + stage as wa/conn.c's ensure_signal). Timed, per message, is what conn.c does
- * (noise_frame -> on_message): wg_binary_decode, stage begin, wg_recv_message (parse, decrypt,
- * unpad, protobuf decode, event JSON), wg_store_event_append_once, wg_signal_stage_commit, then
- * the receipt node (wg_stanza_receipt_build + wg_binary_encode; the Noise frame and the socket
- * are not part of it). Encryption on the phone's side is done before the clock starts.
+ * (noise_frame -> on_message), through conn.c's own functions: wg_binary_decode, then
+ * wg_conn_recv_commit (stage begin, wg_recv_message: parse, decrypt, unpad, protobuf decode,
+ * event JSON; wg_store_event_append_once; wg_signal_stage_commit), then the receipt node
+ * (wg_conn_receipt_build + wg_binary_encode; the Noise frame and the socket are not part of
+ * it). Encryption on the phone's side is done before the clock starts.
  * At the end the outbox must hold exactly N distinct message.received events, or it fails.
  * Built and run by bench/messages. Usage: messages [N, default 20000] */
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "util/buf.h"
 #include "util/err.h"
 #include "wa/binary.h"
+#include "wa/conn.h"
 #include "wa/creds.h"
 #include "wa/msg.h"
 #include "wa/recv.h"
@@ -110,8 +112,9 @@ typedef struct {
     size_t receipt_bytes;
 } gw_t;
 
-/* What conn.c's noise_frame + on_message do with one inbound frame (minus the Noise/socket
- * send of the receipt). */
+/* What conn.c's noise_frame + on_message do with one inbound frame: binary decode, then the
+ * engine's own wg_conn_recv_commit (stage, decrypt, append once, commit) and
+ * wg_conn_receipt_build, encoded as it would go out (minus the Noise frame and the socket). */
 static void handle(gw_t *g, const uint8_t *p, size_t len)
 {
     wg_node_t *node = NULL;
@@ -120,33 +123,15 @@ static void handle(gw_t *g, const uint8_t *p, size_t len)
     int rv;
     if (wg_binary_decode(p, len, NULL, &node) != 0)
         DIE("binary decode failed");
-    wg_signal_stage_begin(g->stage);
-    if ((rv = wg_recv_message(&env, node, &r)) != 0)
+    if ((rv = wg_conn_recv_commit(g->st, INST, g->stage, &env, node, &r)) != 0)
         DIE("recv: %s", wg_strerror(rv));
     if (r.reply != WG_RECV_RECEIPT || !r.event || strcmp(r.event, "message.received"))
         DIE("message %s not received (reply %d, payload %s)", r.in.id, (int)r.reply,
             r.payload ? r.payload : "-");
-    wg_store_event_t ev = {.name = r.event, .payload = r.payload};
-    char id[64];
-    int dup = 0;
-    if ((rv = wg_store_event_append_once(g->st, INST, &ev, r.key, id, sizeof(id), &dup)) != 0)
-        DIE("append: %s", wg_strerror(rv));
-    if (dup)
-        DIE("message %s already stored", r.in.id);
-    if ((rv = wg_signal_stage_commit(g->stage)) != 0)
-        DIE("stage commit: %s", wg_strerror(rv));
-    const char *ids[1] = {r.in.id};
-    wg_stanza_receipt_t rc = {.ids = ids,
-                              .n_ids = 1,
-                              .to = r.in.from,
-                              .participant = r.in.participant,
-                              .recipient = r.in.recipient,
-                              .type = r.receipt_type,
-                              .t = 0};
     wg_node_t *rn = NULL;
     wg_buf_t b;
     wg_buf_init(&b, 0);
-    if (wg_stanza_receipt_build(&rc, &rn) != 0 || wg_binary_encode(rn, &b) != 0)
+    if (wg_conn_receipt_build(&r.in, r.receipt_type, 0, &rn) != 0 || wg_binary_encode(rn, &b) != 0)
         DIE("receipt failed");
     g->receipt_bytes += b.len;
     wg_buf_dispose(&b);

@@ -479,18 +479,24 @@ static int send_ack(wg_conn_t *c, const wg_node_t *in, const char *error)
 }
 
 /* An event keyed for exactly-once (see wg_store_event_append_once). */
-static int append_event(wg_conn_t *c, const char *name, const char *payload, const char *key)
+static int append_once(wg_store_t *st, const char *inst, const char *name, const char *payload,
+                       const char *key)
 {
     wg_store_event_t ev = {.name = name, .payload = payload};
     char id[64];
     int dup = 0;
-    int rv = wg_store_event_append_once(c->env.store, c->id, &ev, key, id, sizeof(id), &dup);
+    int rv = wg_store_event_append_once(st, inst, &ev, key, id, sizeof(id), &dup);
     if (rv)
-        wg_log(WG_LOG_ERROR, "conn", "instance=%s event %s not stored err=%s", c->id, name,
+        wg_log(WG_LOG_ERROR, "conn", "instance=%s event %s not stored err=%s", inst, name,
                wg_strerror(rv));
     else
-        wg_log(WG_LOG_DEBUG, "conn", "instance=%s event=%s id=%s dup=%d", c->id, name, id, dup);
+        wg_log(WG_LOG_DEBUG, "conn", "instance=%s event=%s id=%s dup=%d", inst, name, id, dup);
     return rv;
+}
+
+static int append_event(wg_conn_t *c, const char *name, const char *payload, const char *key)
+{
+    return append_once(c->env.store, c->id, name, payload, key);
 }
 
 /* §2.8: a retry receipt; <keys> with a fresh one-time prekey from the second try on, or when
@@ -532,7 +538,8 @@ static int send_retry(wg_conn_t *c, const wg_recv_result_t *r)
     return send_node(c, n);
 }
 
-static int send_receipt(wg_conn_t *c, const wg_stanza_msg_in_t *in, const char *type, int64_t t)
+int wg_conn_receipt_build(const wg_stanza_msg_in_t *in, const char *type, int64_t t,
+                          wg_node_t **out)
 {
     const char *ids[1] = {in->id};
     wg_stanza_receipt_t r = {.ids = ids,
@@ -542,9 +549,39 @@ static int send_receipt(wg_conn_t *c, const wg_stanza_msg_in_t *in, const char *
                              .recipient = in->recipient,
                              .type = type,
                              .t = t};
+    return wg_stanza_receipt_build(&r, out);
+}
+
+static int send_receipt(wg_conn_t *c, const wg_stanza_msg_in_t *in, const char *type, int64_t t)
+{
     wg_node_t *n = NULL;
-    int rv = wg_stanza_receipt_build(&r, &n);
+    int rv = wg_conn_receipt_build(in, type, t, &n);
     return rv ? rv : send_node(c, n);
+}
+
+int wg_conn_recv_commit(wg_store_t *st, const char *instance_id, wg_signal_storage_t *stage,
+                        const wg_recv_env_t *env, const wg_node_t *node, wg_recv_result_t *r)
+{
+    /* the new ratchet state is held back until the event is committed: a crash in between
+     * keeps the old state, so the re-delivered message decrypts again and finds its event */
+    wg_signal_stage_begin(stage);
+    int rv = wg_recv_message(env, node, r);
+    if (rv) {
+        wg_signal_stage_discard(stage);
+        return rv; /* storage: no reply, the server re-delivers after the reconnect */
+    }
+    if (r->event && (rv = append_once(st, instance_id, r->event, r->payload, r->key)) != 0) {
+        wg_signal_stage_discard(stage);
+        wg_recv_result_dispose(r);
+        return rv; /* not committed: not acknowledged */
+    }
+    if ((rv = wg_signal_stage_commit(stage)) != 0) {
+        wg_log(WG_LOG_ERROR, "conn", "instance=%s signal state not stored err=%s", instance_id,
+               wg_strerror(rv));
+        wg_recv_result_dispose(r);
+        return rv;
+    }
+    return 0;
 }
 
 static int on_message(wg_conn_t *c, const wg_node_t *node)
@@ -554,25 +591,9 @@ static int on_message(wg_conn_t *c, const wg_node_t *node)
                          .own_lid = c->creds.lid,
                          .groups_ignore = c->set.groups_ignore};
     wg_recv_result_t r;
-    /* the new ratchet state is held back until the event is committed: a crash in between
-     * keeps the old state, so the re-delivered message decrypts again and finds its event */
-    wg_signal_stage_begin(c->stage);
-    int rv = wg_recv_message(&env, node, &r);
-    if (rv) {
-        wg_signal_stage_discard(c->stage);
-        return rv; /* storage: no reply, the server re-delivers after the reconnect */
-    }
-    if (r.event && (rv = append_event(c, r.event, r.payload, r.key)) != 0) {
-        wg_signal_stage_discard(c->stage);
-        wg_recv_result_dispose(&r);
-        return rv; /* not committed: not acknowledged */
-    }
-    if ((rv = wg_signal_stage_commit(c->stage)) != 0) {
-        wg_log(WG_LOG_ERROR, "conn", "instance=%s signal state not stored err=%s", c->id,
-               wg_strerror(rv));
-        wg_recv_result_dispose(&r);
+    int rv = wg_conn_recv_commit(c->env.store, c->id, c->stage, &env, node, &r);
+    if (rv)
         return rv;
-    }
     switch (r.reply) {
     case WG_RECV_NACK: {
         char code[16];

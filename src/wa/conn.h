@@ -28,7 +28,9 @@
 #include "core/engine.h"
 #include "store/store.h"
 #include "wa/proxy.h"
+#include "wa/recv.h"
 #include "wa/session.h"
+#include "wa/signal.h"
 
 struct event_base;
 struct evdns_base;
@@ -94,5 +96,18 @@ int wg_conn_presence(wg_conn_t *c, const char *state, const char *to);
 int wg_conn_working(const wg_conn_t *c);
 const char *wg_conn_id(const wg_conn_t *c);
 void wg_conn_free(wg_conn_t *c);
+
+/* The receive steps for one <message>, as the engine runs them (and bench/messages.c times
+ * them): the Signal state changes staged on `stage` (the wg_signal_stage_new storage under
+ * env->sig), wg_recv_message (decrypt, unpad, protobuf decode), its event appended once to
+ * instance_id's outbox (key r->key), then the staged state committed. 0: all committed and *r
+ * filled; the caller sends the reply r->reply asks for, then wg_recv_result_dispose(r). An
+ * error (storage, memory): nothing committed, the staged state discarded, *r needs no dispose,
+ * and no reply may be sent (the server re-delivers). */
+int wg_conn_recv_commit(wg_store_t *st, const char *instance_id, wg_signal_storage_t *stage,
+                        const wg_recv_env_t *env, const wg_node_t *node, wg_recv_result_t *r);
+/* The receipt for a received message (type NULL: delivery; t 0: no t attribute). */
+int wg_conn_receipt_build(const wg_stanza_msg_in_t *in, const char *type, int64_t t,
+                          wg_node_t **out);
 
 #endif

@@ -13,6 +13,7 @@ static const wg_dialect_t *const dialects[WG_DIALECT_COUNT] = {
     &wg_dialect_evolution,
     &wg_dialect_hypersender,
     &wg_dialect_enviaai,
+    &wg_dialect_wachat,
 };
 
 static int add_routes(wg_route_t *v, size_t *n, int d, const char *prefix)

@@ -1,5 +1,6 @@
 /* dialect.h - the API dialects mounted together: native /v1 (EnviaAI-compatible), Evolution API
- * v2 at /evolution (and at / with WAGATE_ROOT_DIALECT=evolution), Hypersender at /hypersender.
+ * v2 at /evolution (and at / with WAGATE_ROOT_DIALECT=evolution), Hypersender at /hypersender,
+ * Wachat at /wachat.
  *
  * Each adapter exports a route table with patterns relative to its mount point; this module
  * builds the one table the HTTP server matches, with every route tagged by its dialect (in the
@@ -18,6 +19,7 @@ typedef enum {
     WG_DIALECT_EVOLUTION = 1,
     WG_DIALECT_HYPERSENDER = 2,
     WG_DIALECT_ENVIAAI = 3, /* EnviaAI's connection routes on /v1, native shapes */
+    WG_DIALECT_WACHAT = 4,
     WG_DIALECT_COUNT
 } wg_dialect_id_t;
 
@@ -41,6 +43,7 @@ typedef struct {
 extern const wg_dialect_t wg_dialect_evolution;
 extern const wg_dialect_t wg_dialect_hypersender;
 extern const wg_dialect_t wg_dialect_enviaai;
+extern const wg_dialect_t wg_dialect_wachat;
 
 /* The combined route table (native first, then each dialect under its prefix, then the root
  * dialect at "/" when root_dialect names one). *out is malloc'd with its patterns: free with

@@ -23,20 +23,6 @@
 
 enum { RC_READ = 1, RC_WRITE = 2 };
 
-static const char *reason(int status)
-{
-    switch (status) {
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 429: return "Too Many Requests";
-    default: return status >= 500 ? "Internal Server Error" : "Error";
-    }
-}
-
 static void respond(wg_http_req_t *r, int status, json_t *body)
 {
     json_decref(r->json);
@@ -46,8 +32,7 @@ static void respond(wg_http_req_t *r, int status, json_t *body)
 
 static void fail(wg_http_req_t *r, int status, const char *msg)
 {
-    respond(r, status, json_pack("{s:i, s:s, s:{s:[s]}}", "status", status, "error",
-                                 reason(status), "response", "message", msg));
+    respond(r, status, wg_render_error_evolution(status, msg));
 }
 
 static void evo_error(wg_http_req_t *r, void *ctx, int status, const char *code, const char *msg)

@@ -102,6 +102,30 @@ void wg_render_time_plain(int64_t ms, char *out, size_t cap)
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 429: return "Too Many Requests";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return status >= 500 ? "Internal Server Error" : "Error";
+    }
+}
+
+json_t *wg_render_error_evolution(int status, const char *msg)
+{
+    return json_pack("{s:i, s:s, s:{s:[s]}}", "status", status, "error", reason_phrase(status),
+                     "response", "message", msg);
+}
+
 int wg_render_qr(wg_core_t *core, const char *id, char **code, char **png_b64,
                  int64_t *expires_ms)
 {

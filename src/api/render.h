@@ -34,6 +34,10 @@ const char *wg_render_status_enviaai(const char *status);
 /* "YYYY-MM-DDTHH:MM:SS" UTC, no fraction, no zone (Hypersender's created_at; out >= 24). */
 void wg_render_time_plain(int64_t ms, char *out, size_t cap);
 
+/* Evolution's error body {status, error:"<reason phrase>", response:{message:[msg]}}, also
+ * Wachat's (its docs do not show errors; it is Evolution-like). */
+json_t *wg_render_error_evolution(int status, const char *msg);
+
 /* The QR the engine shows now for instance `id`: *code (the QR text) and *png_b64 (base64 PNG,
  * no "data:" prefix), both malloc'd (caller frees), *expires_ms its expiry. 0, or WG_ENOTFOUND
  * when no QR is shown, WG_ENOMEM. */

@@ -43,6 +43,9 @@ static const wg_config_key_t keys[] = {
      "instances per plan; 0 = unlimited"},
     {"WAGATE_ROOT_DIALECT", S(root_dialect), "", 0, 0, 0,
      "API dialect also mounted at / (\"\" = none, \"evolution\": Evolution API v2 paths)"},
+    {"WAGATE_PUBLIC_URL", S(public_url), "", 0, 0, 0,
+     "scheme://host[:port] clients reach the gateway at, for links in answers (Wachat's "
+     "imageUrl/liveUrl); empty: http:// + the request's Host header"},
     {"WAGATE_RATE_CREATE", I(rate_create), "5", 0, 1000000, 0,
      "instance creations per minute per account; 0 = unlimited"},
     {"WAGATE_RATE_WRITE", I(rate_write), "600", 0, 100000000, 0,

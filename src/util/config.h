@@ -29,6 +29,7 @@ typedef struct {
     int shutdown_timeout;      /* WAGATE_SHUTDOWN_TIMEOUT seconds */
     char *plan_limits;         /* WAGATE_PLAN_LIMITS "free=1,starter=3,..." */
     char *root_dialect;        /* WAGATE_ROOT_DIALECT "" or "evolution": also mounted at / */
+    char *public_url;          /* WAGATE_PUBLIC_URL "" or "https://host[:port]" for links we render */
     int rate_create;           /* WAGATE_RATE_CREATE per minute per account */
     int rate_write;            /* WAGATE_RATE_WRITE per minute per credential */
     int rate_read;             /* WAGATE_RATE_READ per minute per credential */

@@ -8,6 +8,8 @@
  *   POST   /webhook/set/{name}   GET /webhook/find/{name}
  *   POST   /settings/set/{name}  GET /settings/find/{name}
  *   POST   /proxy/set/{name}     GET /proxy/find/{name}
+ *   POST   /instance/setPresence/{name} {presence}
+ *   POST   /message/sendText/{name} {number, text, delay?, quoted?} (answers after the ack)
  * Auth: the `apikey` header (Bearer accepted too). The credential is checked before the name is
  * resolved, so an unauthenticated caller learns nothing about names; an instance token reaches
  * only its own instance (any other name: 401, like a wrong key). Errors render as
@@ -15,6 +17,7 @@
  * Parsing and rendering only: rules live in core/. */
 #include "api/dialect.h"
 #include "api/render.h"
+#include "core/validate.h"
 #include "util/err.h"
 
 #include <stdio.h>
@@ -763,6 +766,187 @@ static void h_proxy_find(wg_http_req_t *r, void *ctx)
     wg_instance_dispose(&in);
 }
 
+/* ---- messages and presence (the rules are core/send.c's) ---- */
+
+/* jsonschema's wording, which Evolution returns for a body that fails its schema */
+static void require_string(json_t *root, const char *key, const char *bad_type, json_t *msgs)
+{
+    char m[80];
+    json_t *v = json_object_get(root, key);
+    if (!v)
+        snprintf(m, sizeof(m), "instance requires property \"%s\"", key);
+    else if (!json_is_string(v))
+        snprintf(m, sizeof(m), "%s", bad_type);
+    else
+        return;
+    json_array_append_new(msgs, json_string(m));
+}
+
+/* 400 with the messages collected (steals msgs) */
+static void fail_list(wg_http_req_t *r, json_t *msgs)
+{
+    respond(r, 400, json_pack("{s:i, s:s, s:{s:o}}", "status", 400, "error", "Bad Request",
+                              "response", "message", msgs));
+}
+
+/* Evolution answers a recipient it cannot reach with its onWhatsApp lookup:
+ * 400 {message:[{jid, exists:false, number}]}. */
+static void fail_number(wg_http_req_t *r, const char *number)
+{
+    char jid[200];
+    if (strchr(number, '@'))
+        snprintf(jid, sizeof(jid), "%s", number);
+    else
+        snprintf(jid, sizeof(jid), "%.100s@s.whatsapp.net", number + (number[0] == '+'));
+    fail_list(r, json_pack("[{s:s, s:b, s:s}]", "jid", jid, "exists", 0, "number", number));
+}
+
+/* A core send error in Evolution's terms (number: the recipient, NULL when none).
+ * not_connected: the words Evolution's Baileys socket throws ("Connection Closed"), as a 400
+ * rather than its unhandled 500. */
+static void fail_send(wg_http_req_t *r, const wg_core_err_t *e, const char *number,
+                      const char *not_connected)
+{
+    const char *code = e->code ? e->code : "";
+    if (number && (!strcmp(code, "not_on_whatsapp") ||
+                   (e->status == 422 && !strcmp(e->field, "to"))))
+        fail_number(r, number);
+    else if (!strcmp(code, "instance_not_connected"))
+        fail(r, 400, not_connected);
+    else
+        fail_core(r, e, NULL);
+}
+
+typedef struct {
+    json_t *root; /* the request body: number and text are echoed back */
+    char instance_id[64];
+    char *push_name;
+} evo_send_arg_t;
+
+static void evo_send_arg_free(void *p)
+{
+    evo_send_arg_t *a = p;
+    json_decref(a->root);
+    free(a->push_name);
+    free(a);
+}
+
+/* 201 with the message record Evolution stores and returns: {key{remoteJid, fromMe, id},
+ * pushName, status:"PENDING", message{conversation}, messageType, messageTimestamp (seconds),
+ * instanceId, source}. The status is PENDING as in Evolution (its SEND_MESSAGE_UPDATE events
+ * carry the acks), though wagate answers once the server took the message. pushName: the
+ * instance's profile name, else Evolution's own placeholder for fromMe messages. */
+static void send_done(wg_http_req_t *r, wg_api_ctx_t *c, const wg_core_send_t *s,
+                      const wg_core_sent_t *sent, const wg_core_err_t *err, void *arg)
+{
+    evo_send_arg_t *a = arg;
+    (void)c;
+    if (!sent) {
+        fail_send(r, err, str_of(a->root, "number"), "Connection Closed");
+        return;
+    }
+    respond(r, 201,
+            json_pack("{s:{s:s, s:b, s:s}, s:s, s:s, s:{s:s}, s:s, s:I, s:s, s:s}", "key",
+                      "remoteJid", s->to, "fromMe", 1, "id", sent->message_id, "pushName",
+                      a->push_name ? a->push_name : "Você", "status", "PENDING", "message",
+                      "conversation", str_of(a->root, "text"), "messageType", "conversation",
+                      "messageTimestamp", (json_int_t)(sent->acked_at / 1000), "instanceId",
+                      a->instance_id, "source", "web"));
+}
+
+static void h_send_text(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_instance_t in;
+    wg_core_err_t err = {0};
+    json_t *root = NULL, *msgs = json_array();
+    wg_core_send_text_t m = {0};
+    evo_send_arg_t *arg = NULL;
+    if (evo_instance(r, c, &a, &in) != 0) {
+        json_decref(msgs);
+        return;
+    }
+    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0) {
+        fail(r, 400, "request body must be a JSON object");
+        goto out;
+    }
+    require_string(root, "number", "Invalid format", msgs);
+    require_string(root, "text", "text is not of a type(s) string", msgs);
+    json_t *delay = json_object_get(root, "delay");
+    if (delay && !json_is_integer(delay))
+        json_array_append_new(msgs, json_string("delay is not of a type(s) integer"));
+    if (json_array_size(msgs)) {
+        fail_list(r, msgs);
+        msgs = NULL;
+        goto out;
+    }
+    m.to = str_of(root, "number");
+    m.text = str_of(root, "text");
+    m.delay = delay;
+    m.quoted_id = str_of(json_object_get(json_object_get(root, "quoted"), "key"), "id");
+    if (!wg_valid_text(m.text, WG_SEND_MAX_TEXT)) { /* Evolution: text.trim() must be left */
+        fail(r, 400, "Text is required");
+        goto out;
+    }
+    if (!(arg = calloc(1, sizeof(*arg)))) {
+        fail(r, 500, "out of memory");
+        goto out;
+    }
+    arg->root = json_incref(root);
+    snprintf(arg->instance_id, sizeof(arg->instance_id), "%s", in.id);
+    arg->push_name = in.push_name ? strdup(in.push_name) : NULL;
+    if (wg_dialect_send_text(r, c, &in, &m, send_done, arg, evo_send_arg_free, &err) != 0) {
+        fail_send(r, &err, m.to, "Connection Closed");
+        evo_send_arg_free(arg);
+    }
+out:
+    json_decref(root);
+    json_decref(msgs);
+    wg_instance_dispose(&in);
+}
+
+static void h_set_presence(wg_http_req_t *r, void *ctx)
+{
+    static const char *const states[] = {"unavailable", "available", "composing", "recording",
+                                         "paused"};
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_instance_t in;
+    wg_core_err_t err = {0};
+    json_t *root = NULL;
+    size_t i;
+    if (evo_instance(r, c, &a, &in) != 0)
+        return;
+    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0) {
+        fail(r, 400, "request body must be a JSON object");
+        goto out;
+    }
+    json_t *p = json_object_get(root, "presence");
+    const char *state = json_string_value(p);
+    for (i = 0; state && i < sizeof(states) / sizeof(states[0]); i++)
+        if (!strcmp(state, states[i]))
+            break;
+    if (!p) {
+        fail(r, 400, "instance requires property \"presence\"");
+        goto out;
+    }
+    if (!state || i == sizeof(states) / sizeof(states[0])) {
+        fail(r, 400, json_is_string(p) ? "presence is not one of enum values: unavailable,"
+                                         "available,composing,recording,paused"
+                                       : "presence is not of a type(s) string");
+        goto out;
+    }
+    /* Evolution's socket error when the connection is down, caught and wrapped */
+    if (wg_core_send_presence(c->core, &in, state, NULL, &err) != 0)
+        fail_send(r, &err, NULL, "Error: Connection Closed");
+    else
+        respond(r, 201, json_pack("{s:s}", "presence", state));
+out:
+    json_decref(root);
+    wg_instance_dispose(&in);
+}
+
 static const wg_route_t routes[] = {
     {WG_HTTP_POST, "/instance/create", h_create, RC_WRITE},
     {WG_HTTP_GET, "/instance/connect/{name}", h_connect, RC_WRITE},
@@ -777,6 +961,8 @@ static const wg_route_t routes[] = {
     {WG_HTTP_GET, "/settings/find/{name}", h_settings_find, RC_READ},
     {WG_HTTP_POST, "/proxy/set/{name}", h_proxy_set, RC_WRITE},
     {WG_HTTP_GET, "/proxy/find/{name}", h_proxy_find, RC_READ},
+    {WG_HTTP_POST, "/instance/setPresence/{name}", h_set_presence, RC_WRITE},
+    {WG_HTTP_POST, "/message/sendText/{name}", h_send_text, RC_WRITE},
 };
 static const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
 

@@ -5,6 +5,8 @@
  *   GET  /{id}/health                                        (10/min per instance)
  *   POST /{id}/request-new-qr-code                           (1/min per instance)
  *   POST /{id}/restart                                       (5/min per instance)
+ *   POST /{id}/send-text {chatId, text, reply_to?, link_preview?} (WAGATE_RATE_WRITE/min per
+ *        instance; answers after the server ack)
  * Auth: Bearer (account or admin key; an instance token reaches its own instance only).
  * Errors: 422 {message:"The given data was invalid.", errors:{field:[…]}, statusCode:422} with
  * one message per failing rule (Laravel wording), 429 {message:"Too many requests. Please try
@@ -368,12 +370,138 @@ static void h_restart(wg_http_req_t *r, void *ctx)
     wg_instance_dispose(&now);
 }
 
+/* ---- send-text (the rules are core/send.c's) ---- */
+
+typedef struct {
+    json_t *root; /* the request body: text is echoed back */
+} hs_send_arg_t;
+
+static void hs_send_arg_free(void *p)
+{
+    hs_send_arg_t *a = p;
+    json_decref(a->root);
+    free(a);
+}
+
+/* A core send error: field errors as Laravel 422s on the body's names, the rest {message}. */
+static void fail_send(wg_http_req_t *r, const wg_core_err_t *e)
+{
+    const char *code = e->code ? e->code : "";
+    json_t *errors;
+    if (e->status == 422) {
+        errors = json_object();
+        if (!strcmp(e->field, "to"))
+            add_error(errors, "chatId", "The chat id field format is invalid.");
+        else if (!strcmp(e->field, "text"))
+            add_error(errors, "text", "The text field must not be greater than 65536 characters.");
+        else
+            add_error(errors, e->field[0] ? e->field : "request", e->message);
+        fail_422(r, errors);
+    } else if (!strcmp(code, "not_on_whatsapp"))
+        fail(r, 404, "The recipient is not on WhatsApp.");
+    else if (!strcmp(code, "instance_not_connected"))
+        fail(r, 409, "The instance is not connected.");
+    else
+        fail_core(r, e);
+}
+
+/* 201 with the message as Hypersender's send-text documents it: {key{id, fromMe, remoteJid},
+ * status:"PENDING", message{extendedTextMessage{text}}, messageTimestamp (seconds, a string)}.
+ * wagate answers once WhatsApp's server took the message (Hypersender v1's synchronous
+ * answer; v2 queues and answers {queued, queued_request_uuid}: not implemented). */
+static void send_done(wg_http_req_t *r, wg_api_ctx_t *c, const wg_core_send_t *s,
+                      const wg_core_sent_t *sent, const wg_core_err_t *err, void *arg)
+{
+    hs_send_arg_t *a = arg;
+    char ts[24];
+    (void)c;
+    if (!sent) {
+        fail_send(r, err);
+        return;
+    }
+    snprintf(ts, sizeof(ts), "%lld", (long long)(sent->acked_at / 1000));
+    respond(r, 201, json_pack("{s:{s:s, s:b, s:s}, s:s, s:{s:{s:s}}, s:s}", "key", "id",
+                              sent->message_id, "fromMe", 1, "remoteJid", s->to, "status",
+                              "PENDING", "message", "extendedTextMessage", "text",
+                              json_string_value(json_object_get(a->root, "text")),
+                              "messageTimestamp", ts));
+}
+
+/* Laravel's "required|string" on key (label: its words). 1 when it holds a string. */
+static int need_string(json_t *root, const char *key, const char *label, json_t *errors)
+{
+    char m[120];
+    json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v) || (json_is_string(v) && !json_string_length(v)))
+        snprintf(m, sizeof(m), "The %s field is required.", label);
+    else if (!json_is_string(v))
+        snprintf(m, sizeof(m), "The %s field must be a string.", label);
+    else
+        return 1;
+    add_error(errors, key, m);
+    return 0;
+}
+
+static void h_send_text(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_instance_t in;
+    wg_core_err_t err = {0};
+    json_t *root = NULL, *errors = json_object();
+    wg_core_send_text_t m = {0};
+    hs_send_arg_t *arg = NULL;
+    if (hs_instance(r, c, "send", c->cfg->rate_write, &a, &in) != 0) {
+        json_decref(errors);
+        return;
+    }
+    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0)
+        root = json_object(); /* every required field then fails with its own message */
+    need_string(root, "chatId", "chat id", errors);
+    need_string(root, "text", "text", errors);
+    json_t *rt = json_object_get(root, "reply_to");
+    if (rt && !json_is_null(rt) && !json_is_string(rt))
+        add_error(errors, "reply_to", "The reply to field must be a string.");
+    static const char *const flags[][2] = {{"link_preview", "link preview"},
+                                           {"link_preview_high_quality",
+                                            "link preview high quality"}};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *v = json_object_get(root, flags[i][0]);
+        char msg[96];
+        snprintf(msg, sizeof(msg), "The %s field must be true or false.", flags[i][1]);
+        if (v && !json_is_null(v) && !json_is_boolean(v))
+            add_error(errors, flags[i][0], msg);
+    }
+    if (json_object_size(errors)) {
+        fail_422(r, errors);
+        errors = NULL;
+        goto out;
+    }
+    m.to = json_string_value(json_object_get(root, "chatId"));
+    m.text = json_string_value(json_object_get(root, "text"));
+    m.quoted_id = json_string_value(rt);
+    if (!(arg = calloc(1, sizeof(*arg)))) {
+        fail(r, 500, "Server Error");
+        goto out;
+    }
+    arg->root = json_incref(root);
+    if (wg_dialect_send_text(r, c, &in, &m, send_done, arg, hs_send_arg_free, &err) != 0) {
+        fail_send(r, &err);
+        hs_send_arg_free(arg);
+    }
+out:
+    json_decref(root);
+    json_decref(errors);
+    wg_instance_dispose(&in);
+}
+
 static const wg_route_t routes[] = {
     {WG_HTTP_POST, "/create-instance", h_create, RC_WRITE},
     {WG_HTTP_GET, "/instances", h_list, RC_READ},
     {WG_HTTP_GET, "/{id}/health", h_health, RC_READ},
     {WG_HTTP_POST, "/{id}/request-new-qr-code", h_new_qr, RC_WRITE},
     {WG_HTTP_POST, "/{id}/restart", h_restart, RC_WRITE},
+    {WG_HTTP_POST, "/{id}/send-text", h_send_text, RC_WRITE},
 };
 static const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
 

@@ -18,10 +18,17 @@ int wg_core_send_to_jid(const char *in, char *out, size_t cap)
 {
     size_t n = 0;
     char digits[32];
-    if (strchr(in, '@')) {
-        if (strlen(in) >= cap || strchr(in, ' '))
+    const char *at = strchr(in, '@');
+    if (at) {
+        if (strlen(in) >= cap || strchr(in, ' ') || at == in)
             return WG_EINVAL;
-        snprintf(out, cap, "%s", in);
+        /* "c.us" is WhatsApp Web's name for the user server (Hypersender, WAHA, wa-js) */
+        if (!strcmp(at, "@c.us")) {
+            if ((size_t)(at - in) + sizeof("@s.whatsapp.net") > cap)
+                return WG_EINVAL;
+            snprintf(out, cap, "%.*s@s.whatsapp.net", (int)(at - in), in);
+        } else
+            snprintf(out, cap, "%s", in);
         return 0;
     }
     for (const char *p = in; *p; p++) {

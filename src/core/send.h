@@ -53,7 +53,8 @@ typedef struct {
 } wg_core_sent_t;
 
 /* Recipient as a JID: "+49 151 234" / "49-151-234" -> "49151234@s.whatsapp.net" (at least 5
- * digits); anything with '@' is kept as given (no spaces). 0 or WG_EINVAL. */
+ * digits); "N@c.us" -> "N@s.whatsapp.net"; any other JID is kept as given (no spaces).
+ * 0 or WG_EINVAL. */
 int wg_core_send_to_jid(const char *in, char *out, size_t cap);
 
 /* Validates m for instance `in` (loaded by the caller for its credential) and queues the text.

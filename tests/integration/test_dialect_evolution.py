@@ -330,3 +330,164 @@ def json_text(srv, key):
     import json
     return json.dumps([evo(srv, "GET", p, key=key)[1] for p in
                        ("/proxy/find/evo-p", "/instance/fetchInstances")])
+
+
+def phone_inbox(phone):
+    st, js = SB.api("GET", "/phones/%s/messages" % phone)
+    assert st == 200, (st, js)
+    return js
+
+
+def wait_inbox(phone, text, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = [m for m in phone_inbox(phone) if m["text"] == text]
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError("%r never reached phone %s: %r" % (text, phone, phone_inbox(phone)))
+
+
+def test_evolution_send_text_and_set_presence():
+    srv = gateway()
+    try:
+        ka, kb = account(srv, "evo-a"), account(srv, "evo-b")
+        st, js = evo(srv, "POST", "/instance/create", {"instanceName": "evo-s", "qrcode": True},
+                     key=ka)
+        assert st == 201, js
+        iid, tok, qr = js["instance"]["instanceId"], js["hash"], js["qrcode"]["code"]
+        st, js = evo(srv, "POST", "/instance/create", {"instanceName": "evo-s2"}, key=kb)
+        assert st == 201, js
+        tok2 = js["hash"]
+        text = {"number": "5511900000001", "text": "hi"}
+        # not linked yet: Evolution's socket words, as a 400
+        assert_err(*evo(srv, "POST", "/message/sendText/evo-s", text, key=ka), 400,
+                   "Bad Request", "Connection Closed")
+        assert_err(*evo(srv, "POST", "/instance/setPresence/evo-s", {"presence": "available"},
+                        key=ka), 400, "Bad Request", "Error: Connection Closed")
+        # link, and a peer phone to write to
+        base = 5511980000000 + int(time.time()) % 100000
+        owner, peer = str(base), str(base + 1)
+        for n, name in ((owner, "Evo Owner"), (peer, "Evo Peer")):
+            st, pj = SB.api("POST", "/phones", {"number": n, "pushName": name})
+            assert st == 201, pj
+        st, sj = SB.api("POST", "/phones/%s/scan" % owner, {"qr": qr})
+        assert st == 200, sj
+        wait_state(srv, "evo-s", ka, "open")
+        st, arr = evo(srv, "GET", "/instance/fetchInstances?instanceName=evo-s", key=ka)
+        assert st == 200 and len(arr) == 1, arr
+        profile = arr[0]["profileName"]
+        # sendText with the instance's own token: 201 with Evolution's message record
+        t0 = int(time.time())
+        st, js = evo(srv, "POST", "/message/sendText/evo-s",
+                     {"number": peer, "text": "hello from evolution", "linkPreview": False},
+                     key=tok)
+        assert st == 201, (st, js, srv.stderr()[-3000:])
+        assert set(js) == {"key", "pushName", "status", "message", "messageType",
+                           "messageTimestamp", "instanceId", "source"}, js
+        assert set(js["key"]) == {"remoteJid", "fromMe", "id"}, js
+        assert js["key"]["remoteJid"] == peer + "@s.whatsapp.net", js
+        assert js["key"]["fromMe"] is True, js
+        assert re.fullmatch(r"3EB0[0-9A-F]{18}", js["key"]["id"]), js
+        assert js["pushName"] == (profile if profile else "Você"), (js, profile)
+        assert js["status"] == "PENDING" and js["messageType"] == "conversation", js
+        assert js["message"] == {"conversation": "hello from evolution"}, js
+        assert isinstance(js["messageTimestamp"], int), js
+        assert t0 - 1 <= js["messageTimestamp"] <= time.time() + 1, js
+        assert js["instanceId"] == iid and js["source"] == "web", js
+        got = wait_inbox(peer, "hello from evolution")
+        assert got[0]["id"] == js["key"]["id"], got
+        assert got[0]["from"].split("@")[0].split(":")[0] == owner, got
+        first_id = js["key"]["id"]
+        # a JID, "+" with spaces, a delay (composing first) and a quote, with the account key
+        t1 = time.time()
+        st, js = evo(srv, "POST", "/message/sendText/evo-s",
+                     {"number": peer + "@s.whatsapp.net", "text": "second, after a pause",
+                      "delay": 1200, "quoted": {"key": {"id": first_id}}}, key=ka)
+        assert st == 201 and time.time() - t1 >= 1.2, (st, js, time.time() - t1)
+        assert js["key"]["remoteJid"] == peer + "@s.whatsapp.net", js
+        assert js["key"]["id"] != first_id, js
+        wait_inbox(peer, "second, after a pause")
+        st, js = evo(srv, "POST", "/message/sendText/evo-s",
+                     {"number": "+%s %s" % (peer[:2], peer[2:]), "text": "third"}, key=ADMIN)
+        assert st == 201 and js["key"]["remoteJid"] == peer + "@s.whatsapp.net", js
+        wait_inbox(peer, "third")
+        # validation, in jsonschema's words (every failing rule)
+        st, js = evo(srv, "POST", "/message/sendText/evo-s", {}, key=ka)
+        assert st == 400 and js == {"status": 400, "error": "Bad Request", "response": {
+            "message": ['instance requires property "number"',
+                        'instance requires property "text"']}}, js
+        assert_err(*evo(srv, "POST", "/message/sendText/evo-s", {"number": peer}, key=ka), 400,
+                   "Bad Request", 'instance requires property "text"')
+        assert_err(*evo(srv, "POST", "/message/sendText/evo-s", {"text": "x"}, key=ka), 400,
+                   "Bad Request", 'instance requires property "number"')
+        assert_err(*evo(srv, "POST", "/message/sendText/evo-s", {"number": int(peer), "text": "x"},
+                        key=ka), 400, "Bad Request", "Invalid format")
+        assert_err(*evo(srv, "POST", "/message/sendText/evo-s", {"number": peer, "text": 5},
+                        key=ka), 400, "Bad Request", "text is not of a type(s) string")
+        assert_err(*evo(srv, "POST", "/message/sendText/evo-s",
+                        {"number": peer, "text": "x", "delay": "1s"}, key=ka), 400,
+                   "Bad Request", "delay is not of a type(s) integer")
+        assert_err(*evo(srv, "POST", "/message/sendText/evo-s", {"number": peer, "text": "  "},
+                        key=ka), 400, "Bad Request", "Text is required")
+        assert_err(*evo(srv, "POST", "/message/sendText/evo-s",
+                        {"number": peer, "text": "x", "delay": 20001}, key=ka), 400,
+                   "Bad Request", "delay must be milliseconds between 0 and 20000")
+        st, _, js = srv.request("POST", "/evolution/message/sendText/evo-s", token=ka,
+                                auth="apikey", raw="{not json")
+        assert_err(st, js, 400, "Bad Request", "request body must be a JSON object")
+        # a number that is not one, and one nobody registered: Evolution's onWhatsApp answer
+        assert_err(*evo(srv, "POST", "/message/sendText/evo-s", {"number": "abc", "text": "x"},
+                        key=ka), 400, "Bad Request",
+                   {"jid": "abc@s.whatsapp.net", "exists": False, "number": "abc"})
+        assert_err(*evo(srv, "POST", "/message/sendText/evo-s",
+                        {"number": "4900000000001", "text": "nobody"}, key=ka), 400,
+                   "Bad Request",
+                   {"jid": "4900000000001@s.whatsapp.net", "exists": False,
+                    "number": "4900000000001"})
+        # auth before anything; another owner's instance is missing; another token is 401
+        assert_err(*evo(srv, "POST", "/message/sendText/evo-s", text), 401, "Unauthorized")
+        assert_err(*evo(srv, "POST", "/message/sendText/evo-s", text, key="nope"), 401,
+                   "Unauthorized")
+        assert_err(*evo(srv, "POST", "/message/sendText/evo-s", text, key=kb), 404,
+                   "Not Found", 'The "evo-s" instance does not exist')
+        assert_err(*evo(srv, "POST", "/message/sendText/evo-s", text, key=tok2), 401,
+                   "Unauthorized")
+        assert_err(*evo(srv, "POST", "/message/sendText/ghost", text, key=ka), 404,
+                   "Not Found", 'The "ghost" instance does not exist')
+        # only the three texts reached the peer
+        assert [m["text"] for m in phone_inbox(peer)] == [
+            "hello from evolution", "second, after a pause", "third"], phone_inbox(peer)
+        # setPresence: 201 {presence}
+        for p in ("available", "unavailable"):
+            st, js = evo(srv, "POST", "/instance/setPresence/evo-s", {"presence": p}, key=tok)
+            assert st == 201 and js == {"presence": p}, (st, js)
+        assert_err(*evo(srv, "POST", "/instance/setPresence/evo-s", {}, key=ka), 400,
+                   "Bad Request", 'instance requires property "presence"')
+        assert_err(*evo(srv, "POST", "/instance/setPresence/evo-s", {"presence": "dancing"},
+                        key=ka), 400, "Bad Request",
+                   "presence is not one of enum values: unavailable,available,composing,"
+                   "recording,paused")
+        assert_err(*evo(srv, "POST", "/instance/setPresence/evo-s", {"presence": 1}, key=ka),
+                   400, "Bad Request", "presence is not of a type(s) string")
+        st, js = evo(srv, "POST", "/instance/setPresence/evo-s", {"presence": "composing"},
+                     key=ka)
+        assert_err(st, js, 400, "Bad Request")  # a chat state needs a chat: sendPresence's
+        assert "composing" in js["response"]["message"][0], js
+        assert_err(*evo(srv, "POST", "/instance/setPresence/evo-s", {"presence": "available"}),
+                   401, "Unauthorized")
+        assert_err(*evo(srv, "POST", "/instance/setPresence/evo-s", {"presence": "available"},
+                        key=kb), 404, "Not Found", 'The "evo-s" instance does not exist')
+        assert_err(*evo(srv, "POST", "/instance/setPresence/evo-s", {"presence": "available"},
+                        key=tok2), 401, "Unauthorized")
+        # logged out: Connection Closed again
+        st, js = evo(srv, "DELETE", "/instance/logout/evo-s", key=ka)
+        assert st == 200, js
+        wait_state(srv, "evo-s", ka, "close")
+        assert_err(*evo(srv, "POST", "/message/sendText/evo-s",
+                        {"number": peer, "text": "too late"}, key=ka), 400, "Bad Request",
+                   "Connection Closed")
+        assert "too late" not in [m["text"] for m in phone_inbox(peer)]
+    finally:
+        srv.stop()
+

@@ -198,3 +198,110 @@ def test_hypersender_create_errors_limits_and_lifecycle():
                                                "hypersender/create-instance."}, js
     finally:
         srv.stop()
+
+
+def phone_inbox(phone):
+    st, js = SB.api("GET", "/phones/%s/messages" % phone)
+    assert st == 200, (st, js)
+    return js
+
+
+def wait_inbox(phone, text, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = [m for m in phone_inbox(phone) if m["text"] == text]
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError("%r never reached phone %s: %r" % (text, phone, phone_inbox(phone)))
+
+
+def test_hypersender_send_text():
+    srv = gateway()
+    try:
+        ka, kb = account(srv, "hs-a"), account(srv, "hs-b")
+        base = 201100000000 + int(time.time()) % 100000
+        owner, peer = str(base), str(base + 1)
+        st, _, js = hs(srv, "POST", "/create-instance", {"phone": "+" + owner, "name": "hs-s"},
+                       key=ka)
+        assert st == 201, js
+        iid, tok = js["id"], js["access_token"]
+        st, _, js = hs(srv, "POST", "/create-instance", {"phone": "+201099999999",
+                                                         "name": "hs-other"}, key=kb)
+        assert st == 201, js
+        iid_b, tok_b = js["id"], js["access_token"]
+        body = {"chatId": peer + "@c.us", "text": "hello from hypersender"}
+        # not linked yet
+        st, _, js = hs(srv, "POST", "/%s/send-text" % iid, body, key=tok)
+        assert st == 409 and js == {"message": "The instance is not connected."}, (st, js)
+        # link: the phone scans the QR now shown (its text through the native route)
+        st, _, q = srv.request("GET", "/v1/instances/%s/qr" % iid, token=tok)
+        assert st == 200, q
+        for n in (owner, peer):
+            st, pj = SB.api("POST", "/phones", {"number": n, "pushName": "HS " + n})
+            assert st == 201, pj
+        st, sj = SB.api("POST", "/phones/%s/scan" % owner, {"qr": q["data"]["code"]})
+        assert st == 200, sj
+        deadline = time.time() + 20
+        while health(srv, iid, tok)["status"] != "WORKING":
+            assert time.time() < deadline, srv.stderr()[-3000:]
+            time.sleep(0.1)
+        # 201 with the documented message shape; chatId in WhatsApp Web's c.us form
+        t0 = int(time.time())
+        st, _, js = hs(srv, "POST", "/%s/send-text" % iid, body, key=tok)
+        assert st == 201, (st, js, srv.stderr()[-3000:])
+        assert set(js) == {"key", "status", "message", "messageTimestamp"}, js
+        assert set(js["key"]) == {"id", "fromMe", "remoteJid"}, js
+        assert re.fullmatch(r"3EB0[0-9A-F]{18}", js["key"]["id"]), js
+        assert js["key"]["fromMe"] is True, js
+        assert js["key"]["remoteJid"] == peer + "@s.whatsapp.net", js
+        assert js["status"] == "PENDING", js
+        assert js["message"] == {"extendedTextMessage": {"text": "hello from hypersender"}}, js
+        assert isinstance(js["messageTimestamp"], str), js
+        assert t0 - 1 <= int(js["messageTimestamp"]) <= time.time() + 1, js
+        got = wait_inbox(peer, "hello from hypersender")
+        assert got[0]["id"] == js["key"]["id"], got
+        assert got[0]["from"].split("@")[0].split(":")[0] == owner, got
+        # the account key, a reply, a plain number and the optional flags
+        st, _, js2 = hs(srv, "POST", "/%s/send-text" % iid,
+                        {"chatId": peer, "text": "a reply", "reply_to": js["key"]["id"],
+                         "link_preview": False, "link_preview_high_quality": False}, key=ka)
+        assert st == 201 and js2["key"]["remoteJid"] == peer + "@s.whatsapp.net", (st, js2)
+        assert js2["key"]["id"] != js["key"]["id"], js2
+        wait_inbox(peer, "a reply")
+        # validation: one Laravel message per failing rule
+        st, _, js = hs(srv, "POST", "/%s/send-text" % iid, {}, key=tok)
+        check_422(st, js, {"chatId": ["The chat id field is required."],
+                           "text": ["The text field is required."]})
+        st, _, js = hs(srv, "POST", "/%s/send-text" % iid, raw="{nope", key=tok)
+        check_422(st, js, {"chatId": ["The chat id field is required."],
+                           "text": ["The text field is required."]})
+        st, _, js = hs(srv, "POST", "/%s/send-text" % iid,
+                       {"chatId": 5, "text": ["x"], "reply_to": 1, "link_preview": "yes"},
+                       key=tok)
+        check_422(st, js, {"chatId": ["The chat id field must be a string."],
+                           "text": ["The text field must be a string."],
+                           "reply_to": ["The reply to field must be a string."],
+                           "link_preview": ["The link preview field must be true or false."]})
+        st, _, js = hs(srv, "POST", "/%s/send-text" % iid, {"chatId": "not a number",
+                                                           "text": "x"}, key=tok)
+        check_422(st, js, {"chatId": ["The chat id field format is invalid."]})
+        # nobody has this number
+        st, _, js = hs(srv, "POST", "/%s/send-text" % iid, {"chatId": "4900000000001@c.us",
+                                                           "text": "x"}, key=tok)
+        assert st == 404 and js == {"message": "The recipient is not on WhatsApp."}, (st, js)
+        # auth and ownership
+        st, _, js = hs(srv, "POST", "/%s/send-text" % iid, body)
+        assert st == 401 and js == {"message": "Unauthenticated."}, (st, js)
+        st, _, js = hs(srv, "POST", "/%s/send-text" % iid, body, key="nope")
+        assert st == 401 and js == {"message": "Unauthenticated."}, (st, js)
+        for key in (kb, tok_b):
+            st, _, js = hs(srv, "POST", "/%s/send-text" % iid, body, key=key)
+            assert st == 404 and js == {"message": "Instance not found."}, (st, js)
+        st, _, js = hs(srv, "POST", "/%s/send-text" % iid_b, body, key=tok)
+        assert st == 404 and js == {"message": "Instance not found."}, (st, js)
+        st, _, js = hs(srv, "GET", "/%s/send-text" % iid, key=tok)
+        assert st == 405, (st, js)
+        assert [m["text"] for m in phone_inbox(peer)] == ["hello from hypersender", "a reply"]
+    finally:
+        srv.stop()

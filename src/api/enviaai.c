@@ -4,6 +4,8 @@
  *        qrCodeExpiresAt} (a stopped/failed instance is started; the answer waits for its QR)
  *   GET  /v1/instances/{id}/qrcode   GET /v1/instances/{id}/status
  *   POST /v1/instances/{id}/disconnect (logs the WhatsApp session out)
+ *   POST /v1/messages/send {instanceId, to, message, quotedMessageId?} -> {success, messageId,
+ *        status:"sent", timestamp} (answers after the server ack; media: 422)
  * Statuses in EnviaAI's words: connected | disconnected | connecting | qr_pending. Envelopes,
  * auth (Bearer / apikey; instance tokens reach their own instance only) and errors are the
  * native ones. */
@@ -30,13 +32,12 @@ static void fail_core(wg_http_req_t *r, const wg_core_err_t *e)
             wg_render_error(e->code ? e->code : "internal_error", e->message, e->field));
 }
 
-/* Auth, per-credential limit, then the instance. 0, or the response is set. */
-static int ea_instance(wg_http_req_t *r, wg_api_ctx_t *c, wg_auth_t *a, wg_instance_t *in)
+/* Auth and the per-credential limit. 0, or the response is set. */
+static int ea_auth(wg_http_req_t *r, wg_api_ctx_t *c, wg_auth_t *a)
 {
     wg_core_err_t err = {0};
     char key[120];
     int retry;
-    snprintf(r->log_instance, sizeof(r->log_instance), "%s", r->params[0]);
     if (wg_dialect_auth(r, c, a, &err) != 0) {
         fail_core(r, &err);
         return WG_EPERM;
@@ -51,6 +52,16 @@ static int ea_instance(wg_http_req_t *r, wg_api_ctx_t *c, wg_auth_t *a, wg_insta
         respond(r, 429, e);
         return WG_ELIMIT;
     }
+    return 0;
+}
+
+/* Auth, limit, then the instance {id}. 0, or the response is set. */
+static int ea_instance(wg_http_req_t *r, wg_api_ctx_t *c, wg_auth_t *a, wg_instance_t *in)
+{
+    wg_core_err_t err = {0};
+    snprintf(r->log_instance, sizeof(r->log_instance), "%s", r->params[0]);
+    if (ea_auth(r, c, a) != 0)
+        return WG_EPERM;
     if (wg_core_instance_get(c->core, a, r->params[0], in, &err) != 0) {
         fail_core(r, &err);
         return WG_ENOTFOUND;
@@ -176,11 +187,92 @@ static void h_disconnect(wg_http_req_t *r, void *ctx)
     wg_instance_dispose(&now);
 }
 
+/* ---- messages (the rules are core/send.c's) ---- */
+
+/* {success:true, messageId, status:"sent", timestamp} - flat, as EnviaAI documents it. wagate
+ * answers once WhatsApp's server took the message, so the status is "sent" (EnviaAI's own
+ * queue answers "queued"). */
+static void send_done(wg_http_req_t *r, wg_api_ctx_t *c, const wg_core_send_t *s,
+                      const wg_core_sent_t *sent, const wg_core_err_t *err, void *arg)
+{
+    (void)c;
+    (void)s;
+    (void)arg;
+    if (!sent)
+        fail_core(r, err);
+    else
+        respond(r, 200, json_pack("{s:b, s:s, s:s, s:o}", "success", 1, "messageId",
+                                  sent->message_id, "status", "sent", "timestamp",
+                                  wg_render_time_json(sent->acked_at)));
+}
+
+/* 0 when key is absent/null or a string (*out set); else the 422 is set. */
+static int body_string(wg_http_req_t *r, json_t *root, const char *key, const char **out)
+{
+    json_t *v = json_object_get(root, key);
+    char m[80];
+    *out = json_string_value(v);
+    if (!v || json_is_null(v) || json_is_string(v))
+        return 0;
+    snprintf(m, sizeof(m), "%s must be a string", key);
+    respond(r, 422, wg_render_error("validation_error", m, key));
+    return WG_EINVAL;
+}
+
+static void h_send(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_core_err_t err = {0};
+    wg_instance_t in = {0};
+    json_t *root = NULL;
+    wg_core_send_text_t m = {0};
+    const char *id, *media;
+    if (ea_auth(r, c, &a) != 0)
+        return;
+    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0) {
+        fail_core(r, &err);
+        goto out;
+    }
+    if (body_string(r, root, "instanceId", &id) || body_string(r, root, "to", &m.to) ||
+        body_string(r, root, "message", &m.text) ||
+        body_string(r, root, "quotedMessageId", &m.quoted_id) ||
+        body_string(r, root, "mediaUrl", &media))
+        goto out;
+    if (!id || !*id) {
+        respond(r, 422, wg_render_error("validation_error", "instanceId is required",
+                                        "instanceId"));
+        goto out;
+    }
+    if (media) {
+        respond(r, 422, wg_render_error("validation_error",
+                                        "media messages are not supported yet: send text "
+                                        "in message",
+                                        "mediaUrl"));
+        goto out;
+    }
+    snprintf(r->log_instance, sizeof(r->log_instance), "%s", id);
+    if (wg_core_instance_get(c->core, &a, id, &in, &err) != 0) {
+        fail_core(r, &err);
+        goto out;
+    }
+    if (wg_dialect_send_text(r, c, &in, &m, send_done, NULL, NULL, &err) != 0) {
+        /* the core names its fields after the native body; EnviaAI calls the text "message" */
+        if (!strcmp(err.field, "text"))
+            snprintf(err.field, sizeof(err.field), "message");
+        fail_core(r, &err);
+    }
+out:
+    json_decref(root);
+    wg_instance_dispose(&in);
+}
+
 static const wg_route_t routes[] = {
     {WG_HTTP_POST, "/instances/{id}/connect", h_connect, RC_WRITE},
     {WG_HTTP_GET, "/instances/{id}/qrcode", h_qrcode, RC_READ},
     {WG_HTTP_GET, "/instances/{id}/status", h_status, RC_READ},
     {WG_HTTP_POST, "/instances/{id}/disconnect", h_disconnect, RC_WRITE},
+    {WG_HTTP_POST, "/messages/send", h_send, RC_WRITE},
 };
 static const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
 

@@ -123,3 +123,98 @@ def test_enviaai_connect_status_disconnect_and_signature():
         srv.stop()
         rcv.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def phone_inbox(phone):
+    st, js = SB.api("GET", "/phones/%s/messages" % phone)
+    assert st == 200, (st, js)
+    return js
+
+
+def test_enviaai_messages_send():
+    env = {"WAGATE_ADMIN_KEY": ADMIN, "WAGATE_WA_URL": SB.url(), "WAGATE_WA_ROOT_KEY": SB.root,
+           "WAGATE_RATE_CREATE": "0", "WAGATE_RATE_WRITE": "0", "WAGATE_RATE_READ": "0",
+           "WAGATE_WA_PREKEYS_INITIAL": "50", "WAGATE_WORKERS": "2", "WAGATE_QR_WAIT_MS": "10000"}
+    srv = Server(env=env).start()
+    try:
+        st, _, js = srv.request("POST", "/v1/accounts", {"name": "ea-b", "plan": "pro"},
+                                token=ADMIN)
+        assert st == 201, js
+        kb = js["data"]["apiKey"]
+        st, _, js = srv.request("POST", "/v1/instances", {"name": "ea-send"}, token=ADMIN,
+                                timeout=30)
+        assert st == 201, js
+        iid, tok, qr = js["data"]["id"], js["data"]["accessToken"], js["data"]["qrCode"]["code"]
+        st, _, js = srv.request("POST", "/v1/instances", {"name": "ea-other"}, token=kb)
+        assert st == 201, js
+        other_tok = js["data"]["accessToken"]
+
+        def send(body, key=tok, raw=None):
+            st, _, js = srv.request("POST", "/v1/messages/send", body, token=key, raw=raw,
+                                    timeout=40)
+            return st, js
+
+        def err(st, js, status, code, field):
+            assert st == status, (st, js)
+            assert js["success"] is False and js["error"]["code"] == code, js
+            assert js["error"]["field"] == field, js
+
+        base = 5511950000000 + int(time.time()) % 100000
+        owner, peer = str(base), str(base + 1)
+        body = {"instanceId": iid, "to": peer, "message": "hello from enviaai"}
+        err(*send(body), 409, "instance_not_connected", None)
+        for n in (owner, peer):
+            st, pj = SB.api("POST", "/phones", {"number": n, "pushName": "EA " + n})
+            assert st == 201, pj
+        st, sj = SB.api("POST", "/phones/%s/scan" % owner, {"qr": qr})
+        assert st == 200, sj
+        deadline = time.time() + 20
+        while True:
+            st, _, js = srv.request("GET", "/v1/instances/%s/status" % iid, token=tok)
+            if st == 200 and js["data"]["status"] == "connected":
+                break
+            assert time.time() < deadline, (st, js, srv.stderr()[-3000:])
+            time.sleep(0.1)
+        # the documented flat answer (no data envelope)
+        t0 = time.time()
+        st, js = send(body)
+        assert st == 200, (st, js, srv.stderr()[-3000:])
+        assert set(js) == {"success", "messageId", "status", "timestamp"}, js
+        assert js["success"] is True and js["status"] == "sent", js
+        assert re.fullmatch(r"3EB0[0-9A-F]{18}", js["messageId"]), js
+        assert ISO.match(js["timestamp"]), js
+        ts = time.mktime(time.strptime(js["timestamp"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+        assert t0 - 2 <= ts <= time.time() + 1, (js, t0)
+        deadline = time.time() + 20
+        while not [m for m in phone_inbox(peer) if m["text"] == "hello from enviaai"]:
+            assert time.time() < deadline, phone_inbox(peer)
+            time.sleep(0.05)
+        got = [m for m in phone_inbox(peer) if m["text"] == "hello from enviaai"]
+        assert got[0]["id"] == js["messageId"], got
+        first = js["messageId"]
+        st, js = send({"instanceId": iid, "to": "+" + peer, "message": "a reply",
+                       "quotedMessageId": first, "metadata": {"order": 7}}, key=ADMIN)
+        assert st == 200 and js["messageId"] != first, (st, js)
+        # validation in the native shape, naming EnviaAI's fields
+        err(*send({"to": peer, "message": "x"}), 422, "validation_error", "instanceId")
+        err(*send({"instanceId": 5, "to": peer, "message": "x"}), 422, "validation_error",
+            "instanceId")
+        err(*send({"instanceId": iid, "message": "x"}), 422, "validation_error", "to")
+        err(*send({"instanceId": iid, "to": "nope", "message": "x"}), 422, "validation_error",
+            "to")
+        err(*send({"instanceId": iid, "to": peer}), 422, "validation_error", "message")
+        err(*send({"instanceId": iid, "to": peer, "message": ""}), 422, "validation_error",
+            "message")
+        err(*send({"instanceId": iid, "to": peer, "mediaUrl": "https://a.com/x.png",
+                   "mediaType": "image"}), 422, "validation_error", "mediaUrl")
+        err(*send(None, raw="{x"), 400, "invalid_json", None)
+        err(*send({"instanceId": iid, "to": "4900000000001", "message": "x"}), 404,
+            "not_on_whatsapp", "to")
+        # auth and ownership: another owner's instance is missing
+        err(*send(body, key=None), 401, "unauthorized", None)
+        err(*send(body, key=kb), 404, "not_found", None)
+        err(*send(body, key=other_tok), 404, "not_found", None)
+        err(*send(dict(body, instanceId="ghost"), key=ADMIN), 404, "not_found", None)
+        assert [m["text"] for m in phone_inbox(peer)] == ["hello from enviaai", "a reply"]
+    finally:
+        srv.stop()

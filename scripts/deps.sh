@@ -6,7 +6,9 @@ set -e
 PKGS="build-essential pkg-config clang python3 zlib1g-dev
 libevent-dev libssl-dev libwslay-dev libjansson-dev libprotobuf-c-dev protobuf-c-compiler
 libsignal-protocol-c-dev libqrencode-dev libpng-dev libcurl4-openssl-dev libsqlite3-dev
-libsodium-dev zbar-tools sqlite3 openssl"
+libsodium-dev zbar-tools sqlite3 openssl
+chromium"
+# chromium: headless, for the Wachat live QR page test (tests/integration/test_wachat_live_browser.py).
 # Node is needed only for the Baileys interop tests; keep whatever node/npm is already there.
 command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
 command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"

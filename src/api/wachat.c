@@ -235,12 +235,12 @@ static void url_escape(char *out, size_t cap, const char *s)
  * Wachat's do), so the caller can drop them into an <img>/<iframe> as they are. The origin is
  * WAGATE_PUBLIC_URL, else http:// + the Host header, else none (a path). */
 typedef struct {
-    char image[900], live[900];
+    char image[2200], live[2200]; /* origin (300) + path + query (1800) */
 } links_t;
 
 static void make_links(wg_http_req_t *r, wg_api_ctx_t *c, const char *api_name, links_t *l)
 {
-    char q[700] = "", tok[520], origin[300] = "";
+    char q[1800] = "", tok[520], origin[300] = ""; /* q: a 519-byte key escaped fits */
     const char *host = r->header ? r->header(r, "Host") : NULL;
     const char *key = wg_http_credential(r, tok, sizeof(tok));
     if (!key && wg_http_query_get(r->query, "apiKey", tok, sizeof(tok)) == 0)

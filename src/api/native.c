@@ -234,15 +234,17 @@ int wg_native_parse_create(json_t *root, wg_instance_spec_t *spec, json_t **sett
     return 0;
 }
 
-/* webhookByEvents / webhookBase64 / webhookMaxAttempts -> {byEvents, base64, maxAttempts}
- * (new object in *opts, NULL when none is present; the core validates the values). */
+/* webhookByEvents / webhookBase64 / webhookMaxAttempts / webhookHeaders -> {byEvents, base64,
+ * maxAttempts, headers} (new object in *opts, NULL when none is present; the core validates
+ * the values). */
 static int parse_webhook_opts(json_t *root, json_t **opts)
 {
     static const char *const names[][2] = {{"webhookByEvents", "byEvents"},
                                            {"webhookBase64", "base64"},
-                                           {"webhookMaxAttempts", "maxAttempts"}};
+                                           {"webhookMaxAttempts", "maxAttempts"},
+                                           {"webhookHeaders", "headers"}};
     *opts = NULL;
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         json_t *v = json_object_get(root, names[i][0]);
         if (!v || json_is_null(v))
             continue;
@@ -289,7 +291,7 @@ int wg_native_parse_patch(json_t *root, wg_instance_patch_t *p, wg_core_err_t *e
         any = 1;
     }
     if (json_object_get(root, "webhookByEvents") || json_object_get(root, "webhookBase64") ||
-        json_object_get(root, "webhookMaxAttempts"))
+        json_object_get(root, "webhookMaxAttempts") || json_object_get(root, "webhookHeaders"))
         any = 1; /* the handler builds p->webhook_opts (parse_webhook_opts) */
     if (!any) {
         wg_core_err_set(err, 422, "validation_error", NULL,

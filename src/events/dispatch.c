@@ -12,6 +12,7 @@
  * written, so it never re-reads a row it has delivered. Addresses are checked at connect time (open-socket
  * callback, events/ssrf.h), after curl resolved the name: DNS rebinding cannot slip through. */
 #include "events/dispatch.h"
+#include "events/envelope.h"
 #include "events/ssrf.h"
 #include "events/webhook.h"
 #include "store/store.h"
@@ -51,6 +52,7 @@ struct inst {
     struct wg_dispatch *d;
     char id[64];
     wg_webhook_cfg_t cfg;
+    wg_envelope_inst_t ident; /* name, JID, owner, dialect: what the envelopes show */
     int have_cfg;
     wg_outbox_row_t *rows;
     size_t nrows, pos;
@@ -76,6 +78,7 @@ struct wg_dispatch {
     struct event *poll_ev, *wake_ev, *stop_ev, *curl_timer, *flush_ev, *soon_ev, *ino_ev;
     int ino_fd;
     char wal_name[256]; /* basename of the database's WAL file */
+    char server_url[512]; /* Evolution's server_url (WAGATE_PUBLIC_URL or from the listen) */
     CURLM *multi;
     pthread_t th;
     int started;
@@ -160,6 +163,7 @@ static void inst_free(inst_t *in)
     event_free(in->timer);
     wg_outbox_list_free(in->rows, in->nrows);
     wg_webhook_cfg_dispose(&in->cfg);
+    wg_envelope_inst_dispose(&in->ident);
     free(in);
 }
 
@@ -309,12 +313,29 @@ static void delivery_free(delivery_t *dl)
 
 static int add_header(delivery_t *dl, const char *name, const char *val)
 {
-    char h[256];
-    snprintf(h, sizeof(h), "%s: %s", name, val);
+    size_t cap = strlen(name) + strlen(val) + 3;
+    char *h = malloc(cap);
+    if (!h)
+        return WG_ENOMEM;
+    snprintf(h, cap, "%s: %s", name, val);
     struct curl_slist *n = curl_slist_append(dl->hdrs, h);
+    free(h);
     if (!n)
         return WG_ENOMEM;
     dl->hdrs = n;
+    return 0;
+}
+
+/* The instance's own headers first (core/ refused names that would collide with ours), then
+ * the dialect's, then ours. */
+static int add_headers(delivery_t *dl, const wg_webhook_cfg_t *c, const wg_envelope_t *env)
+{
+    for (size_t i = 0; i < c->nhdrs; i++)
+        if (add_header(dl, c->hdr_names[i], c->hdr_values[i]))
+            return WG_ENOMEM;
+    for (size_t i = 0; i < env->nhdr; i++)
+        if (add_header(dl, env->hdr[i].name, env->hdr[i].value))
+            return WG_ENOMEM;
     return 0;
 }
 
@@ -323,26 +344,33 @@ static int start(inst_t *in, const wg_outbox_row_t *r)
 {
     wg_dispatch_t *d = in->d;
     delivery_t *dl = calloc(1, sizeof(*dl));
+    wg_envelope_t env;
     size_t blen = 0;
     char ts[32], sig[80];
     int rv = WG_ENOMEM;
     if (!dl)
         return WG_ENOMEM;
     dl->in = in;
-    if ((rv = wg_webhook_render(&in->cfg, r, &dl->body, &blen)) != 0 ||
-        (rv = wg_webhook_url(&in->cfg, r->event, &dl->url)) != 0)
+    /* rendered now, in the instance's dialect as it is stored at this moment */
+    if ((rv = wg_envelope_render(&in->ident, &in->cfg, d->server_url, r, &env)) != 0)
+        goto out;
+    dl->body = env.body; /* the delivery owns the body from here */
+    blen = env.len;
+    env.body = NULL;
+    if ((rv = wg_webhook_url(&in->cfg, env.url_part, &dl->url)) != 0)
         goto out;
     rv = WG_ENOMEM;
     snprintf(ts, sizeof(ts), "%lld", (long long)(wg_store_now_ms() / 1000));
-    if (add_header(dl, "Content-Type", "application/json") || add_header(dl, "Expect", "") ||
-        add_header(dl, "X-Wagate-Event", r->event) || add_header(dl, "X-Wagate-Delivery", r->id) ||
-        add_header(dl, "X-Wagate-Timestamp", ts))
+    if (add_headers(dl, &in->cfg, &env) || add_header(dl, "Content-Type", "application/json") ||
+        add_header(dl, "Expect", "") || add_header(dl, "X-Wagate-Event", r->event) ||
+        add_header(dl, "X-Wagate-Delivery", r->id) || add_header(dl, "X-Wagate-Timestamp", ts))
         goto out;
     if (in->cfg.secret) {
         wg_webhook_sign(in->cfg.secret, dl->body, blen, sig, sizeof(sig));
-        /* the same signature under EnviaAI's name, for clients of the EnviaAI-compatible API */
-        if (add_header(dl, "X-Wagate-Signature", sig) ||
-            add_header(dl, "x-enviaai-signature", sig))
+        if (add_header(dl, "X-Wagate-Signature", sig))
+            goto out;
+        /* the same signature under EnviaAI's name, for native (EnviaAI-compatible) instances */
+        if (env.enviaai_sig && add_header(dl, "x-enviaai-signature", sig))
             goto out;
     }
     if (!(dl->easy = curl_easy_init()))
@@ -484,10 +512,17 @@ static int refill(inst_t *in)
     rv = wg_store_instance_get(d->st, in->id, &row);
     if (rv == 0) {
         wg_webhook_cfg_t c;
-        if (wg_webhook_cfg_parse(row.webhook, row.dialect, &c) == 0) {
-            wg_webhook_cfg_dispose(&in->cfg);
-            in->cfg = c;
-            in->have_cfg = 1;
+        wg_envelope_inst_t ident;
+        if (wg_envelope_inst_from(&row, &ident) == 0) {
+            if (wg_webhook_cfg_parse(row.webhook, row.dialect, &c) == 0) {
+                wg_webhook_cfg_dispose(&in->cfg);
+                wg_envelope_inst_dispose(&in->ident);
+                in->cfg = c;
+                in->ident = ident;
+                in->have_cfg = 1;
+            } else {
+                wg_envelope_inst_dispose(&ident);
+            }
         }
         wg_instance_dispose(&row);
     } else if (rv == WG_ENOTFOUND) {
@@ -667,6 +702,7 @@ int wg_dispatch_new(const wg_config_t *cfg, wg_metrics_t *m, wg_dispatch_t **out
     d->cfg = cfg;
     d->m = m;
     d->ino_fd = -1;
+    wg_envelope_server_url(cfg->public_url, cfg->listen, d->server_url, sizeof(d->server_url));
     evthread_use_pthreads(); /* event_active from other threads (notify, stop) */
     curl_global_init(CURL_GLOBAL_DEFAULT);
     if ((rv = wg_store_open(cfg->db, &d->st)) != 0)

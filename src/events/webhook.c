@@ -19,7 +19,36 @@ void wg_webhook_cfg_dispose(wg_webhook_cfg_t *c)
     for (size_t i = 0; i < c->nevents; i++)
         free(c->events[i]);
     free(c->events);
+    for (size_t i = 0; i < c->nhdrs; i++) {
+        free(c->hdr_names[i]);
+        free(c->hdr_values[i]);
+    }
+    free(c->hdr_names);
+    free(c->hdr_values);
     memset(c, 0, sizeof(*c));
+}
+
+static int parse_headers(json_t *h, wg_webhook_cfg_t *out)
+{
+    const char *k;
+    json_t *v;
+    size_t n = json_is_object(h) ? json_object_size(h) : 0;
+    if (!n)
+        return 0;
+    if (!(out->hdr_names = calloc(n, sizeof(char *))) ||
+        !(out->hdr_values = calloc(n, sizeof(char *))))
+        return WG_ENOMEM;
+    json_object_foreach(h, k, v)
+    {
+        if (!json_is_string(v))
+            continue;
+        out->hdr_names[out->nhdrs] = strdup(k);
+        out->hdr_values[out->nhdrs] = strdup(json_string_value(v));
+        out->nhdrs++; /* counted before the check: dispose frees both slots */
+        if (!out->hdr_names[out->nhdrs - 1] || !out->hdr_values[out->nhdrs - 1])
+            return WG_ENOMEM;
+    }
+    return 0;
 }
 
 int wg_webhook_cfg_parse(const char *json, const char *dialect, wg_webhook_cfg_t *out)
@@ -60,6 +89,7 @@ int wg_webhook_cfg_parse(const char *json, const char *dialect, wg_webhook_cfg_t
             out->nevents++;
         }
     }
+    rv = parse_headers(json_object_get(w, "headers"), out);
 out:
     json_decref(w);
     if (rv)

@@ -31,6 +31,11 @@ ADMIN = "wga_bench_api_admin_key_0123456789abcdef"
 PHONE_A, PHONE_B = "5531800000001", "5531800000002"
 
 
+def load():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
 def cpu_s(pid):
     """User + system CPU seconds of a process so far."""
     with open("/proc/%d/stat" % pid) as f:
@@ -106,6 +111,7 @@ def main():
               "rate limits off, 10 instances (1 linked to the sandbox)" % (
                   ver.split()[1] if len(ver.split()) > 1 else "?", threads, conns, secs,
                   os.cpu_count() or 1, os.environ.get("WAGATE_HTTP_THREADS", "2")), flush=True)
+        print("bench: load average %s before the runs" % load(), flush=True)
         base = "http://127.0.0.1:%d" % srv.port
         wrk("GET /health", secs, conns, threads, base + "/health", key)
         wrk("GET /v1/instances/{id}", secs, conns, threads, base + "/v1/instances/" + iid, key)
@@ -123,6 +129,7 @@ def main():
         print("bench: POST messages: %d requests answered by wrk's end, %d texts decrypted by the "
               "recipient phone (sandbox)%s; CPU seconds during the run: wagate %.1f, sandbox %.1f"
               % (n, got, "; " + extra if extra else "", cpu[0], cpu[1]), flush=True)
+        print("bench: load average %s after the runs" % load(), flush=True)
     finally:
         if srv:
             srv.cleanup()

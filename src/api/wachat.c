@@ -382,6 +382,13 @@ static void h_create(wg_http_req_t *r, void *ctx)
         fail(r, 401, "Unauthorized");
         goto out;
     }
+    char bucket[96];
+    int retry;
+    snprintf(bucket, sizeof(bucket), "wac-create:%s", a.account_id);
+    if (wg_dialect_limit(r, c, bucket, c->cfg->rate_create, &retry) != 0) {
+        fail(r, 429, "Too many requests; retry later");
+        goto out;
+    }
     if (wg_http_query_get(r->query, "response", resp, sizeof(resp)) == 0 && resp[0] &&
         strcmp(resp, "json") && strcmp(resp, "image")) {
         fail(r, 400, "response must be json or image");

@@ -79,7 +79,7 @@ def wac(srv, method, path, body=None, key=None, prefix="/wachat"):
 
 def assert_err(st, js, want_status, msg=None, contains=None):
     reasons = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-               405: "Method Not Allowed", 409: "Conflict"}
+               405: "Method Not Allowed", 409: "Conflict", 429: "Too Many Requests"}
     assert st == want_status, (st, js)
     assert set(js) == {"status", "error", "response"}, js
     assert js["status"] == want_status and js["error"] == reasons[want_status], js
@@ -445,5 +445,22 @@ def test_wachat_qr_routes_link_send_lifecycle_and_isolation():
         assert_err(*wac(srv, "GET", "/instance/connectionState/" + api, key=tok), 401)
         # the admin key sees every owner's instance by its apiInstanceName
         assert state(srv, api_b, ADMIN) in ("connecting", "close")
+    finally:
+        srv.stop()
+
+
+def test_wachat_create_rate_limit():
+    srv = gateway({"WAGATE_RATE_CREATE": "2"})
+    try:
+        ka, kb = account(srv, "wac-a"), account(srv, "wac-b")
+        for n in ("r1", "r2"):
+            st, js = wac(srv, "POST", "/instance/create", {"instanceName": n}, key=ka)
+            assert st == 201, (st, js)
+        st, hdrs, data = raw(srv, "POST", "/wachat/instance/create", {"instanceName": "r3"}, ka)
+        assert_err(st, json.loads(data), 429, "Too many requests; retry later")
+        assert int(hdrs["retry-after"]) >= 1, hdrs
+        # per account: another account still creates
+        st, js = wac(srv, "POST", "/instance/create", {"instanceName": "r3"}, key=kb)
+        assert st == 201, (st, js)
     finally:
         srv.stop()

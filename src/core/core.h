@@ -87,9 +87,13 @@ typedef struct {
     const char *webhook_url; /* NULL */
     json_t *webhook_events;  /* NULL or array of names (borrowed) */
     const char *webhook_secret; /* NULL: generated (whsec_...); signs webhook bodies */
-    json_t *webhook_opts;    /* NULL or {byEvents?: bool, base64?: bool, maxAttempts?: 1..1000,
-                                headers?: {name: value} | null (sent with each delivery)} */
+    json_t *webhook_opts;    /* NULL or {byEvents?: bool, base64?: bool, maxAttempts?: 1..1000} */
     json_t *settings;        /* NULL or partial settings object (borrowed) */
+    /* NULL or {rabbitmq|sqs|nats: {enabled, events[] (core names)}}: stored, not delivered
+     * yet (wg_core_sinks_parse) */
+    json_t *sinks;
+    /* NULL or the Chatwoot integration (wg_core_chatwoot_parse): stored, not run yet */
+    json_t *chatwoot;
     json_t *proxy;           /* NULL or proxy object (borrowed) */
     /* 1: the core makes a unique api_name "t<n>_<8 base36 random>_<slug of name>" (n: the
      * owner's n-th instance) and api_name above is ignored (Wachat's apiInstanceName) */
@@ -155,5 +159,46 @@ int wg_core_settings_merge(json_t *base, json_t *in, json_t **out, wg_core_err_t
 /* Canonical proxy object from input; field errors "proxy.<key>". */
 int wg_core_proxy_parse(json_t *in, json_t **out, wg_core_err_t *err);
 int wg_core_events_parse(json_t *in, json_t **out, wg_core_err_t *err);
+
+/* Event sinks besides the webhook: {rabbitmq|sqs|nats: {enabled: bool, events: [core event
+ * names]}}, any subset. Canonical object with all three (enabled false, events [] when not
+ * given); field errors "<sink>.enabled" / "<sink>.events". */
+int wg_core_sinks_parse(json_t *in, json_t **out, wg_core_err_t *err);
+/* Chatwoot integration: {accountId (text or integer), token, url (http(s)), signMsg,
+ * reopenConversation, conversationPending, importContacts, mergeBrazilContacts,
+ * importMessages (booleans), daysLimitImportMessages (0..3650), nameInbox, organization, logo
+ * (texts)}. All or nothing: with none of accountId, token, url it is not configured (*out
+ * NULL, the other keys ignored); with any of them all three are required, and err->field
+ * lists every missing one ("chatwoot.token,chatwoot.url"). Defaults as Chatwoot's
+ * integration documents them (importContacts and importMessages true, 60 days, nameInbox
+ * = instance_name). */
+int wg_core_chatwoot_parse(json_t *in, const char *instance_name, json_t **out,
+                           wg_core_err_t *err);
+
+/* ---- linking by pairing code ---- */
+/* Asks the engine for a pairing code for `phone` (international number, '+' optional) on an
+ * instance the credential may see and that is showing a QR. code[] gets "ABCD-EFGH" at once;
+ * it is live once wg_core_pairing_code_state says so. 422 field "phone" for a bad number, 409
+ * not_pairing when the instance is not waiting to be linked, 503 without an engine. */
+int wg_core_pairing_code(wg_core_t *c, const wg_auth_t *a, const char *id, const char *phone,
+                         char code[16], wg_core_err_t *err);
+/* 1 the server took the instance's last pairing code (the phone may enter it), 0 still being
+ * sent, negative refused or lost. */
+int wg_core_pairing_code_state(wg_core_t *c, const char *id);
+/* QR codes the instance has shown in its current connect attempt (0 when none now). */
+int wg_core_qr_count(wg_core_t *c, const char *id);
+
+/* ---- proxy test ---- */
+/* A connection test of a proxy (the canonical object of wg_core_proxy_parse): a tunnel
+ * through it (HTTP CONNECT, or SOCKS5) to the WhatsApp endpoint of WAGATE_WA_URL, bounded by
+ * WAGATE_PROXY_CHECK_TIMEOUT_MS. It runs on its own thread; the caller polls it from its loop
+ * (never blocks). Free it at any time (a running test is abandoned and ends by itself). */
+typedef struct wg_proxy_check wg_proxy_check_t;
+int wg_core_proxy_check_start(wg_core_t *c, json_t *proxy, wg_proxy_check_t **out,
+                              wg_core_err_t *err);
+/* 0 still running; 1 the tunnel opened; WG_EIO it did not (err: 422 "proxy_unreachable",
+ * field "proxy", the reason), WG_ETIMEDOUT past the bound (err likewise). */
+int wg_core_proxy_check_poll(wg_proxy_check_t *pc, wg_core_err_t *err);
+void wg_core_proxy_check_free(wg_proxy_check_t *pc);
 
 #endif

@@ -42,6 +42,9 @@ typedef struct {
     /* Optional (NULL = not supported). Any thread. The QR now shown for the instance: *code
      * malloc'd (caller frees), *expires_at ms since the epoch. WG_ENOTFOUND when none. */
     int (*qr)(wg_engine_t *e, const char *instance_id, char **code, long long *expires_at);
+    /* Optional. Any thread. How many QR codes the instance has shown since it last showed none
+     * (its current connect attempt: a link, a stop or a reconnect ends one); 0 when none now. */
+    int (*qr_count)(wg_engine_t *e, const char *instance_id);
     /* Optional. Starts the pairing-code flow for `phone` (digits) on an instance that is
      * waiting to be paired; code[] receives "ABCD-EFGH". WG_EPERM when it is not waiting for
      * pairing, WG_EINVAL for a bad phone. */

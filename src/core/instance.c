@@ -241,59 +241,7 @@ static char *webhook_json(const char *old, int set_url, const char *url, json_t 
     return s;
 }
 
-/* Headers an instance may add to its webhook requests: {name: value}, at most
- * WEBHOOK_HEADERS_MAX, names RFC 9110 tokens, values without control characters (no CR/LF:
- * no header injection), and never one the gateway sets itself (framing, signatures, the
- * dialects' own headers). null clears. 0, or WG_EINVAL with err naming webhookHeaders. */
-#define WEBHOOK_HEADERS_MAX 20
-#define WEBHOOK_HEADER_NAME_MAX 64
-#define WEBHOOK_HEADER_VALUE_MAX 1024
-static int check_webhook_headers(json_t *h, wg_core_err_t *err)
-{
-    static const char *const reserved[] = {
-        "content-type", "content-length", "content-encoding", "transfer-encoding", "host",
-        "connection", "keep-alive", "upgrade", "te", "trailer", "expect",
-        "x-enviaai-signature", "x-userid", "x-instanceid"};
-    const char *k;
-    json_t *v;
-    if (!h || json_is_null(h))
-        return 0;
-    if (!json_is_object(h) || json_object_size(h) > WEBHOOK_HEADERS_MAX) {
-        wg_core_err_set(err, 422, "validation_error", "webhookHeaders",
-                        "webhookHeaders must be an object of at most %d headers",
-                        WEBHOOK_HEADERS_MAX);
-        return WG_EINVAL;
-    }
-    json_object_foreach(h, k, v)
-    {
-        size_t n = strlen(k), vl = json_string_length(v);
-        const char *s = json_string_value(v);
-        int ok = n > 0 && n <= WEBHOOK_HEADER_NAME_MAX && strncasecmp(k, "x-wagate-", 9) != 0;
-        for (size_t i = 0; ok && i < n; i++) /* tchar */
-            ok = (k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') ||
-                 (k[i] >= '0' && k[i] <= '9') || strchr("!#$%&'*+-.^_`|~", k[i]);
-        for (size_t i = 0; ok && i < sizeof(reserved) / sizeof(reserved[0]); i++)
-            ok = strcasecmp(k, reserved[i]) != 0;
-        if (!ok) {
-            wg_core_err_set(err, 422, "validation_error", "webhookHeaders",
-                            "webhookHeaders: '%.64s' is not a header name you may set", k);
-            return WG_EINVAL;
-        }
-        ok = s && vl <= WEBHOOK_HEADER_VALUE_MAX && strlen(s) == vl; /* no NUL inside */
-        for (size_t i = 0; ok && i < vl; i++)
-            ok = ((unsigned char)s[i] >= 0x20 && s[i] != 0x7f) || s[i] == '\t';
-        if (!ok) {
-            wg_core_err_set(err, 422, "validation_error", "webhookHeaders",
-                            "webhookHeaders.%.64s must be a text of at most %d characters "
-                            "without control characters",
-                            k, WEBHOOK_HEADER_VALUE_MAX);
-            return WG_EINVAL;
-        }
-    }
-    return 0;
-}
-
-/* Validates {byEvents, base64, maxAttempts, headers} (any subset) and merges it into *wh. */
+/* Validates {byEvents, base64, maxAttempts} (any subset) and merges it into *wh. */
 static int merge_webhook_opts(char **wh, json_t *opts, wg_core_err_t *err)
 {
     json_t *w = NULL, *v;
@@ -313,8 +261,6 @@ static int merge_webhook_opts(char **wh, json_t *opts, wg_core_err_t *err)
                         "webhookMaxAttempts must be an integer from 1 to 1000");
         return WG_EINVAL;
     }
-    if (check_webhook_headers(json_object_get(opts, "headers"), err) != 0)
-        return WG_EINVAL;
     if (!(w = json_loads(*wh, 0, NULL)) || json_object_update(w, opts) != 0 ||
         !(txt = json_dumps(w, JSON_COMPACT))) {
         rv = internal(err, WG_ENOMEM);
@@ -541,9 +487,10 @@ static int make_api_name(wg_core_t *c, const char *owner, const char *name, char
 int wg_core_instance_create(wg_core_t *c, const wg_instance_spec_t *spec, wg_instance_t *out,
                             char **token, wg_core_err_t *err)
 {
-    json_t *settings = NULL, *proxy = NULL, *events = NULL;
+    json_t *settings = NULL, *proxy = NULL, *events = NULL, *sinks = NULL, *cw = NULL;
     char phone[20], h[65];
     char *wh = NULL, *st_txt = NULL, *px_txt = NULL, *ev_txt = NULL;
+    char *sk_txt = NULL, *cw_txt = NULL;
     const char *conflict = NULL;
     wg_instance_t in = {0};
     wg_account_t owner = {0};
@@ -591,6 +538,14 @@ int wg_core_instance_create(wg_core_t *c, const wg_instance_spec_t *spec, wg_ins
     if (is_business(spec->integration) &&
         (rv = add_business(settings, spec->business, err)) != 0)
         goto out;
+    if ((spec->sinks && (rv = wg_core_sinks_parse(spec->sinks, &sinks, err)) != 0) ||
+        (rv = wg_core_chatwoot_parse(spec->chatwoot, spec->name, &cw, err)) != 0)
+        goto out;
+    if ((sinks && !(sk_txt = json_dumps(sinks, JSON_COMPACT))) ||
+        (cw && !(cw_txt = json_dumps(cw, JSON_COMPACT)))) {
+        rv = internal(err, WG_ENOMEM);
+        goto out;
+    }
 
     if ((rv = wg_store_account_get(c->store, spec->owner_id, &owner)) != 0) {
         if (rv == WG_ENOTFOUND)
@@ -627,6 +582,8 @@ int wg_core_instance_create(wg_core_t *c, const wg_instance_spec_t *spec, wg_ins
     in.webhook = wh;
     in.settings = st_txt;
     in.proxy = px_txt;
+    in.sinks = sk_txt; /* NULL: "{}" */
+    in.chatwoot = cw_txt;
     in.created_at = in.updated_at = wg_store_now_ms();
 
     json_t *evp = json_pack("{s:s, s:s, s:n}", "instanceId", in.id, "status", WG_STATUS_STARTING,
@@ -688,6 +645,10 @@ out:
     free(st_txt);
     free(px_txt);
     free(ev_txt);
+    free(sk_txt);
+    free(cw_txt);
+    json_decref(sinks);
+    json_decref(cw);
     free(in.id);
     wg_account_dispose(&owner);
     if (rv) {

@@ -68,6 +68,9 @@ static const wg_config_key_t keys[] = {
      "cap of the reconnect backoff (exponential from 1 s, full jitter)"},
     {"WAGATE_WA_PREKEYS_INITIAL", I(wa_prekeys_initial), "812", 5, 5000, 0,
      "one-time prekeys uploaded when the server has none (WhatsApp clients: 812)"},
+    {"WAGATE_PROXY_CHECK_TIMEOUT_MS", I(proxy_check_timeout_ms), "5000", 100, 60000, 0,
+     "bound of the proxy test (a tunnel to the WhatsApp endpoint) before an Evolution "
+     "create or proxy/set stores a proxy"},
     /* event delivery (events/) */
     {"WAGATE_WEBHOOK_TIMEOUT_MS", I(webhook_timeout_ms), "10000", 100, 600000, 0,
      "total time allowed for one webhook request (connect + TLS + answer)"},

@@ -56,6 +56,7 @@ typedef struct qrent {
     char *qr;
     long long expires_at;
     int link_state; /* pairing code: 0 none, 1 being sent, 2 live, -1 failed */
+    int shown;      /* distinct QRs published since the entry appeared (the connect attempt) */
 } qrent_t;
 
 typedef struct eng eng_t;
@@ -122,6 +123,7 @@ static void qr_set(void *arg, const char *id, const char *qr, long long expires_
             free(q);
         }
     } else if (q) {
+        q->shown += strcmp(q->qr, copy) != 0;
         free(q->qr);
         q->qr = copy;
         q->expires_at = expires_at;
@@ -130,6 +132,7 @@ static void qr_set(void *arg, const char *id, const char *qr, long long expires_
         snprintf(q->id, sizeof(q->id), "%s", id);
         q->qr = copy;
         q->expires_at = expires_at;
+        q->shown = 1;
         q->next = e->qr[b];
         e->qr[b] = q;
         copy = NULL;
@@ -193,6 +196,21 @@ static int op_qr(wg_engine_t *base, const char *id, char **code, long long *expi
         }
     pthread_mutex_unlock(&e->qmu);
     return rv;
+}
+
+static int op_qr_count(wg_engine_t *base, const char *id)
+{
+    eng_t *e = (eng_t *)base;
+    unsigned b = hash_id(id) % NBUCKETS;
+    int n = 0;
+    pthread_mutex_lock(&e->qmu);
+    for (qrent_t *q = e->qr[b]; q; q = q->next)
+        if (!strcmp(q->id, id)) {
+            n = q->shown;
+            break;
+        }
+    pthread_mutex_unlock(&e->qmu);
+    return n;
 }
 
 /* ---- commands (API threads -> worker) ---------------------------------------------------- */
@@ -654,6 +672,7 @@ static const wg_engine_ops_t wa_ops = {
     .logout = op_logout,
     .free = op_free,
     .qr = op_qr,
+    .qr_count = op_qr_count,
     .pairing_code = op_pairing_code,
     .pairing_code_state = op_pairing_code_state,
     .send_text = op_send_text,

@@ -789,6 +789,9 @@ static void create_run(wg_http_req_t *r, wg_api_ctx_t *c, int proxy_ok)
             json_object_set(opts, "byEvents", be);
         if (b64 && !json_is_null(b64))
             json_object_set(opts, "base64", b64);
+        json_t *hd = json_object_get(wh, "headers"); /* sent with each delivery (core checks) */
+        if (hd && !json_is_null(hd))
+            json_object_set(opts, "headers", hd);
         spec.webhook_opts = opts;
     }
     proxy = proxy_from(root, 1);
@@ -1031,7 +1034,8 @@ static void h_delete(wg_http_req_t *r, void *ctx)
 
 /* ---- webhook and settings ---- */
 
-/* {enabled, url, events (Evolution names), webhookByEvents, webhookBase64} of the instance. */
+/* {enabled, url, events (Evolution names), webhookByEvents, webhookBase64, headers} of the
+ * instance. */
 static json_t *render_webhook(const wg_instance_t *in)
 {
     json_t *wh = wg_render_json_column(in->webhook), *evs = json_array();
@@ -1051,6 +1055,8 @@ static json_t *render_webhook(const wg_instance_t *in)
                           json_is_string(url) ? url : json_null(), "events", evs,
                           "webhookByEvents", json_is_true(json_object_get(wh, "byEvents")),
                           "webhookBase64", json_is_true(json_object_get(wh, "base64")));
+    json_t *hd = json_object_get(wh, "headers");
+    json_object_set_new(o, "headers", json_is_object(hd) ? json_incref(hd) : json_object());
     json_decref(wh);
     return o;
 }
@@ -1102,6 +1108,11 @@ static void h_webhook_set(wg_http_req_t *r, void *ctx)
         json_object_set(opts, "byEvents", be);
     if (b64 && !json_is_null(b64))
         json_object_set(opts, "base64", b64);
+    json_t *hd = json_object_get(wh, "headers");
+    if (!hd)
+        hd = json_object_get(wh, "webhookHeaders");
+    if (hd) /* null clears them */
+        json_object_set(opts, "headers", hd);
     p.webhook_opts = json_object_size(opts) ? opts : NULL;
     if (wg_core_instance_update(c->core, &a, in.id, &p, &out, &err) != 0) {
         fail_core(r, &err, in.name);

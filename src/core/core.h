@@ -87,7 +87,8 @@ typedef struct {
     const char *webhook_url; /* NULL */
     json_t *webhook_events;  /* NULL or array of names (borrowed) */
     const char *webhook_secret; /* NULL: generated (whsec_...); signs webhook bodies */
-    json_t *webhook_opts;    /* NULL or {byEvents?: bool, base64?: bool, maxAttempts?: 1..1000} */
+    json_t *webhook_opts;    /* NULL or {byEvents?: bool, base64?: bool, maxAttempts?: 1..1000,
+                                headers?: {name: value} | null (sent with each delivery)} */
     json_t *settings;        /* NULL or partial settings object (borrowed) */
     /* NULL or {rabbitmq|sqs|nats: {enabled, events[] (core names)}}: stored, not delivered
      * yet (wg_core_sinks_parse) */

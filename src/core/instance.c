@@ -241,7 +241,59 @@ static char *webhook_json(const char *old, int set_url, const char *url, json_t 
     return s;
 }
 
-/* Validates {byEvents, base64, maxAttempts} (any subset) and merges it into *wh. */
+/* Headers an instance may add to its webhook requests: {name: value}, at most
+ * WEBHOOK_HEADERS_MAX, names RFC 9110 tokens, values without control characters (no CR/LF:
+ * no header injection), and never one the gateway sets itself (framing, signatures, the
+ * dialects' own headers). null clears. 0, or WG_EINVAL with err naming webhookHeaders. */
+#define WEBHOOK_HEADERS_MAX 20
+#define WEBHOOK_HEADER_NAME_MAX 64
+#define WEBHOOK_HEADER_VALUE_MAX 1024
+static int check_webhook_headers(json_t *h, wg_core_err_t *err)
+{
+    static const char *const reserved[] = {
+        "content-type", "content-length", "content-encoding", "transfer-encoding", "host",
+        "connection", "keep-alive", "upgrade", "te", "trailer", "expect",
+        "x-enviaai-signature", "x-userid", "x-instanceid"};
+    const char *k;
+    json_t *v;
+    if (!h || json_is_null(h))
+        return 0;
+    if (!json_is_object(h) || json_object_size(h) > WEBHOOK_HEADERS_MAX) {
+        wg_core_err_set(err, 422, "validation_error", "webhookHeaders",
+                        "webhookHeaders must be an object of at most %d headers",
+                        WEBHOOK_HEADERS_MAX);
+        return WG_EINVAL;
+    }
+    json_object_foreach(h, k, v)
+    {
+        size_t n = strlen(k), vl = json_string_length(v);
+        const char *s = json_string_value(v);
+        int ok = n > 0 && n <= WEBHOOK_HEADER_NAME_MAX && strncasecmp(k, "x-wagate-", 9) != 0;
+        for (size_t i = 0; ok && i < n; i++) /* tchar */
+            ok = (k[i] >= 'a' && k[i] <= 'z') || (k[i] >= 'A' && k[i] <= 'Z') ||
+                 (k[i] >= '0' && k[i] <= '9') || strchr("!#$%&'*+-.^_`|~", k[i]);
+        for (size_t i = 0; ok && i < sizeof(reserved) / sizeof(reserved[0]); i++)
+            ok = strcasecmp(k, reserved[i]) != 0;
+        if (!ok) {
+            wg_core_err_set(err, 422, "validation_error", "webhookHeaders",
+                            "webhookHeaders: '%.64s' is not a header name you may set", k);
+            return WG_EINVAL;
+        }
+        ok = s && vl <= WEBHOOK_HEADER_VALUE_MAX && strlen(s) == vl; /* no NUL inside */
+        for (size_t i = 0; ok && i < vl; i++)
+            ok = ((unsigned char)s[i] >= 0x20 && s[i] != 0x7f) || s[i] == '\t';
+        if (!ok) {
+            wg_core_err_set(err, 422, "validation_error", "webhookHeaders",
+                            "webhookHeaders.%.64s must be a text of at most %d characters "
+                            "without control characters",
+                            k, WEBHOOK_HEADER_VALUE_MAX);
+            return WG_EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Validates {byEvents, base64, maxAttempts, headers} (any subset) and merges it into *wh. */
 static int merge_webhook_opts(char **wh, json_t *opts, wg_core_err_t *err)
 {
     json_t *w = NULL, *v;
@@ -261,6 +313,8 @@ static int merge_webhook_opts(char **wh, json_t *opts, wg_core_err_t *err)
                         "webhookMaxAttempts must be an integer from 1 to 1000");
         return WG_EINVAL;
     }
+    if (check_webhook_headers(json_object_get(opts, "headers"), err) != 0)
+        return WG_EINVAL;
     if (!(w = json_loads(*wh, 0, NULL)) || json_object_update(w, opts) != 0 ||
         !(txt = json_dumps(w, JSON_COMPACT))) {
         rv = internal(err, WG_ENOMEM);

@@ -231,10 +231,18 @@ def run(n, tls, binary):
         def link(i):
             st, _, js = srv.request("POST", "/v1/instances", {"name": "bench-%05d" % i},
                                     token=ADMIN, timeout=60)
-            if st != 201 or not (js["data"].get("qrCode") or {}).get("code"):
+            if st != 201:
                 raise RuntimeError("create: %s %s" % (st, js))
-            st, js = sb.api("POST", "/phones/%s/scan" % phones[i],
-                            {"qr": js["data"]["qrCode"]["code"]})
+            qr = (js["data"].get("qrCode") or {}).get("code")
+            deadline = time.time() + 60
+            while not qr:  # the 201 waits WAGATE_QR_WAIT_MS (10 s) at most: on a busy machine
+                if time.time() > deadline:  # the QR may come after it
+                    raise RuntimeError("no QR for instance %s" % js["data"]["id"])
+                time.sleep(0.2)
+                st, _, q = srv.request("GET", "/v1/instances/%s/qr" % js["data"]["id"],
+                                       token=ADMIN)
+                qr = st == 200 and q["data"]["code"]
+            st, js = sb.api("POST", "/phones/%s/scan" % phones[i], {"qr": qr})
             if st != 200:
                 raise RuntimeError("scan: %s %s" % (st, js))
         t0 = time.time()

@@ -1160,6 +1160,16 @@ out:
         wg_outbox_list_free(v, cnt);
         return rv;
     }
+    /* sized to what it holds: the dispatcher keeps every instance's last batch, and an idle
+     * instance's is empty (64 rows x 400 bytes each otherwise, issue 8) */
+    if (cnt == 0) {
+        free(v);
+        v = NULL;
+    } else if (cnt < (size_t)lim) {
+        wg_outbox_row_t *sh = realloc(v, cnt * sizeof(*v));
+        if (sh)
+            v = sh;
+    }
     *out = v;
     *n = cnt;
     return 0;

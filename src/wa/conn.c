@@ -56,13 +56,13 @@ struct wg_conn_s {
     unsigned attempt;         /* consecutive failed connection attempts */
     const char *status;       /* last status reported (static string) */
     send_op_t *ops;           /* sends under way (newest first) */
-    struct {                  /* recent DMs we sent, for resends after a retry receipt (§3.7) */
-        char id[24];
-        char to[128];
+    struct sent_dm {          /* recent DMs we sent, for resends after a retry receipt (§3.7): */
+        char id[24];          /* SENT_KEEP of them, allocated at the first DM sent (22 KiB */
+        char to[128];         /* that an idle instance does not need, issue 8) */
         uint8_t *msg;
         size_t len;
         int64_t t;
-    } sent[SENT_KEEP];
+    } *sent;
     unsigned sent_next;
     unsigned iq_counter;
     wg_signal_storage_t *stage; /* sig's storage (owned by sig): holds writes back */
@@ -646,7 +646,7 @@ static int resend_on_retry(wg_conn_t *c, const wg_stanza_receipt_in_t *r)
     uint32_t d;
     unsigned k;
     int rv;
-    for (k = 0; k < SENT_KEEP; k++)
+    for (k = c->sent ? 0 : SENT_KEEP; k < SENT_KEEP; k++)
         if (c->sent[k].msg && !strcmp(c->sent[k].id, mid))
             break;
     if (k == SENT_KEEP || r->retry_count >= 10 || strstr(dev, "@g.us")) {
@@ -832,7 +832,8 @@ static void op_finish(wg_conn_t *c, send_op_t *op, int rv)
            op->id, op->to, wg_strerror(rv));
     if (op->token && c->env.send_done)
         c->env.send_done(c->env.arg, op->token, rv, op->id);
-    if (rv == 0 && op->state == OP_SENT && !op->group && op->msg) {
+    if (rv == 0 && op->state == OP_SENT && !op->group && op->msg &&
+        (c->sent || (c->sent = calloc(SENT_KEEP, sizeof(*c->sent))))) {
         unsigned k = c->sent_next++ % SENT_KEEP;
         free(c->sent[k].msg);
         snprintf(c->sent[k].id, sizeof(c->sent[k].id), "%s", op->id);
@@ -1524,8 +1525,9 @@ void wg_conn_free(wg_conn_t *c)
     if (c->defer)
         event_free(c->defer);
     wg_signal_free(c->sig);
-    for (unsigned k = 0; k < SENT_KEEP; k++)
+    for (unsigned k = 0; c->sent && k < SENT_KEEP; k++)
         free(c->sent[k].msg);
+    free(c->sent);
     wg_creds_wipe(&c->creds);
     free(c);
 }

@@ -207,6 +207,9 @@ class Bench:
         if lost or st["dups"] or len(commit) != m:
             log("FAIL: %s: lost %d, duplicates %d, outbox rows %d (want %d)" % (
                 label, lost, st["dups"], len(commit), m))
+            warn = [ln for ln in srv.stderr().splitlines() if " warn " in ln or " error " in ln]
+            log("gateway warnings and errors (%d, the last 20):\n%s" % (
+                len(warn), "\n".join(warn[-20:])))
             return False
         return True
 

@@ -243,7 +243,7 @@ def test_evolution_webhook_and_settings_set_find():
         assert st == 201, js
         tok = js["hash"]
         off = {"enabled": False, "url": None, "events": [], "webhookByEvents": False,
-               "webhookBase64": False}
+               "webhookBase64": False, "headers": {}}
         st, js = evo(srv, "GET", "/webhook/find/evo-w", key=ka)
         assert st == 200 and js == off, js
         assert_err(*evo(srv, "GET", "/webhook/find/evo-w"), 401, "Unauthorized")
@@ -254,7 +254,8 @@ def test_evolution_webhook_and_settings_set_find():
                           "base64": True, "events": ["MESSAGES_UPSERT", "QRCODE_UPDATED"]}}
         st, js = evo(srv, "POST", "/webhook/set/evo-w", on, key=tok)
         want = {"enabled": True, "url": "https://myapp.com/w", "webhookByEvents": True,
-                "webhookBase64": True, "events": ["MESSAGES_UPSERT", "QRCODE_UPDATED"]}
+                "webhookBase64": True, "events": ["MESSAGES_UPSERT", "QRCODE_UPDATED"],
+                "headers": {}}
         assert st == 201 and js == want, js
         st, js = evo(srv, "GET", "/webhook/find/evo-w", key=ka)
         assert st == 200 and js == want, js

@@ -195,6 +195,7 @@ int wg_core_qr_count(wg_core_t *c, const char *id);
  * WAGATE_PROXY_CHECK_TIMEOUT_MS. It runs on its own thread; the caller polls it from its loop
  * (never blocks). Free it at any time (a running test is abandoned and ends by itself). */
 typedef struct wg_proxy_check wg_proxy_check_t;
+/* 0; WG_ELIMIT (503 "busy") when too many tests run at once; WG_EINVAL, WG_EIO (500). */
 int wg_core_proxy_check_start(wg_core_t *c, json_t *proxy, wg_proxy_check_t **out,
                               wg_core_err_t *err);
 /* 0 still running; 1 the tunnel opened; WG_EIO it did not (err: 422 "proxy_unreachable",

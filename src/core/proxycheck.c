@@ -17,12 +17,18 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+/* Tests running at once (threads), process-wide: a flood of creates naming a silent proxy
+ * must not become a flood of threads. Above the cap a test is refused (503, retry later). */
+#define MAX_RUNNING 32
+static atomic_int running;
 
 struct wg_proxy_check {
     pthread_mutex_t mu;
@@ -198,6 +204,7 @@ static void *run(void *arg)
     pc->rv = rv == 0 ? 0 : rv == WG_ETIMEDOUT ? WG_ETIMEDOUT : WG_EIO;
     pc->done = 1;
     pthread_mutex_unlock(&pc->mu);
+    atomic_fetch_sub(&running, 1);
     unref(pc);
     return NULL;
 }
@@ -251,6 +258,12 @@ int wg_core_proxy_check_start(wg_core_t *c, json_t *proxy, wg_proxy_check_t **ou
     free(tpath);
     pc->deadline = mono_ms() + (c->cfg->proxy_check_timeout_ms > 0 ? c->cfg->proxy_check_timeout_ms
                                                                    : 5000);
+    if (atomic_fetch_add(&running, 1) >= MAX_RUNNING) {
+        atomic_fetch_sub(&running, 1);
+        free(pc);
+        wg_core_err_set(err, 503, "busy", NULL, "too many proxy tests running; retry shortly");
+        return WG_ELIMIT;
+    }
     pc->refs = 2;
     pthread_mutex_init(&pc->mu, NULL);
     pthread_attr_init(&at);
@@ -259,6 +272,7 @@ int wg_core_proxy_check_start(wg_core_t *c, json_t *proxy, wg_proxy_check_t **ou
     rv = pthread_create(&t, &at, run, pc);
     pthread_attr_destroy(&at);
     if (rv != 0) {
+        atomic_fetch_sub(&running, 1);
         pthread_mutex_destroy(&pc->mu);
         free(pc);
         wg_core_err_set(err, 500, "internal_error", NULL, "cannot start the proxy test");

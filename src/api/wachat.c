@@ -362,35 +362,98 @@ static json_t *business_from(json_t *root)
     return o;
 }
 
-static void h_create(wg_http_req_t *r, void *ctx)
+/* The create body into spec (strings borrowed from root; settings and *business are filled,
+ * the caller frees them; phone holds the E.164 number). 0, or the 400 naming the field is set.
+ * Types are checked here; values (name, number, integration, settings, meta*) by the core. */
+static int parse_create(wg_http_req_t *r, json_t *root, wg_instance_spec_t *spec,
+                        json_t *settings, json_t **business, char *phone, size_t cap)
 {
     static const char *const skeys[][2] = {{"rejectCalls", "rejectCall"},
                                            {"ignoreGroups", "groupsIgnore"},
                                            {"alwaysOnline", "alwaysOnline"},
                                            {"readMessages", "readMessages"},
                                            {"readStatus", "readStatus"}};
+    json_t *nm = json_object_get(root, "instanceName"), *integ = json_object_get(root,
+                                                                                 "integration");
+    json_t *num = json_object_get(root, "number");
+    if (!json_is_string(nm) || !json_string_length(nm)) {
+        fail(r, 400, "instanceName is required");
+        return WG_EINVAL;
+    }
+    if (integ && !json_is_null(integ) && !json_is_string(integ)) {
+        fail(r, 400, "Invalid integration: integration must be WHATSAPP-BAILEYS or "
+                     "WHATSAPP-BUSINESS");
+        return WG_EINVAL;
+    }
+    if (num && !json_is_null(num) && !json_is_string(num)) {
+        fail(r, 400, "number must be a string of digits with the country code");
+        return WG_EINVAL;
+    }
+    spec->name = json_string_value(nm);
+    spec->integration = json_string_value(integ);
+    const char *ns = json_string_value(num);
+    if (ns && *ns) { /* Wachat numbers have no '+'; the core wants E.164 */
+        snprintf(phone, cap, "%s%.36s", ns[0] == '+' ? "" : "+", ns);
+        spec->phone = phone;
+    }
+    for (size_t i = 0; i < sizeof(skeys) / sizeof(skeys[0]); i++) {
+        json_t *v = json_object_get(root, skeys[i][0]);
+        if (v && !json_is_null(v))
+            json_object_set(settings, skeys[i][1], v);
+    }
+    spec->settings = settings;
+    spec->business = *business = business_from(root);
+    return 0;
+}
+
+/* The 201 for a created instance: at once for WHATSAPP-BUSINESS (no QR), else once the first
+ * QR shows (JSON, or the PNG with ?response=image). */
+static void answer_create(wg_http_req_t *r, wg_api_ctx_t *c, const wg_instance_t *in,
+                          const char *token, int image)
+{
+    json_t *body = json_pack("{s:o, s:s, s:o, s:n}", "instance", render_instance(in), "hash",
+                             token, "settings", render_settings(in), "qrcode");
+    create_wait_t *w = calloc(1, sizeof(*w));
+    if (!w || is_business(in)) {
+        /* no QR for the Cloud API: the instance is stored (FAILED, cloud_api_not_supported) */
+        set_name_headers(r, in);
+        respond(r, 201, body);
+        free(w);
+        return;
+    }
+    w->body = body;
+    w->image = image;
+    make_links(r, c, in->api_name ? in->api_name : "", &w->links);
+    if (!wg_dialect_wait_qr(r, c, in->id, qr_wait_ms(c), create_done, w, create_wait_free)) {
+        create_done(r, c, in, w);
+        create_wait_free(w);
+    }
+}
+
+static void h_create(wg_http_req_t *r, void *ctx)
+{
     wg_api_ctx_t *c = ctx;
     wg_auth_t a;
     wg_core_err_t err = {0};
     json_t *root = NULL, *settings = json_object(), *business = NULL;
     wg_instance_spec_t spec;
     wg_instance_t in = {0};
-    char *token = NULL, phone[40], resp[16] = "";
+    char *token = NULL, phone[40], resp[16] = "", bucket[96];
+    int retry, qrv;
     if (wac_auth(r, c, &a, 0) != 0)
         goto out;
     if (a.kind == WG_AUTH_INSTANCE) {
         fail(r, 401, "Unauthorized");
         goto out;
     }
-    char bucket[96];
-    int retry;
     snprintf(bucket, sizeof(bucket), "wac-create:%s", a.account_id);
     if (wg_dialect_limit(r, c, bucket, c->cfg->rate_create, &retry) != 0) {
         fail(r, 429, "Too many requests; retry later");
         goto out;
     }
-    if (wg_http_query_get(r->query, "response", resp, sizeof(resp)) == 0 && resp[0] &&
-        strcmp(resp, "json") && strcmp(resp, "image")) {
+    qrv = wg_http_query_get(r->query, "response", resp, sizeof(resp));
+    if ((qrv != 0 && qrv != WG_ENOTFOUND) ||
+        (qrv == 0 && resp[0] && strcmp(resp, "json") && strcmp(resp, "image"))) {
         fail(r, 400, "response must be json or image");
         goto out;
     }
@@ -402,65 +465,14 @@ static void h_create(wg_http_req_t *r, void *ctx)
     spec.dialect = "wachat";
     spec.api_name_auto = 1;
     spec.owner_id = a.kind == WG_AUTH_ACCOUNT ? a.account_id : WG_ADMIN_ACCOUNT_ID;
-    json_t *nm = json_object_get(root, "instanceName");
-    if (!json_is_string(nm) || !json_string_length(nm)) {
-        fail(r, 400, "instanceName is required");
+    if (parse_create(r, root, &spec, settings, &business, phone, sizeof(phone)) != 0)
         goto out;
-    }
-    spec.name = json_string_value(nm);
-    json_t *integ = json_object_get(root, "integration");
-    if (integ && !json_is_null(integ) && !json_is_string(integ)) {
-        fail(r, 400, "Invalid integration: integration must be WHATSAPP-BAILEYS or "
-                     "WHATSAPP-BUSINESS");
-        goto out;
-    }
-    spec.integration = json_string_value(integ);
-    json_t *num = json_object_get(root, "number");
-    if (num && !json_is_null(num) && !json_is_string(num)) {
-        fail(r, 400, "number must be a string of digits with the country code");
-        goto out;
-    }
-    const char *ns = json_string_value(num);
-    if (ns && *ns) { /* Wachat numbers have no '+'; the core wants E.164 */
-        snprintf(phone, sizeof(phone), "%s%.36s", ns[0] == '+' ? "" : "+", ns);
-        spec.phone = phone;
-    }
-    for (size_t i = 0; i < sizeof(skeys) / sizeof(skeys[0]); i++) {
-        json_t *v = json_object_get(root, skeys[i][0]);
-        if (v && !json_is_null(v))
-            json_object_set(settings, skeys[i][1], v);
-    }
-    spec.settings = settings;
-    spec.business = business = business_from(root);
     if (wg_core_instance_create(c->core, &spec, &in, &token, &err) != 0) {
         fail_core(r, &err, spec.name);
         goto out;
     }
     snprintf(r->log_instance, sizeof(r->log_instance), "%s", in.id);
-    json_t *inst = render_instance(&in);
-    json_t *body = json_pack("{s:o, s:s, s:o, s:n}", "instance", inst, "hash", token,
-                             "settings", render_settings(&in), "qrcode");
-    create_wait_t *w = calloc(1, sizeof(*w));
-    if (!w) {
-        respond(r, 201, body);
-        goto out;
-    }
-    w->body = body;
-    w->image = !strcmp(resp, "image");
-    make_links(r, c, in.api_name ? in.api_name : "", &w->links);
-    if (is_business(&in)) {
-        /* no QR for the Cloud API: the instance is stored (FAILED, cloud_api_not_supported) */
-        json_object_set_new(inst, "state", json_string(wg_render_status_evolution(in.status)));
-        set_name_headers(r, &in);
-        respond(r, 201, body);
-        w->body = NULL;
-        create_wait_free(w);
-        goto out;
-    }
-    if (!wg_dialect_wait_qr(r, c, in.id, qr_wait_ms(c), create_done, w, create_wait_free)) {
-        create_done(r, c, &in, w);
-        create_wait_free(w);
-    }
+    answer_create(r, c, &in, token, !strcmp(resp, "image"));
 out:
     json_decref(root);
     json_decref(settings);

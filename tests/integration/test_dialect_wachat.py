@@ -172,8 +172,9 @@ def test_wachat_create_fields_errors_and_business():
             assert_err(*wac(srv, "POST", "/instance/create",
                             {"instanceName": "v", "integration": integ}, key=ka), 400,
                        contains="Invalid integration")
-        assert_err(*wac(srv, "POST", "/instance/create?response=xml", {"instanceName": "v"},
-                        key=ka), 400, "response must be json or image")
+        for q in ("xml", "image" * 10, "%ZZ"):
+            assert_err(*wac(srv, "POST", "/instance/create?response=" + q,
+                            {"instanceName": "v"}, key=ka), 400, "response must be json or image")
         assert_err(*wac(srv, "POST", "/instance/create",
                         {"instanceName": "v", "rejectCalls": "yes"}, key=ka), 400,
                    contains="rejectCalls")

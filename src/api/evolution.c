@@ -965,11 +965,17 @@ static void h_fetch(wg_http_req_t *r, void *ctx)
             return;
         }
         for (size_t i = 0; i < n; i++) {
-            const char *ph = v[i].phone ? v[i].phone + (v[i].phone[0] == '+') : "";
-            if ((has_name && strcmp(v[i].name, name)) || (has_id && strcmp(v[i].id, id)) ||
-                (has_num && strcmp(ph, num + (num[0] == '+'))))
+            json_t *item = NULL;
+            if ((has_name && strcmp(v[i].name, name)) || (has_id && strcmp(v[i].id, id)))
                 continue;
-            json_array_append_new(arr, render_fetch_item(&v[i]));
+            /* number: as the item shows it (the phone, or a WHATSAPP-BUSINESS phone number id) */
+            item = render_fetch_item(&v[i]);
+            const char *ph = json_string_value(json_object_get(item, "number"));
+            if (has_num && (!ph || strcmp(ph, num + (num[0] == '+')))) {
+                json_decref(item);
+                continue;
+            }
+            json_array_append_new(arr, item);
         }
         wg_instance_list_free(v, n);
         if (page * 100 >= total)

@@ -645,6 +645,8 @@ def test_evolution_whatsapp_business():
         assert st == 200 and len(arr) == 1, arr
         assert arr[0]["businessId"] == "1234567890" and arr[0]["number"] == "106540352242922"
         assert arr[0]["integration"] == "WHATSAPP-BUSINESS" and meta not in str(arr), arr
+        st, arr = evo(srv, "GET", "/instance/fetchInstances?number=106540352242922", key=ka)
+        assert st == 200 and [x["name"] for x in arr] == ["evo-b"], arr
         # the Meta token is the instance's apikey too (Evolution's hash)
         assert state(srv, "evo-b", meta) == "close"
     finally:

@@ -87,8 +87,8 @@ def test_wachat_live_page_in_headless_chromium():
                           "WAGATE_WA_ROOT_KEY": sb.root, "WAGATE_RATE_CREATE": "0",
                           "WAGATE_RATE_READ": "0", "WAGATE_RATE_WRITE": "0",
                           "WAGATE_WA_PREKEYS_INITIAL": "50", "WAGATE_WORKERS": "1",
-                          "WAGATE_QR_WAIT_MS": "10000", "WAGATE_QR_FIRST_MS": "3000",
-                          "WAGATE_QR_NEXT_MS": "2500"}).start()
+                          "WAGATE_QR_WAIT_MS": "10000", "WAGATE_QR_FIRST_MS": "4000",
+                          "WAGATE_QR_NEXT_MS": "3000"}).start()
         st, _, js = srv.request("POST", "/v1/accounts", {"name": "live", "plan": "pro"},
                                 token=ADMIN)
         assert st == 201, js

@@ -210,9 +210,9 @@ static json_t *render_qrcode(wg_api_ctx_t *c, const char *id, const char *pairin
         for (size_t i = 0, k = 0; pairing && pairing[i] && k + 1 < sizeof(pc); i++)
             if (pairing[i] != '-')
                 pc[k++] = pairing[i], pc[k] = 0;
-        o = json_pack("{s:o, s:s, s:s, s:i}", "pairingCode",
-                      pc[0] ? json_string(pc) : json_null(), "code", code, "base64", uri,
-                      "count", n > 0 ? n : 1); /* a QR is shown: at least this one */
+        o = json_pack("{s:o, s:s, s:s, s:i}", "pairingCode", pc[0] ? json_string(pc) : json_null(),
+                      "code", code, "base64", uri, "count",
+                      n > 0 ? n : 1); /* a QR is shown: at least this one */
     }
     free(uri);
     free(code);
@@ -349,8 +349,7 @@ static int map_events_of(json_t *in, const char *what, json_t **out, char *m, si
     char tmp[200];
     int rv = map_events(in, out, tmp, sizeof(tmp));
     if (rv) /* map_events words its message for the webhook: name the field asked for */
-        snprintf(m, cap, "%.31s%.160s", what,
-                 !strncmp(tmp, "webhook.events", 14) ? tmp + 14 : tmp);
+        snprintf(m, cap, "%.31s%.160s", what, !strncmp(tmp, "webhook.events", 14) ? tmp + 14 : tmp);
     return rv;
 }
 
@@ -424,12 +423,19 @@ static json_t *render_sink(const wg_instance_t *in, const char *name, int full)
 /* chatwoot* fields -> the core's Chatwoot object (keys without the prefix), NULL when none. */
 static json_t *chatwoot_from(json_t *root)
 {
-    static const char *const keys[] = {
-        "AccountId",      "Token",         "Url",
-        "SignMsg",        "ReopenConversation", "ConversationPending",
-        "ImportContacts", "NameInbox",     "MergeBrazilContacts",
-        "ImportMessages", "DaysLimitImportMessages", "Organization",
-        "Logo"};
+    static const char *const keys[] = {"AccountId",
+                                       "Token",
+                                       "Url",
+                                       "SignMsg",
+                                       "ReopenConversation",
+                                       "ConversationPending",
+                                       "ImportContacts",
+                                       "NameInbox",
+                                       "MergeBrazilContacts",
+                                       "ImportMessages",
+                                       "DaysLimitImportMessages",
+                                       "Organization",
+                                       "Logo"};
     json_t *o = NULL;
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
         char evo[48], core[48];
@@ -480,10 +486,10 @@ typedef struct {
     wg_proxy_check_t *pc;
     char id[64];
     wg_auth_t a;
-    json_t *body;       /* W_QR of a create: the 201 body, qrcode added at the end */
-    int64_t qr_until;   /* monotonic ms */
-    char phone[24];     /* "" = no pairing code */
-    char code[16];      /* the pairing code once asked */
+    json_t *body;     /* W_QR of a create: the 201 body, qrcode added at the end */
+    int64_t qr_until; /* monotonic ms */
+    char phone[24];   /* "" = no pairing code */
+    char code[16];    /* the pairing code once asked */
     int asked;
     int64_t pair_until;
 } evo_wait_t;
@@ -595,8 +601,8 @@ static void qr_answer(wg_http_req_t *r, wg_api_ctx_t *c, evo_wait_t *w, const wg
     }
     json_object_set_new(json_object_get(w->body, "instance"), "status",
                         json_string(wg_render_status_evolution(in->status)));
-    json_object_set_new(w->body, "qrcode", q ? q : json_pack("{s:n, s:i}", "pairingCode",
-                                                             "count", 0));
+    json_object_set_new(w->body, "qrcode",
+                        q ? q : json_pack("{s:n, s:i}", "pairingCode", "count", 0));
     respond(r, 201, w->body);
     w->body = NULL;
 }
@@ -681,8 +687,7 @@ static int proxy_test_defer(wg_http_req_t *r, wg_api_ctx_t *c, json_t *proxy, in
     wg_core_err_t err = {0};
     json_t *canon = NULL;
     evo_wait_t *w = NULL;
-    if (wg_core_proxy_parse(proxy, &canon, &err) != 0 ||
-        !(w = calloc(1, sizeof(*w))) ||
+    if (wg_core_proxy_parse(proxy, &canon, &err) != 0 || !(w = calloc(1, sizeof(*w))) ||
         wg_core_proxy_check_start(c->core, canon, &w->pc, &err) != 0) {
         if (!err.status)
             wg_core_err_set(&err, 500, "internal_error", NULL, "out of memory");
@@ -842,14 +847,14 @@ static void create_run(wg_http_req_t *r, wg_api_ctx_t *c, int proxy_ok)
     /* webhookWaBusiness / accessTokenWaBusiness: Evolution gives the URL and verify token of
      * its Meta webhook receiver; wagate has none (no Cloud API transport), so there is no URL
      * Meta could call: null and "" as for a Baileys instance (docs/dialects.md) */
-    json_t *body = json_pack(
-        "{s:{s:s, s:s, s:s, s:n, s:s, s:s}, s:s, s:o, s:o, s:o, s:o, s:o}", "instance",
-        "instanceName", in.name, "instanceId", in.id, "integration",
-        in.integration ? in.integration : "WHATSAPP-BAILEYS", "webhookWaBusiness",
-        "accessTokenWaBusiness", "", "status", wg_render_status_evolution(in.status), "hash",
-        token, "webhook", webhook, "rabbitmq", render_sink(&in, "rabbitmq", 0), "nats",
-        render_sink(&in, "nats", 0), "sqs", render_sink(&in, "sqs", 0), "settings",
-        render_settings(&in));
+    json_t *body =
+        json_pack("{s:{s:s, s:s, s:s, s:n, s:s, s:s}, s:s, s:o, s:o, s:o, s:o, s:o}", "instance",
+                  "instanceName", in.name, "instanceId", in.id, "integration",
+                  in.integration ? in.integration : "WHATSAPP-BAILEYS", "webhookWaBusiness",
+                  "accessTokenWaBusiness", "", "status", wg_render_status_evolution(in.status),
+                  "hash", token, "webhook", webhook, "rabbitmq", render_sink(&in, "rabbitmq", 0),
+                  "nats", render_sink(&in, "nats", 0), "sqs", render_sink(&in, "sqs", 0),
+                  "settings", render_settings(&in));
     json_t *cwo = render_chatwoot(&in, 1);
     if (body && cwo)
         json_object_set_new(body, "chatwoot", cwo);
@@ -904,8 +909,9 @@ static void h_connect(wg_http_req_t *r, void *ctx)
         return;
     if (wg_http_query_get(r->query, "number", number, sizeof(number)) == 0 && number[0] &&
         !wg_valid_e164(number, e164, sizeof(e164))) {
-        fail(r, 400, "number must be the account's number in international format, digits "
-                     "only");
+        fail(r, 400,
+             "number must be the account's number in international format, digits "
+             "only");
         goto out;
     }
     if (!strcmp(in.status, WG_STATUS_STOPPED) || !strcmp(in.status, WG_STATUS_FAILED)) {

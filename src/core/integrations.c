@@ -142,8 +142,7 @@ static int cw_required_check(json_t *in, wg_core_err_t *err)
     return WG_EINVAL;
 }
 
-int wg_core_chatwoot_parse(json_t *in, const char *instance_name, json_t **out,
-                           wg_core_err_t *err)
+int wg_core_chatwoot_parse(json_t *in, const char *instance_name, json_t **out, wg_core_err_t *err)
 {
     json_t *o = NULL, *v;
     char acc[32];
@@ -182,8 +181,9 @@ int wg_core_chatwoot_parse(json_t *in, const char *instance_name, json_t **out,
             json_decref(o);
             return cw_bad(err, cw_bools[i].key, "must be a boolean");
         }
-        json_object_set_new(o, cw_bools[i].key,
-                            json_boolean(v && !json_is_null(v) ? json_is_true(v) : cw_bools[i].def));
+        json_object_set_new(
+            o, cw_bools[i].key,
+            json_boolean(v && !json_is_null(v) ? json_is_true(v) : cw_bools[i].def));
     }
     v = json_object_get(in, "daysLimitImportMessages");
     if (v && !json_is_null(v) &&

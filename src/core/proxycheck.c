@@ -32,9 +32,9 @@ static atomic_int running;
 
 struct wg_proxy_check {
     pthread_mutex_t mu;
-    int refs;   /* the thread and the poller */
-    int done;   /* 1 once the thread has a verdict */
-    int rv;     /* 0 tunnel open, WG_E* otherwise */
+    int refs; /* the thread and the poller */
+    int done; /* 1 once the thread has a verdict */
+    int rv;   /* 0 tunnel open, WG_E* otherwise */
     char why[160];
     int64_t deadline; /* monotonic ms */
     wg_proxy_type_t type;
@@ -88,15 +88,13 @@ static int dial(wg_proxy_check_t *pc)
     snprintf(port, sizeof(port), "%u", (unsigned)pc->port);
     int g = getaddrinfo(pc->host, port, &hints, &res);
     if (g != 0) {
-        snprintf(pc->why, sizeof(pc->why), "cannot resolve %.100s: %s", pc->host,
-                 gai_strerror(g));
+        snprintf(pc->why, sizeof(pc->why), "cannot resolve %.100s: %s", pc->host, gai_strerror(g));
         return -1;
     }
     int fd = -1;
     snprintf(pc->why, sizeof(pc->why), "no address for %.100s", pc->host);
     for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
         if (fd < 0)
             continue;
         int err = 0;
@@ -256,8 +254,8 @@ int wg_core_proxy_check_start(wg_core_t *c, json_t *proxy, wg_proxy_check_t **ou
     snprintf(pc->target, sizeof(pc->target), "%s", thost);
     free(thost);
     free(tpath);
-    pc->deadline = mono_ms() + (c->cfg->proxy_check_timeout_ms > 0 ? c->cfg->proxy_check_timeout_ms
-                                                                   : 5000);
+    pc->deadline =
+        mono_ms() + (c->cfg->proxy_check_timeout_ms > 0 ? c->cfg->proxy_check_timeout_ms : 5000);
     if (atomic_fetch_add(&running, 1) >= MAX_RUNNING) {
         atomic_fetch_sub(&running, 1);
         free(pc);

@@ -105,8 +105,9 @@ static void fail_core(wg_http_req_t *r, const wg_core_err_t *e, const char *name
         snprintf(m, sizeof(m), "%s is required for WHATSAPP-BUSINESS", f);
     } else if (st == 422 && !strcmp(e->field, "integration")) {
         st = 400;
-        snprintf(m, sizeof(m), "Invalid integration: integration must be WHATSAPP-BAILEYS or "
-                               "WHATSAPP-BUSINESS");
+        snprintf(m, sizeof(m),
+                 "Invalid integration: integration must be WHATSAPP-BAILEYS or "
+                 "WHATSAPP-BUSINESS");
     } else if (st == 422) {
         st = 400;
         if (*f)
@@ -142,8 +143,8 @@ static int wac_auth(wg_http_req_t *r, wg_api_ctx_t *c, wg_auth_t *a, int query_k
 }
 
 /* The instance called api_name, for credential a. 0, or the response is set. */
-static int wac_resolve(wg_http_req_t *r, wg_api_ctx_t *c, const wg_auth_t *a,
-                       const char *api_name, wg_instance_t *in)
+static int wac_resolve(wg_http_req_t *r, wg_api_ctx_t *c, const wg_auth_t *a, const char *api_name,
+                       wg_instance_t *in)
 {
     wg_core_err_t err = {0};
     if (wg_core_instance_by_api_name(c->core, a, api_name, in, &err) != 0) {
@@ -272,10 +273,9 @@ static json_t *render_qrcode(wg_api_ctx_t *c, const wg_instance_t *in, const lin
         if ((uri = malloc(len)))
             snprintf(uri, len, "data:image/png;base64,%s", b64);
     }
-    o = json_pack("{s:o, s:o, s:o, s:s, s:s}", "code", wg_render_str(uri ? code : NULL),
-                  "base64", wg_render_str(uri), "expiresAt",
-                  uri ? wg_render_time_json(exp) : json_null(), "imageUrl", l->image, "liveUrl",
-                  l->live);
+    o = json_pack("{s:o, s:o, s:o, s:s, s:s}", "code", wg_render_str(uri ? code : NULL), "base64",
+                  wg_render_str(uri), "expiresAt", uri ? wg_render_time_json(exp) : json_null(),
+                  "imageUrl", l->image, "liveUrl", l->live);
     free(code);
     free(b64);
     free(uri);
@@ -323,7 +323,7 @@ static int qr_wait_ms(wg_api_ctx_t *c)
 typedef struct {
     json_t *body; /* the 201 body; qrcode and state filled in when the QR shows */
     links_t links;
-    int image;    /* ?response=image */
+    int image; /* ?response=image */
 } create_wait_t;
 
 static void create_wait_free(void *arg)
@@ -365,24 +365,25 @@ static json_t *business_from(json_t *root)
 /* The create body into spec (strings borrowed from root; settings and *business are filled,
  * the caller frees them; phone holds the E.164 number). 0, or the 400 naming the field is set.
  * Types are checked here; values (name, number, integration, settings, meta*) by the core. */
-static int parse_create(wg_http_req_t *r, json_t *root, wg_instance_spec_t *spec,
-                        json_t *settings, json_t **business, char *phone, size_t cap)
+static int parse_create(wg_http_req_t *r, json_t *root, wg_instance_spec_t *spec, json_t *settings,
+                        json_t **business, char *phone, size_t cap)
 {
     static const char *const skeys[][2] = {{"rejectCalls", "rejectCall"},
                                            {"ignoreGroups", "groupsIgnore"},
                                            {"alwaysOnline", "alwaysOnline"},
                                            {"readMessages", "readMessages"},
                                            {"readStatus", "readStatus"}};
-    json_t *nm = json_object_get(root, "instanceName"), *integ = json_object_get(root,
-                                                                                 "integration");
+    json_t *nm = json_object_get(root, "instanceName"),
+           *integ = json_object_get(root, "integration");
     json_t *num = json_object_get(root, "number");
     if (!json_is_string(nm) || !json_string_length(nm)) {
         fail(r, 400, "instanceName is required");
         return WG_EINVAL;
     }
     if (integ && !json_is_null(integ) && !json_is_string(integ)) {
-        fail(r, 400, "Invalid integration: integration must be WHATSAPP-BAILEYS or "
-                     "WHATSAPP-BUSINESS");
+        fail(r, 400,
+             "Invalid integration: integration must be WHATSAPP-BAILEYS or "
+             "WHATSAPP-BUSINESS");
         return WG_EINVAL;
     }
     if (num && !json_is_null(num) && !json_is_string(num)) {
@@ -411,8 +412,8 @@ static int parse_create(wg_http_req_t *r, json_t *root, wg_instance_spec_t *spec
 static void answer_create(wg_http_req_t *r, wg_api_ctx_t *c, const wg_instance_t *in,
                           const char *token, int image)
 {
-    json_t *body = json_pack("{s:o, s:s, s:o, s:n}", "instance", render_instance(in), "hash",
-                             token, "settings", render_settings(in), "qrcode");
+    json_t *body = json_pack("{s:o, s:s, s:o, s:n}", "instance", render_instance(in), "hash", token,
+                             "settings", render_settings(in), "qrcode");
     create_wait_t *w = calloc(1, sizeof(*w));
     if (!w || is_business(in)) {
         /* no QR for the Cloud API: the instance is stored (FAILED, cloud_api_not_supported) */
@@ -585,8 +586,8 @@ static void h_qr_live(wg_http_req_t *r, void *ctx)
 
 static json_t *render_state(const wg_instance_t *in)
 {
-    return json_pack("{s:{s:s, s:s, s:s}}", "instance", "instanceName", in->name,
-                     "apiInstanceName", in->api_name ? in->api_name : "", "state",
+    return json_pack("{s:{s:s, s:s, s:s}}", "instance", "instanceName", in->name, "apiInstanceName",
+                     in->api_name ? in->api_name : "", "state",
                      wg_render_status_evolution(in->status));
 }
 
@@ -620,8 +621,9 @@ static void act(wg_http_req_t *r, void *ctx, wg_action_t what)
         goto done;
     }
     if (what == WG_ACTION_LOGOUT)
-        respond(r, 200, json_pack("{s:s, s:b, s:{s:s}}", "status", "SUCCESS", "error", 0,
-                                  "response", "message", "Instance logged out"));
+        respond(r, 200,
+                json_pack("{s:s, s:b, s:{s:s}}", "status", "SUCCESS", "error", 0, "response",
+                          "message", "Instance logged out"));
     else
         respond(r, 200, render_state(&out));
 done:
@@ -650,8 +652,9 @@ static void h_delete(wg_http_req_t *r, void *ctx)
     if (wg_core_instance_delete(c->core, &a, in.id, &err) != 0)
         fail_core(r, &err, in.api_name);
     else
-        respond(r, 200, json_pack("{s:s, s:b, s:{s:s}}", "status", "SUCCESS", "error", 0,
-                                  "response", "message", "Instance deleted"));
+        respond(r, 200,
+                json_pack("{s:s, s:b, s:{s:s}}", "status", "SUCCESS", "error", 0, "response",
+                          "message", "Instance deleted"));
     wg_instance_dispose(&in);
 }
 
@@ -668,10 +671,10 @@ static void send_done(wg_http_req_t *r, wg_api_ctx_t *c, const wg_core_send_t *s
         return;
     }
     respond(r, 200,
-            json_pack("{s:{s:s, s:b, s:s}, s:{s:s}, s:I, s:s}", "key", "remoteJid", s->to,
-                      "fromMe", 1, "id", sent->message_id, "message", "conversation",
-                      (const char *)arg, "messageTimestamp", (json_int_t)(sent->acked_at / 1000),
-                      "status", "SERVER_ACK"));
+            json_pack("{s:{s:s, s:b, s:s}, s:{s:s}, s:I, s:s}", "key", "remoteJid", s->to, "fromMe",
+                      1, "id", sent->message_id, "message", "conversation", (const char *)arg,
+                      "messageTimestamp", (json_int_t)(sent->acked_at / 1000), "status",
+                      "SERVER_ACK"));
 }
 
 /* A required text field of the body; 0, or the 400 naming it is set. */

@@ -34,8 +34,8 @@ static int matches(const char *re, const char *s)
 /* Creates owner's instance `name` with a generated api_name; *api receives it. */
 static int create(wg_core_t *c, const char *owner, const char *name, char *api, size_t cap)
 {
-    wg_instance_spec_t spec = {.owner_id = owner, .name = name, .api_name_auto = 1,
-                               .dialect = "wachat"};
+    wg_instance_spec_t spec = {
+        .owner_id = owner, .name = name, .api_name_auto = 1, .dialect = "wachat"};
     wg_instance_t in;
     wg_core_err_t err = {0};
     char *tok = NULL;
@@ -105,8 +105,7 @@ WG_TEST(core_api_name_generated_unique_and_resolved)
     wg_instance_dispose(&in);
     WG_CHECK_EQ_INT(wg_core_instance_by_api_name(c, &tok, a2, &in, &err), WG_EPERM);
     WG_CHECK_EQ_INT(err.status, 401);
-    WG_CHECK_EQ_INT(wg_core_instance_by_api_name(c, &tok, "t9_nothing_here", &in, &err),
-                    WG_EPERM);
+    WG_CHECK_EQ_INT(wg_core_instance_by_api_name(c, &tok, "t9_nothing_here", &in, &err), WG_EPERM);
     WG_CHECK_EQ_INT(wg_core_instance_by_api_name(c, &owner, "", &in, &err), WG_ENOTFOUND);
 
     wg_account_dispose(&acc);
@@ -137,8 +136,8 @@ WG_TEST(core_business_credentials)
     WG_CHECK_EQ_INT(wg_core_account_create(c, "A", "enterprise", &acc, &key, &err), 0);
 
     json_t *biz = json_pack("{s:s, s:s}", "token", "EAAG", "businessId", "123");
-    wg_instance_spec_t spec = {.owner_id = acc.id, .name = "biz",
-                               .integration = "WHATSAPP-BUSINESS", .business = biz};
+    wg_instance_spec_t spec = {
+        .owner_id = acc.id, .name = "biz", .integration = "WHATSAPP-BUSINESS", .business = biz};
     /* each key is required, by name */
     WG_CHECK_EQ_INT(wg_core_instance_create(c, &spec, &in, &tok, &err), WG_EINVAL);
     WG_CHECK_EQ_INT(err.status, 422);
@@ -163,9 +162,8 @@ WG_TEST(core_business_credentials)
     json_t *s = json_loads(in.settings, 0, NULL);
     WG_CHECK_STR(json_string_value(json_object_get(json_object_get(s, "business"), "token")),
                  "EAAG");
-    WG_CHECK_STR(json_string_value(json_object_get(json_object_get(s, "business"),
-                                                   "phoneNumberId")),
-                 "456");
+    WG_CHECK_STR(
+        json_string_value(json_object_get(json_object_get(s, "business"), "phoneNumberId")), "456");
     json_decref(s);
     char iid[64];
     snprintf(iid, sizeof(iid), "%s", in.id);

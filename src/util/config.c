@@ -45,7 +45,8 @@ static const wg_config_key_t keys[] = {
      "API dialect also mounted at / (\"\" = none, \"evolution\": Evolution API v2 paths)"},
     {"WAGATE_PUBLIC_URL", S(public_url), "", 0, 0, 0,
      "scheme://host[:port] clients reach the gateway at, for links in answers (Wachat's "
-     "imageUrl/liveUrl); empty: http:// + the request's Host header"},
+     "imageUrl/liveUrl; empty: http:// + the request's Host header) and as server_url in "
+     "Evolution/Wachat webhooks (empty: http://<WAGATE_LISTEN>, 0.0.0.0 as localhost)"},
     {"WAGATE_RATE_CREATE", I(rate_create), "5", 0, 1000000, 0,
      "instance creations per minute per account; 0 = unlimited"},
     {"WAGATE_RATE_WRITE", I(rate_write), "600", 0, 100000000, 0,

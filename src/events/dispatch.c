@@ -7,10 +7,11 @@
  * Outcomes are committed in batches every FLUSH_MS (and before any refill or scan).
  * Per instance: a batch of its oldest pending rows (by seq), at most one request in flight, a
  * retry timer, its webhook settings (kept while idle, so instance.deleted, written when the
- * row with the settings is gone, still reaches the webhook). The head row is not left until it has an outcome (delivered, failed, skipped),
- * which is what keeps the order. An instance refills its batch only after the outcomes are
- * written, so it never re-reads a row it has delivered. Addresses are checked at connect time (open-socket
- * callback, events/ssrf.h), after curl resolved the name: DNS rebinding cannot slip through. */
+ * row with the settings is gone, still reaches the webhook). The head row is not left until it has
+ * an outcome (delivered, failed, skipped), which is what keeps the order. An instance refills its
+ * batch only after the outcomes are written, so it never re-reads a row it has delivered. Addresses
+ * are checked at connect time (open-socket callback, events/ssrf.h), after curl resolved the name:
+ * DNS rebinding cannot slip through. */
 #include "events/dispatch.h"
 #include "events/envelope.h"
 #include "events/ssrf.h"
@@ -77,7 +78,7 @@ struct wg_dispatch {
     struct event_base *base;
     struct event *poll_ev, *wake_ev, *stop_ev, *curl_timer, *flush_ev, *soon_ev, *ino_ev;
     int ino_fd;
-    char wal_name[256]; /* basename of the database's WAL file */
+    char wal_name[256];   /* basename of the database's WAL file */
     char server_url[512]; /* Evolution's server_url (WAGATE_PUBLIC_URL or from the listen) */
     CURLM *multi;
     pthread_t th;
@@ -430,8 +431,9 @@ static void failed_attempt(inst_t *in, const char *err, int final)
     r->next_attempt_at = wg_store_now_ms() + delay;
     mark(d, r, "pending", r->attempts, r->next_attempt_at, err);
     wg_metrics_retried(d->m);
-    wg_log(WG_LOG_INFO, "events", "instance=%s event=%s attempt=%d failed err=\"%s\" retry_in_ms=%lld",
-           in->id, r->id, r->attempts, err, (long long)delay);
+    wg_log(WG_LOG_INFO, "events",
+           "instance=%s event=%s attempt=%d failed err=\"%s\" retry_in_ms=%lld", in->id, r->id,
+           r->attempts, err, (long long)delay);
 }
 
 static void drain_ready(wg_dispatch_t *d)

@@ -26,9 +26,9 @@ int wg_envelope_inst_from(const wg_instance_t *row, wg_envelope_inst_t *out)
     memset(out, 0, sizeof(*out));
     snprintf(out->dialect, sizeof(out->dialect), "%s", row->dialect ? row->dialect : "native");
     if (dup_or_null(&out->id, row->id) || dup_or_null(&out->name, row->name) ||
-        dup_or_null(&out->api_name, row->api_name) ||
-        dup_or_null(&out->owner_id, row->owner_id) || dup_or_null(&out->jid, row->jid) ||
-        dup_or_null(&out->push_name, row->push_name) || dup_or_null(&out->phone, row->phone)) {
+        dup_or_null(&out->api_name, row->api_name) || dup_or_null(&out->owner_id, row->owner_id) ||
+        dup_or_null(&out->jid, row->jid) || dup_or_null(&out->push_name, row->push_name) ||
+        dup_or_null(&out->phone, row->phone)) {
         wg_envelope_inst_dispose(out);
         return WG_ENOMEM;
     }
@@ -131,11 +131,16 @@ static const char *source_of(const char *id)
 static const struct {
     const char *core, *evo;
 } evo_names[] = {
-    {"message.received", "messages.upsert"}, {"message.sent", "send.message"},
-    {"message.ack", "messages.update"},      {"message.deleted", "messages.delete"},
-    {"qr.updated", "qrcode.updated"},        {"connection.updated", "connection.update"},
-    {"call.received", "call"},               {"presence.updated", "presence.update"},
-    {"group.updated", "groups.update"},      {"contact.updated", "contacts.update"},
+    {"message.received", "messages.upsert"},
+    {"message.sent", "send.message"},
+    {"message.ack", "messages.update"},
+    {"message.deleted", "messages.delete"},
+    {"qr.updated", "qrcode.updated"},
+    {"connection.updated", "connection.update"},
+    {"call.received", "call"},
+    {"presence.updated", "presence.update"},
+    {"group.updated", "groups.update"},
+    {"contact.updated", "contacts.update"},
     {"instance.deleted", "remove.instance"},
 };
 
@@ -153,7 +158,7 @@ static void kebab(const char *ev, char *out, size_t cap)
 {
     size_t i = 0;
     for (; ev[i] && i + 1 < cap; i++)
-        out[i] = ev[i] == '.' || ev[i] == '_' ? '-'
+        out[i] = ev[i] == '.' || ev[i] == '_'     ? '-'
                  : (ev[i] >= 'A' && ev[i] <= 'Z') ? (char)(ev[i] - 'A' + 'a')
                                                   : ev[i];
     out[i] = 0;
@@ -163,9 +168,9 @@ static void kebab(const char *ev, char *out, size_t cap)
 static json_t *evo_media(json_t *m)
 {
     json_t *md = json_object_get(m, "media"), *o = json_object();
-    static const char *const same[] = {"url", "mimetype", "fileSha256", "fileLength", "height",
-                                       "width", "seconds", "mediaKey", "fileEncSha256",
-                                       "directPath", "fileName"};
+    static const char *const same[] = {"url",           "mimetype",   "fileSha256", "fileLength",
+                                       "height",        "width",      "seconds",    "mediaKey",
+                                       "fileEncSha256", "directPath", "fileName"};
     for (size_t i = 0; i < sizeof(same) / sizeof(same[0]); i++)
         copy_field(o, same[i], md, same[i]);
     copy_field(o, "caption", m, "caption");
@@ -235,8 +240,8 @@ static json_t *evo_message(json_t *m, const char **type)
         *type = "protocolMessage";
         sub = json_object();
         json_object_set_new(sub, "key", evo_key(json_object_get(m, "target")));
-        json_object_set_new(sub, "type", json_string(!strcmp(k, "revoke") ? "REVOKE"
-                                                                          : "MESSAGE_EDIT"));
+        json_object_set_new(sub, "type",
+                            json_string(!strcmp(k, "revoke") ? "REVOKE" : "MESSAGE_EDIT"));
         if (!strcmp(k, "edit") && json_object_get(m, "text"))
             json_object_set_new(sub, "editedMessage",
                                 json_pack("{s:O}", "conversation", json_object_get(m, "text")));
@@ -297,9 +302,9 @@ static json_t *evo_upsert(const wg_envelope_inst_t *in, json_t *p)
 static json_t *evo_ack(const wg_envelope_inst_t *in, json_t *p)
 {
     const char *st = sget(p, "status");
-    const char *evo = !st                      ? "SERVER_ACK"
-                      : !strcmp(st, "read")    ? "READ"
-                      : !strcmp(st, "played")  ? "PLAYED"
+    const char *evo = !st                        ? "SERVER_ACK"
+                      : !strcmp(st, "read")      ? "READ"
+                      : !strcmp(st, "played")    ? "PLAYED"
                       : !strcmp(st, "delivered") ? "DELIVERY_ACK"
                                                  : "SERVER_ACK";
     json_t *d = json_object();
@@ -337,8 +342,8 @@ static json_t *evo_connection(const char *inst_name, json_t *p)
         if (reason && !strcmp(reason, "qr_timeout"))
             state = "refused";
     }
-    json_t *d = json_pack("{s:s?, s:s, s:i}", "instance", inst_name, "state", state,
-                          "statusReason", code);
+    json_t *d =
+        json_pack("{s:s?, s:s, s:i}", "instance", inst_name, "state", state, "statusReason", code);
     if (d && !strcmp(state, "open") && json_object_get(p, "jid")) {
         copy_field(d, "wuid", p, "jid");
         copy_field(d, "profileName", p, "pushName");
@@ -385,8 +390,8 @@ static json_t *evo_call(json_t *p)
     return d;
 }
 
-static json_t *evo_data(const wg_envelope_inst_t *in, const char *inst_name,
-                        const char *event, json_t *p)
+static json_t *evo_data(const wg_envelope_inst_t *in, const char *inst_name, const char *event,
+                        json_t *p)
 {
     if (!strcmp(event, "message.received") || !strcmp(event, "message.sent"))
         return evo_upsert(in, p);
@@ -420,8 +425,8 @@ static json_t *render_evolution(const wg_envelope_inst_t *in, const char *inst_n
     if (!data)
         return NULL;
     return json_pack("{s:s, s:s?, s:o, s:s?, s:s, s:s?, s:s?, s:n}", "event", ev, "instance",
-                     inst_name, "data", data, "destination", cfg->url, "date_time", when,
-                     "sender", sender[0] ? sender : NULL, "server_url", server_url, "apikey");
+                     inst_name, "data", data, "destination", cfg->url, "date_time", when, "sender",
+                     sender[0] ? sender : NULL, "server_url", server_url, "apikey");
 }
 
 /* ---- Hypersender (WAHA-shaped) ---- */
@@ -445,9 +450,9 @@ static json_t *hs_message(json_t *p)
     char sid[256], from[160];
     waha_id(from_me, chat, id, sid, sizeof(sid));
     cus_jid(chat, from, sizeof(from));
-    int media = kind && (!strcmp(kind, "image") || !strcmp(kind, "video") ||
-                         !strcmp(kind, "audio") || !strcmp(kind, "document") ||
-                         !strcmp(kind, "sticker"));
+    int media =
+        kind && (!strcmp(kind, "image") || !strcmp(kind, "video") || !strcmp(kind, "audio") ||
+                 !strcmp(kind, "document") || !strcmp(kind, "sticker"));
     const char *body = sget(m, "text") ? sget(m, "text") : sget(m, "caption");
     json_t *key = json_pack("{s:s?, s:b, s:s?}", "remoteJid", chat, "fromMe", from_me, "id", id);
     json_t *raw = json_object();
@@ -476,8 +481,9 @@ static json_t *hs_message(json_t *p)
     json_object_set_new(o, "ackName", json_string(ack_names[ack]));
     json_t *q = json_object_get(m, "quoted");
     if (q && sget(q, "id")) {
-        json_object_set_new(o, "replyTo", json_pack("{s:s, s:s?}", "id", sget(q, "id"),
-                                                    "participant", sget(q, "participant")));
+        json_object_set_new(
+            o, "replyTo",
+            json_pack("{s:s, s:s?}", "id", sget(q, "id"), "participant", sget(q, "participant")));
     } else {
         json_object_set_new(o, "replyTo", json_null());
     }
@@ -492,8 +498,8 @@ static json_t *hs_ack(json_t *p)
     char sid[256], from[160];
     waha_id(1, sget(p, "chat"), sget(p, "id"), sid, sizeof(sid));
     cus_jid(sget(p, "chat"), from, sizeof(from));
-    return json_pack("{s:s, s:s, s:b, s:i, s:s}", "id", sid, "from", from, "fromMe", 1, "ack",
-                     ack, "ackName", ack_names[ack]);
+    return json_pack("{s:s, s:s, s:b, s:i, s:s}", "id", sid, "from", from, "fromMe", 1, "ack", ack,
+                     "ackName", ack_names[ack]);
 }
 
 static json_t *hs_call(json_t *p)
@@ -548,8 +554,8 @@ static json_t *render_hypersender(const wg_envelope_inst_t *in, const wg_outbox_
     snprintf(out->hdr[out->nhdr].name, sizeof(out->hdr[0].name), "x-instanceId");
     snprintf(out->hdr[out->nhdr++].value, sizeof(out->hdr[0].value), "%s", row->instance_id);
     return json_pack("{s:s, s:{s:s, s:s, s:[], s:o, s:o, s:s, s:s?}}", "event", ev, "data", "id",
-                     row->id, "event", ev, "metadata", "me", me, "payload", payload,
-                     "instanceId", row->instance_id, "userId", in->owner_id);
+                     row->id, "event", ev, "metadata", "me", me, "payload", payload, "instanceId",
+                     row->instance_id, "userId", in->owner_id);
 }
 
 /* ---- dispatch by dialect ---- */

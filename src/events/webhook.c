@@ -62,7 +62,8 @@ int wg_webhook_cfg_parse(const char *json, const char *dialect, wg_webhook_cfg_t
     const char *url = json_string_value(json_object_get(w, "url"));
     const char *sec = json_string_value(json_object_get(w, "secret"));
     json_t *ev = json_object_get(w, "events");
-    if ((url && *url && !(out->url = strdup(url))) || (sec && *sec && !(out->secret = strdup(sec)))) {
+    if ((url && *url && !(out->url = strdup(url))) ||
+        (sec && *sec && !(out->secret = strdup(sec)))) {
         rv = WG_ENOMEM;
         goto out;
     }

@@ -13,13 +13,13 @@
 
 /* An instance's webhook settings parsed from its `webhook` JSON column. */
 typedef struct {
-    char *url;      /* NULL: no webhook */
-    char *secret;   /* NULL: unsigned */
-    char **events;  /* filter; nevents == 0: every event */
+    char *url;     /* NULL: no webhook */
+    char *secret;  /* NULL: unsigned */
+    char **events; /* filter; nevents == 0: every event */
     size_t nevents;
-    int by_events;  /* append "/<event name>" to the URL */
-    int base64;     /* inline media as base64 (no media events yet) */
-    int max_attempts; /* 0: the configured default */
+    int by_events;                  /* append "/<event name>" to the URL */
+    int base64;                     /* inline media as base64 (no media events yet) */
+    int max_attempts;               /* 0: the configured default */
     char **hdr_names, **hdr_values; /* the instance's own request headers (validated by core/) */
     size_t nhdrs;
     char dialect[24];

@@ -249,3 +249,16 @@ int wg_dialect_send_text(wg_http_req_t *r, wg_api_ctx_t *c, const wg_instance_t 
     r->wait_ms = WG_SEND_WAIT_MS + (int)w->s.delay_ms;
     return 0;
 }
+
+void wg_dialect_origin(const wg_http_req_t *r, const wg_api_ctx_t *c, char *out, size_t cap)
+{
+    const char *host = r->header ? r->header(r, "Host") : NULL;
+    out[0] = 0;
+    if (c->cfg->public_url && *c->cfg->public_url)
+        snprintf(out, cap, "%.250s", c->cfg->public_url);
+    else if (host && *host && !strpbrk(host, " /\\\"<>\r\n"))
+        snprintf(out, cap, "http://%.250s", host);
+    size_t n = strlen(out);
+    if (n && out[n - 1] == '/')
+        out[n - 1] = 0;
+}

@@ -86,4 +86,8 @@ int wg_dialect_send_text(wg_http_req_t *r, wg_api_ctx_t *c, const wg_instance_t 
                          const wg_core_send_text_t *m, wg_dialect_send_done_fn done, void *arg,
                          void (*arg_free)(void *), wg_core_err_t *err);
 
+/* The origin of links we render: WAGATE_PUBLIC_URL, else "http://" + the request's Host header
+ * (when it looks like a host), else "" (the link is then a path). No trailing '/'. */
+void wg_dialect_origin(const wg_http_req_t *r, const wg_api_ctx_t *c, char *out, size_t cap);
+
 #endif

@@ -6,7 +6,9 @@
  *   POST /{id}/request-new-qr-code                           (1/min per instance)
  *   POST /{id}/restart                                       (5/min per instance)
  *   POST /{id}/send-text {chatId, text, reply_to?, link_preview?} (WAGATE_RATE_WRITE/min per
- *        instance; answers after the server ack)
+ *        instance) -> {queued, message, queued_request_uuid, queued_request_link}
+ *   GET  /{id}/queued-requests/{uuid} -> {uuid, request, response_status, response_body,
+ *        response_header} (WAGATE_RATE_READ/min per instance)
  * Auth: Bearer (account or admin key; an instance token reaches its own instance only).
  * Errors: 422 {message:"The given data was invalid.", errors:{field:[…]}, statusCode:422} with
  * one message per failing rule (Laravel wording), 429 {message:"Too many requests. Please try
@@ -21,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 enum { RC_READ = 1, RC_WRITE = 2 };
 
@@ -53,10 +56,15 @@ static void hs_error(wg_http_req_t *r, void *ctx, int status, const char *code, 
 }
 
 /* {message:"The given data was invalid.", errors, statusCode:422} (steals errors) */
+static json_t *invalid_body(json_t *errors)
+{
+    return json_pack("{s:s, s:o, s:i}", "message", "The given data was invalid.", "errors",
+                     errors, "statusCode", 422);
+}
+
 static void fail_422(wg_http_req_t *r, json_t *errors)
 {
-    respond(r, 422, json_pack("{s:s, s:o, s:i}", "message", "The given data was invalid.",
-                              "errors", errors, "statusCode", 422));
+    respond(r, 422, invalid_body(errors));
 }
 
 static void add_error(json_t *errors, const char *field, const char *msg)
@@ -370,65 +378,46 @@ static void h_restart(wg_http_req_t *r, void *ctx)
     wg_instance_dispose(&now);
 }
 
-/* ---- send-text (the rules are core/send.c's) ---- */
+/* ---- send-text (the rules are core/send.c's), answered as Hypersender v2 queues ---- */
 
-typedef struct {
-    json_t *root; /* the request body: text is echoed back */
-} hs_send_arg_t;
-
-static void hs_send_arg_free(void *p)
-{
-    hs_send_arg_t *a = p;
-    json_decref(a->root);
-    free(a);
-}
-
-/* A core send error: field errors as Laravel 422s on the body's names, the rest {message}. */
-static void fail_send(wg_http_req_t *r, const wg_core_err_t *e)
+/* A failed send in Hypersender's shapes (*status set): field errors as Laravel 422s on the
+ * body's names, the rest {message}. New reference. */
+static json_t *send_error(const wg_core_err_t *e, int *status)
 {
     const char *code = e->code ? e->code : "";
-    json_t *errors;
+    *status = e->status ? e->status : 500;
     if (e->status == 422) {
-        errors = json_object();
+        json_t *errors = json_object();
         if (!strcmp(e->field, "to"))
             add_error(errors, "chatId", "The chat id field format is invalid.");
         else if (!strcmp(e->field, "text"))
             add_error(errors, "text", "The text field must not be greater than 65536 characters.");
         else
             add_error(errors, e->field[0] ? e->field : "request", e->message);
-        fail_422(r, errors);
-    } else if (!strcmp(code, "not_on_whatsapp"))
-        fail(r, 404, "The recipient is not on WhatsApp.");
-    else if (!strcmp(code, "instance_not_connected"))
-        fail(r, 409, "The instance is not connected.");
-    else
-        fail_core(r, e);
-}
-
-/* 201 with the message as Hypersender's send-text documents it: {key{id, fromMe, remoteJid},
- * status:"PENDING", message{extendedTextMessage{text}}, messageTimestamp (seconds, a string)}.
- * wagate answers once WhatsApp's server took the message (Hypersender v1's synchronous
- * answer; v2 queues and answers {queued, queued_request_uuid}: not implemented). */
-static void send_done(wg_http_req_t *r, wg_api_ctx_t *c, const wg_core_send_t *s,
-                      const wg_core_sent_t *sent, const wg_core_err_t *err, void *arg)
-{
-    hs_send_arg_t *a = arg;
-    char ts[24];
-    (void)c;
-    if (!sent) {
-        fail_send(r, err);
-        return;
+        return invalid_body(errors);
     }
-    snprintf(ts, sizeof(ts), "%lld", (long long)(sent->acked_at / 1000));
-    respond(r, 201, json_pack("{s:{s:s, s:b, s:s}, s:s, s:{s:{s:s}}, s:s}", "key", "id",
-                              sent->message_id, "fromMe", 1, "remoteJid", s->to, "status",
-                              "PENDING", "message", "extendedTextMessage", "text",
-                              json_string_value(json_object_get(a->root, "text")),
-                              "messageTimestamp", ts));
+    if (!strcmp(code, "not_on_whatsapp"))
+        return json_pack("{s:s}", "message", "The recipient is not on WhatsApp.");
+    if (!strcmp(code, "instance_not_connected"))
+        return json_pack("{s:s}", "message", "The instance is not connected.");
+    return json_pack("{s:s}", "message", e->message);
 }
 
-/* Laravel's "required|string" on key (label: its words). 1 when it holds a string. */
-static int need_string(json_t *root, const char *key, const char *label, json_t *errors)
+/* The message as Hypersender's send-text documents it: {key{id, fromMe, remoteJid},
+ * status:"PENDING", message{extendedTextMessage{text}}, messageTimestamp (seconds, text)}. */
+static json_t *render_sent(const wg_core_queued_t *q, json_t *request)
+{
+    char ts[24];
+    const char *text = json_string_value(json_object_get(request, "text"));
+    snprintf(ts, sizeof(ts), "%lld", (long long)(q->sent.acked_at / 1000));
+    return json_pack("{s:{s:s, s:b, s:s}, s:s, s:{s:{s:s}}, s:s}", "key", "id",
+                     q->sent.message_id, "fromMe", 1, "remoteJid", q->send.to, "status",
+                     "PENDING", "message", "extendedTextMessage", "text", text ? text : "",
+                     "messageTimestamp", ts);
+}
+
+/* Laravel's "required|string" on key (label: its words). */
+static void need_string(json_t *root, const char *key, const char *label, json_t *errors)
 {
     char m[120];
     json_t *v = json_object_get(root, key);
@@ -437,11 +426,35 @@ static int need_string(json_t *root, const char *key, const char *label, json_t 
     else if (!json_is_string(v))
         snprintf(m, sizeof(m), "The %s field must be a string.", label);
     else
-        return 1;
+        return;
     add_error(errors, key, m);
-    return 0;
 }
 
+/* The body's fields checked as Hypersender's validation does; errors gets one entry per
+ * failing rule. */
+static void check_send_body(json_t *root, json_t *errors)
+{
+    static const char *const flags[][2] = {
+        {"link_preview", "link preview"},
+        {"link_preview_high_quality", "link preview high quality"}};
+    char m[96];
+    need_string(root, "chatId", "chat id", errors);
+    need_string(root, "text", "text", errors);
+    json_t *rt = json_object_get(root, "reply_to");
+    if (rt && !json_is_null(rt) && !json_is_string(rt))
+        add_error(errors, "reply_to", "The reply to field must be a string.");
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+        json_t *v = json_object_get(root, flags[i][0]);
+        snprintf(m, sizeof(m), "The %s field must be true or false.", flags[i][1]);
+        if (v && !json_is_null(v) && !json_is_boolean(v))
+            add_error(errors, flags[i][0], m);
+    }
+}
+
+/* POST /{id}/send-text: checked and handed to the engine at once; the answer names the queued
+ * request whose outcome GET /{id}/queued-requests/{uuid} gives. A request the core refuses
+ * (validation, not connected) is answered at once with its error, as Hypersender validates
+ * before queueing. */
 static void h_send_text(wg_http_req_t *r, void *ctx)
 {
     wg_api_ctx_t *c = ctx;
@@ -450,28 +463,15 @@ static void h_send_text(wg_http_req_t *r, void *ctx)
     wg_core_err_t err = {0};
     json_t *root = NULL, *errors = json_object();
     wg_core_send_text_t m = {0};
-    hs_send_arg_t *arg = NULL;
+    char id[40], origin[300], link[600], *req = NULL;
+    int st;
     if (hs_instance(r, c, "send", c->cfg->rate_write, &a, &in) != 0) {
         json_decref(errors);
         return;
     }
     if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0)
         root = json_object(); /* every required field then fails with its own message */
-    need_string(root, "chatId", "chat id", errors);
-    need_string(root, "text", "text", errors);
-    json_t *rt = json_object_get(root, "reply_to");
-    if (rt && !json_is_null(rt) && !json_is_string(rt))
-        add_error(errors, "reply_to", "The reply to field must be a string.");
-    static const char *const flags[][2] = {{"link_preview", "link preview"},
-                                           {"link_preview_high_quality",
-                                            "link preview high quality"}};
-    for (size_t i = 0; i < 2; i++) {
-        json_t *v = json_object_get(root, flags[i][0]);
-        char msg[96];
-        snprintf(msg, sizeof(msg), "The %s field must be true or false.", flags[i][1]);
-        if (v && !json_is_null(v) && !json_is_boolean(v))
-            add_error(errors, flags[i][0], msg);
-    }
+    check_send_body(root, errors);
     if (json_object_size(errors)) {
         fail_422(r, errors);
         errors = NULL;
@@ -479,19 +479,63 @@ static void h_send_text(wg_http_req_t *r, void *ctx)
     }
     m.to = json_string_value(json_object_get(root, "chatId"));
     m.text = json_string_value(json_object_get(root, "text"));
-    m.quoted_id = json_string_value(rt);
-    if (!(arg = calloc(1, sizeof(*arg)))) {
+    m.quoted_id = json_string_value(json_object_get(root, "reply_to"));
+    if (!(req = json_dumps(root, JSON_COMPACT))) {
         fail(r, 500, "Server Error");
         goto out;
     }
-    arg->root = json_incref(root);
-    if (wg_dialect_send_text(r, c, &in, &m, send_done, arg, hs_send_arg_free, &err) != 0) {
-        fail_send(r, &err);
-        hs_send_arg_free(arg);
+    if (wg_core_send_enqueue(c->core, &in, &m, req, id, &err) != 0) {
+        json_t *body = send_error(&err, &st);
+        respond(r, st, body);
+        goto out;
     }
+    wg_dialect_origin(r, c, origin, sizeof(origin));
+    snprintf(link, sizeof(link), "%s/hypersender/%s/queued-requests/%s", origin, in.id, id);
+    respond(r, 200, json_pack("{s:b, s:s, s:s, s:s}", "queued", 1, "message",
+                              "Processing your request...", "queued_request_uuid", id,
+                              "queued_request_link", link));
 out:
+    free(req);
     json_decref(root);
     json_decref(errors);
+    wg_instance_dispose(&in);
+}
+
+/* GET /{id}/queued-requests/{uuid} -> {uuid, request, response_status, response_body,
+ * response_header}; the last three are null while the send is under way. */
+static void h_queued(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_instance_t in;
+    wg_core_err_t err = {0};
+    wg_core_queued_t q;
+    json_t *request, *status = json_null(), *body = json_null(), *header = json_null();
+    int st;
+    if (hs_instance(r, c, "queued", c->cfg->rate_read, &a, &in) != 0)
+        return;
+    if (wg_core_send_queued(c->core, in.id, r->params[1], &q, &err) != 0) {
+        fail(r, err.status == 404 ? 404 : 500,
+             err.status == 404 ? "Queued request not found." : "Server Error");
+        wg_instance_dispose(&in);
+        return;
+    }
+    if (!(request = json_loads(q.request, 0, NULL)))
+        request = json_object();
+    if (q.state != WG_QUEUED_PENDING) {
+        char date[40];
+        time_t t = (time_t)(q.ended_at / 1000);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        body = q.state == WG_QUEUED_SENT ? render_sent(&q, request) : send_error(&q.err, &st);
+        status = json_integer(q.state == WG_QUEUED_SENT ? 201 : st);
+        header = json_pack("{s:[s], s:[s]}", "date", date, "content-type", "application/json");
+    }
+    respond(r, 200, json_pack("{s:s, s:o, s:o, s:o, s:o}", "uuid", q.id, "request", request,
+                              "response_status", status, "response_body", body,
+                              "response_header", header));
+    wg_core_queued_dispose(&q);
     wg_instance_dispose(&in);
 }
 
@@ -502,6 +546,7 @@ static const wg_route_t routes[] = {
     {WG_HTTP_POST, "/{id}/request-new-qr-code", h_new_qr, RC_WRITE},
     {WG_HTTP_POST, "/{id}/restart", h_restart, RC_WRITE},
     {WG_HTTP_POST, "/{id}/send-text", h_send_text, RC_WRITE},
+    {WG_HTTP_GET, "/{id}/queued-requests/{uuid}", h_queued, RC_READ},
 };
 static const size_t nroutes = sizeof(routes) / sizeof(routes[0]);
 

@@ -1,9 +1,12 @@
 /* send.c - see send.h. Validation and the engine calls of a text send and of presence; no
  * waiting here (the engine's worker sends; callers poll the outcome). */
 #include "core/send.h"
+#include "core/token.h"
 #include "util/err.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -168,4 +171,122 @@ int wg_core_send_presence(wg_core_t *c, const wg_instance_t *in, const char *sta
         return WG_EIO;
     }
     return 0;
+}
+
+/* ---- queued sends ---- */
+
+typedef struct qentry {
+    wg_core_queued_t q;
+    struct qentry *next;
+} qentry_t;
+
+/* One table for the process: the cores are per thread, a queued send is asked about from any. */
+static struct {
+    pthread_mutex_t mu;
+    qentry_t *head, **tail; /* oldest first */
+    size_t n;
+} queue = {PTHREAD_MUTEX_INITIALIZER, NULL, &queue.head, 0};
+
+/* Ends e when the engine knows its outcome, or when it waited too long (lock held). */
+static void settle(wg_core_t *c, qentry_t *e, int64_t now)
+{
+    wg_core_queued_t *q = &e->q;
+    if (q->state != WG_QUEUED_PENDING)
+        return;
+    int late = now > q->send.queued_at + WG_SEND_WAIT_MS + (int64_t)q->send.delay_ms;
+    int st = wg_core_send_result(c, &q->send, late, &q->sent, &q->err);
+    if (st == 0)
+        return;
+    q->state = st == 1 ? WG_QUEUED_SENT : WG_QUEUED_FAILED;
+    q->ended_at = now;
+    wg_core_send_drop(c, &q->send);
+}
+
+static void entry_free(wg_core_t *c, qentry_t *e)
+{
+    if (e->q.state == WG_QUEUED_PENDING)
+        wg_core_send_drop(c, &e->q.send);
+    free(e->q.request);
+    free(e);
+}
+
+/* Settles what can be, then drops entries past their time and the oldest beyond the cap
+ * (lock held). */
+static void sweep(wg_core_t *c, int64_t now)
+{
+    for (qentry_t **pp = &queue.head, *e; (e = *pp);) {
+        settle(c, e, now);
+        int expired = e->q.state != WG_QUEUED_PENDING &&
+                      now - e->q.ended_at > WG_SEND_QUEUE_TTL_MS;
+        if (expired || queue.n > WG_SEND_QUEUE_MAX) {
+            *pp = e->next;
+            queue.n--;
+            entry_free(c, e);
+        } else
+            pp = &e->next;
+    }
+    queue.tail = &queue.head;
+    while (*queue.tail)
+        queue.tail = &(*queue.tail)->next;
+}
+
+int wg_core_send_enqueue(wg_core_t *c, const wg_instance_t *in, const wg_core_send_text_t *m,
+                         const char *request, char id[40], wg_core_err_t *err)
+{
+    int rv;
+    char *uuid = wg_uuid_new();
+    qentry_t *e = calloc(1, sizeof(*e));
+    if (!uuid || !e || !(e->q.request = strdup(request ? request : "{}"))) {
+        if (e)
+            free(e->q.request);
+        free(e);
+        free(uuid);
+        wg_core_err_set(err, 500, "internal_error", NULL, "out of memory");
+        return WG_ENOMEM;
+    }
+    if ((rv = wg_core_send_text(c, in, m, &e->q.send, err)) != 0) {
+        free(e->q.request);
+        free(e);
+        free(uuid);
+        return rv;
+    }
+    snprintf(e->q.id, sizeof(e->q.id), "%s", uuid);
+    snprintf(e->q.instance_id, sizeof(e->q.instance_id), "%s", in->id);
+    snprintf(id, 40, "%s", uuid);
+    free(uuid);
+    pthread_mutex_lock(&queue.mu);
+    *queue.tail = e;
+    queue.tail = &e->next;
+    queue.n++;
+    sweep(c, now_ms());
+    pthread_mutex_unlock(&queue.mu);
+    return 0;
+}
+
+int wg_core_send_queued(wg_core_t *c, const char *instance_id, const char *id,
+                        wg_core_queued_t *out, wg_core_err_t *err)
+{
+    int rv = WG_ENOTFOUND;
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&queue.mu);
+    for (qentry_t *e = queue.head; e; e = e->next) {
+        if (strcmp(e->q.id, id) || strcmp(e->q.instance_id, instance_id))
+            continue;
+        settle(c, e, now_ms());
+        *out = e->q;
+        rv = (out->request = strdup(e->q.request)) ? 0 : WG_ENOMEM;
+        break;
+    }
+    pthread_mutex_unlock(&queue.mu);
+    if (rv == WG_ENOTFOUND)
+        wg_core_err_set(err, 404, "not_found", NULL, "queued request not found");
+    else if (rv)
+        wg_core_err_set(err, 500, "internal_error", NULL, "out of memory");
+    return rv;
+}
+
+void wg_core_queued_dispose(wg_core_queued_t *q)
+{
+    free(q->request);
+    q->request = NULL;
 }

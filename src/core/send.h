@@ -73,6 +73,40 @@ int wg_core_send_result(wg_core_t *c, const wg_core_send_t *s, int final, wg_cor
 /* Forgets the engine's record of send s (always call once, when done with it). */
 void wg_core_send_drop(wg_core_t *c, const wg_core_send_t *s);
 
+/* ---- queued sends (Hypersender v2: the answer names the send; its outcome is asked later) ----
+ * Queued sends live in one process-wide table (a later request about one may land on any
+ * worker thread), in memory only: a restart forgets them. At most WG_SEND_QUEUE_MAX entries
+ * (the oldest go first) for at most WG_SEND_QUEUE_TTL_MS after they ended. Outcomes are settled
+ * when asked for and whenever another send is queued, so the engine's records are released
+ * even for sends nobody asks about. */
+#define WG_SEND_QUEUE_MAX 10000
+#define WG_SEND_QUEUE_TTL_MS (24LL * 3600 * 1000)
+
+typedef enum { WG_QUEUED_PENDING = 0, WG_QUEUED_SENT, WG_QUEUED_FAILED } wg_queued_state_t;
+
+typedef struct {
+    char id[40]; /* UUID v4 */
+    char instance_id[64];
+    char *request; /* the request as the caller gave it (JSON text); malloc'd */
+    wg_core_send_t send;
+    wg_queued_state_t state;
+    wg_core_sent_t sent; /* SENT */
+    wg_core_err_t err;   /* FAILED (as wg_core_send_result reports it) */
+    int64_t ended_at;    /* ms since the epoch; SENT and FAILED */
+} wg_core_queued_t;
+
+/* Validates and queues m exactly as wg_core_send_text (same errors, nothing kept on failure),
+ * then keeps the send under a new UUID written to id. request (JSON text) is copied. */
+int wg_core_send_enqueue(wg_core_t *c, const wg_instance_t *in, const wg_core_send_text_t *m,
+                         const char *request, char id[40], wg_core_err_t *err);
+/* A copy of queued send `id` of instance instance_id, settled first (an acked or failed send
+ * ends; one older than WG_SEND_WAIT_MS plus its delay ends as 504 send_timeout). 0, or
+ * WG_ENOTFOUND with err 404 not_found (no such id for that instance), WG_ENOMEM. Dispose the
+ * copy with wg_core_queued_dispose. */
+int wg_core_send_queued(wg_core_t *c, const char *instance_id, const char *id,
+                        wg_core_queued_t *out, wg_core_err_t *err);
+void wg_core_queued_dispose(wg_core_queued_t *q);
+
 /* Presence of instance `in`: "available" / "unavailable" (to ignored), or "composing" /
  * "paused" in the chat `to` (required; phone number or JID). Checks the engine and WORKING as
  * wg_core_send_text does, then queues it. 0 or a negative WG_E* with err set. */

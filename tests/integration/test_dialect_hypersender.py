@@ -216,6 +216,42 @@ def wait_inbox(phone, text, timeout=20):
     raise AssertionError("%r never reached phone %s: %r" % (text, phone, phone_inbox(phone)))
 
 
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+def queue_send(srv, iid, body, key):
+    """POST send-text: the v2 queued answer, checked field by field; returns its uuid."""
+    st, _, js = hs(srv, "POST", "/%s/send-text" % iid, body, key=key)
+    assert st == 200, (st, js, srv.stderr()[-3000:])
+    assert set(js) == {"queued", "message", "queued_request_uuid", "queued_request_link"}, js
+    assert js["queued"] is True and js["message"] == "Processing your request...", js
+    assert UUID4.match(js["queued_request_uuid"]), js
+    assert js["queued_request_link"] == "http://127.0.0.1:%d/hypersender/%s/queued-requests/%s" % (
+        srv.port, iid, js["queued_request_uuid"]), js
+    return js["queued_request_uuid"]
+
+
+def queued_result(srv, iid, uuid, key, body):
+    """Polls GET queued-requests/{uuid} until the send ended; every answer checked."""
+    deadline = time.time() + 40
+    while True:
+        st, _, js = hs(srv, "GET", "/%s/queued-requests/%s" % (iid, uuid), key=key)
+        assert st == 200, (st, js)
+        assert set(js) == {"uuid", "request", "response_status", "response_body",
+                           "response_header"}, js
+        assert js["uuid"] == uuid and js["request"] == body, js
+        if js["response_status"] is None:
+            assert js["response_body"] is None and js["response_header"] is None, js
+            assert time.time() < deadline, srv.stderr()[-3000:]
+            time.sleep(0.05)
+            continue
+        h = js["response_header"]
+        assert set(h) == {"date", "content-type"} and h["content-type"] == ["application/json"]
+        assert re.fullmatch(r"[A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT",
+                            h["date"][0]), h
+        return js["response_status"], js["response_body"]
+
+
 def test_hypersender_send_text():
     srv = gateway()
     try:
@@ -231,7 +267,7 @@ def test_hypersender_send_text():
         assert st == 201, js
         iid_b, tok_b = js["id"], js["access_token"]
         body = {"chatId": peer + "@c.us", "text": "hello from hypersender"}
-        # not linked yet
+        # not linked yet: refused before queueing
         st, _, js = hs(srv, "POST", "/%s/send-text" % iid, body, key=tok)
         assert st == 409 and js == {"message": "The instance is not connected."}, (st, js)
         # link: the phone scans the QR now shown (its text through the native route)
@@ -246,10 +282,12 @@ def test_hypersender_send_text():
         while health(srv, iid, tok)["status"] != "WORKING":
             assert time.time() < deadline, srv.stderr()[-3000:]
             time.sleep(0.1)
-        # 201 with the documented message shape; chatId in WhatsApp Web's c.us form
+        # queued answer, then the outcome: 201 with the documented message shape (chatId in
+        # WhatsApp Web's c.us form)
         t0 = int(time.time())
-        st, _, js = hs(srv, "POST", "/%s/send-text" % iid, body, key=tok)
-        assert st == 201, (st, js, srv.stderr()[-3000:])
+        uuid = queue_send(srv, iid, body, tok)
+        st, js = queued_result(srv, iid, uuid, tok, body)
+        assert st == 201, (st, js)
         assert set(js) == {"key", "status", "message", "messageTimestamp"}, js
         assert set(js["key"]) == {"id", "fromMe", "remoteJid"}, js
         assert re.fullmatch(r"3EB0[0-9A-F]{18}", js["key"]["id"]), js
@@ -262,14 +300,20 @@ def test_hypersender_send_text():
         got = wait_inbox(peer, "hello from hypersender")
         assert got[0]["id"] == js["key"]["id"], got
         assert got[0]["from"].split("@")[0].split(":")[0] == owner, got
+        # asked again (with the account key): the same outcome
+        assert queued_result(srv, iid, uuid, ka, body) == (st, js)
         # the account key, a reply, a plain number and the optional flags
-        st, _, js2 = hs(srv, "POST", "/%s/send-text" % iid,
-                        {"chatId": peer, "text": "a reply", "reply_to": js["key"]["id"],
-                         "link_preview": False, "link_preview_high_quality": False}, key=ka)
-        assert st == 201 and js2["key"]["remoteJid"] == peer + "@s.whatsapp.net", (st, js2)
+        body2 = {"chatId": peer, "text": "a reply", "reply_to": js["key"]["id"],
+                 "link_preview": False, "link_preview_high_quality": False}
+        st2, js2 = queued_result(srv, iid, queue_send(srv, iid, body2, ka), ka, body2)
+        assert st2 == 201 and js2["key"]["remoteJid"] == peer + "@s.whatsapp.net", (st2, js2)
         assert js2["key"]["id"] != js["key"]["id"], js2
         wait_inbox(peer, "a reply")
-        # validation: one Laravel message per failing rule
+        # nobody has this number: queued, then 404 as the outcome
+        body3 = {"chatId": "4900000000001@c.us", "text": "x"}
+        st3, js3 = queued_result(srv, iid, queue_send(srv, iid, body3, tok), tok, body3)
+        assert st3 == 404 and js3 == {"message": "The recipient is not on WhatsApp."}, js3
+        # validation, before queueing: one Laravel message per failing rule
         st, _, js = hs(srv, "POST", "/%s/send-text" % iid, {}, key=tok)
         check_422(st, js, {"chatId": ["The chat id field is required."],
                            "text": ["The text field is required."]})
@@ -286,20 +330,22 @@ def test_hypersender_send_text():
         st, _, js = hs(srv, "POST", "/%s/send-text" % iid, {"chatId": "not a number",
                                                            "text": "x"}, key=tok)
         check_422(st, js, {"chatId": ["The chat id field format is invalid."]})
-        # nobody has this number
-        st, _, js = hs(srv, "POST", "/%s/send-text" % iid, {"chatId": "4900000000001@c.us",
-                                                           "text": "x"}, key=tok)
-        assert st == 404 and js == {"message": "The recipient is not on WhatsApp."}, (st, js)
-        # auth and ownership
-        st, _, js = hs(srv, "POST", "/%s/send-text" % iid, body)
-        assert st == 401 and js == {"message": "Unauthenticated."}, (st, js)
-        st, _, js = hs(srv, "POST", "/%s/send-text" % iid, body, key="nope")
-        assert st == 401 and js == {"message": "Unauthenticated."}, (st, js)
-        for key in (kb, tok_b):
-            st, _, js = hs(srv, "POST", "/%s/send-text" % iid, body, key=key)
-            assert st == 404 and js == {"message": "Instance not found."}, (st, js)
+        # auth and ownership, for both routes
+        for path in ("/%s/send-text" % iid, "/%s/queued-requests/%s" % (iid, uuid)):
+            method = "POST" if path.endswith("send-text") else "GET"
+            st, _, js = hs(srv, method, path, body if method == "POST" else None)
+            assert st == 401 and js == {"message": "Unauthenticated."}, (st, js)
+            st, _, js = hs(srv, method, path, body if method == "POST" else None, key="nope")
+            assert st == 401 and js == {"message": "Unauthenticated."}, (st, js)
+            for key in (kb, tok_b):
+                st, _, js = hs(srv, method, path, body if method == "POST" else None, key=key)
+                assert st == 404 and js == {"message": "Instance not found."}, (st, js)
         st, _, js = hs(srv, "POST", "/%s/send-text" % iid_b, body, key=tok)
         assert st == 404 and js == {"message": "Instance not found."}, (st, js)
+        # a queued request belongs to its instance; unknown ids are 404
+        for i, key, u in ((iid_b, kb, uuid), (iid, tok, "a0816120-7e37-4e8b-8cf3-92deb2cdc133")):
+            st, _, js = hs(srv, "GET", "/%s/queued-requests/%s" % (i, u), key=key)
+            assert st == 404 and js == {"message": "Queued request not found."}, (st, js)
         st, _, js = hs(srv, "GET", "/%s/send-text" % iid, key=tok)
         assert st == 405, (st, js)
         assert [m["text"] for m in phone_inbox(peer)] == ["hello from hypersender", "a reply"]

@@ -289,6 +289,16 @@ def test_evolution_envelope_by_events_and_headers():
                             "upsert without byEvents")
     assert path == "/evo" and hdrs["x-tenant"] == "t2" and "authorization" not in hdrs, (
         path, hdrs)
+    # REMOVE_INSTANCE is not among its events: instance.deleted is filtered out, never sent
+    st, js = evo("DELETE", "/instance/delete/env-evo")
+    assert st == 200, js
+
+    def deleted_state():
+        rows = SRV.db_rows("SELECT state, last_error FROM outbox WHERE instance_id = ? AND "
+                           "event = 'instance.deleted'", (iid,))
+        return rows and rows[0][0] != "pending" and rows[0]
+    assert tuple(wait_for(deleted_state, "instance.deleted outcome")) == ("skipped", "filtered")
+    assert not [e for _, _, _, e in got("/evo") if e["event"] == "remove.instance"]
 
 
 # ---- Hypersender ----------------------------------------------------------------------------
@@ -348,4 +358,14 @@ def test_wachat_envelope_uses_api_instance_name():
     check_evo_envelope(ev, api, dest, jid(owner))
     assert ev["data"]["key"]["id"] == mid and ev["data"]["instanceId"] == iid, ev
     assert ev["data"]["message"] == {"conversation": "hello wachat"}, ev
-    check_sig(secret_of(iid), hdrs, body, enviaai=False)
+    secret = secret_of(iid)
+    check_sig(secret, hdrs, body, enviaai=False)
+    # no event filter: the deletion arrives as Evolution's remove.instance, data null, with the
+    # name and settings the instance had
+    st, _, js = SRV.request("DELETE", "/wachat/instance/delete/" + api, token=ADMIN)
+    assert st == 200, js
+    _, hdrs, body, ev = one("/wachat", lambda e: e["event"] == "remove.instance",
+                            "remove.instance")
+    check_evo_envelope(ev, api, dest, jid(owner))
+    assert ev["data"] is None, ev
+    check_sig(secret, hdrs, body, enviaai=False)

@@ -1,18 +1,24 @@
 """messages_e2e.py - inbound messages end to end, run by bench/messages (see there and
 bench/README.md): `wagate sandbox` + `wagate serve` + bench/events_recv.c on loopback.
 
-K instances are linked to K sandbox phones (the owners) by QR; S other sandbox phones (the
-senders) send M texts in all to the owners through the sandbox control API
-(POST /phones/{n}/messages), S threads with one keep-alive connection each. Message i goes from
-sender i % S to owner i % K with the text "bench <i> <ns>", ns being the send time
+K instances are linked to K sandbox phones (the owners) by QR, each with a webhook URL on the
+receiver; S other sandbox phones (the senders) send texts to the owners through the sandbox
+control API (POST /phones/{n}/messages), S threads with one keep-alive connection each. Message
+i goes from sender i % S to owner i % K with the text "bench <i> <ns>", ns being the send time
 (CLOCK_REALTIME) taken just before the control request. The sandbox encrypts it for the owner's
 devices (the phone itself and the linked gateway) and routes it; the gateway decrypts it,
 commits message.received to its outbox, sends the receipt, and delivers the event to the
 receiver's webhook URL. The receiver parses the text out of each webhook body and records
-receipt - send. Printed: messages/s delivered to the webhook (first send to last receipt),
-p50/p99/max latency, and that all M arrived once (unique seqs, duplicates, outbox rows).
+receipt - send.
 
-Usage: python3 bench/messages_e2e.py [messages=5000] [instances=10] [senders=4]
+Phases: a warm-up (the first message of each sender/owner pair: the pkmsg that builds the
+session), a burst of M messages sent as fast as the sandbox takes them, then P messages paced
+at R/s. Per phase: the send rate the sandbox accepted, messages/s committed to the outbox (the
+rows' created_at) and delivered to the webhook (first send to last receipt), p50/p99 latency
+send -> commit and send -> webhook, CPU seconds per process, and that every message arrived
+once (unique seqs, duplicate deliveries, outbox rows); exit 1 otherwise.
+
+Usage: python3 bench/messages_e2e.py [M=5000] [K=10] [S=4] [P=500] [R=50]
 """
 import http.client
 import json

@@ -216,8 +216,7 @@ static void sweep(wg_core_t *c, int64_t now)
 {
     for (qentry_t **pp = &queue.head, *e; (e = *pp);) {
         settle(c, e, now);
-        int expired = e->q.state != WG_QUEUED_PENDING &&
-                      now - e->q.ended_at > WG_SEND_QUEUE_TTL_MS;
+        int expired = e->q.state != WG_QUEUED_PENDING && now - e->q.ended_at > WG_SEND_QUEUE_TTL_MS;
         if (expired || queue.n > WG_SEND_QUEUE_MAX) {
             *pp = e->next;
             queue.n--;

@@ -13,7 +13,7 @@
 #define NT 16
 typedef struct {
     wg_engine_t base;
-    int send_rv;         /* what send_text returns */
+    int send_rv; /* what send_text returns */
     char to[160], text[64], quoted[32], instance[64];
     unsigned delay;
     uint64_t next;
@@ -61,10 +61,8 @@ static int f_presence(wg_engine_t *e, const char *id, const char *state, const c
     return 0;
 }
 
-static const wg_engine_ops_t fake_ops = {.name = "fake",
-                                         .send_text = f_send_text,
-                                         .send_result = f_send_result,
-                                         .presence = f_presence};
+static const wg_engine_ops_t fake_ops = {
+    .name = "fake", .send_text = f_send_text, .send_result = f_send_result, .presence = f_presence};
 
 static void setup(fake_t *f, wg_core_t *c, wg_instance_t *in, const char *status)
 {
@@ -86,8 +84,8 @@ WG_TEST(send_to_jid)
     WG_CHECK(!strcmp(j, "201234567890@s.whatsapp.net"));
     WG_CHECK(wg_core_send_to_jid("120363024158769234@g.us", j, sizeof(j)) == 0);
     WG_CHECK(!strcmp(j, "120363024158769234@g.us"));
-    WG_CHECK(wg_core_send_to_jid("1234", j, sizeof(j)) == WG_EINVAL);       /* too short */
-    WG_CHECK(wg_core_send_to_jid("49+151234", j, sizeof(j)) == WG_EINVAL);  /* '+' inside */
+    WG_CHECK(wg_core_send_to_jid("1234", j, sizeof(j)) == WG_EINVAL);      /* too short */
+    WG_CHECK(wg_core_send_to_jid("49+151234", j, sizeof(j)) == WG_EINVAL); /* '+' inside */
     WG_CHECK(wg_core_send_to_jid("abc", j, sizeof(j)) == WG_EINVAL);
     WG_CHECK(wg_core_send_to_jid("@s.whatsapp.net", j, sizeof(j)) == WG_EINVAL);
     WG_CHECK(wg_core_send_to_jid("a b@s.whatsapp.net", j, sizeof(j)) == WG_EINVAL);
@@ -120,9 +118,12 @@ WG_TEST(send_text_rules)
         const char *to, *text;
         json_t *delay;
         const char *field;
-    } bad_cases[] = {{NULL, "x", NULL, "to"},  {"nope", "x", NULL, "to"},
-                     {"5511999990000", NULL, NULL, "text"}, {"5511999990000", "", NULL, "text"},
-                     {"5511999990000", "x", bad, "delay"}, {"5511999990000", "x", str, "delay"}};
+    } bad_cases[] = {{NULL, "x", NULL, "to"},
+                     {"nope", "x", NULL, "to"},
+                     {"5511999990000", NULL, NULL, "text"},
+                     {"5511999990000", "", NULL, "text"},
+                     {"5511999990000", "x", bad, "delay"},
+                     {"5511999990000", "x", str, "delay"}};
     for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
         wg_core_send_text_t b = {bad_cases[i].to, bad_cases[i].text, NULL, bad_cases[i].delay};
         memset(&err, 0, sizeof(err));

@@ -5,9 +5,10 @@
 //   1. start the sandbox (wss: with the certificate bench/baileys-instances made, trusted
 //      through NODE_EXTRA_CA_CERTS) and create N phones;
 //   2. baseline: RSS of this process after loading Baileys, before any socket (after a GC);
-//   3. link: CONCURRENCY clients at a time make a socket with an in-memory auth state, the QR
-//      is scanned through POST /phones/{n}/scan, and after the 515 a second socket logs in with
-//      the saved credentials (as tests/interop/common.mjs pairThenLogin does) until 'open';
+//   3. link: CONCURRENCY (default 16) clients at a time make a socket with an in-memory auth
+//      state, the QR is scanned through POST /phones/{n}/scan, and after the 515 a second socket
+//      logs in with the saved credentials (as tests/interop/common.mjs pairThenLogin does)
+//      until 'open';
 //   4. wait until the process is quiet (the first prekey upload, 812 keys, follows 'open'),
 //      RSS; then IDLE_SECONDS idle (keepalives only): CPU time and RSS again (after a GC).
 //
@@ -32,7 +33,7 @@ const WAGATE = process.env.WAGATE_BIN || path.join(repo, 'build', 'wagate');
 const N = Number(process.argv[2]);
 const MODE = process.argv[3] || 'ws';
 const IDLE_SECONDS = Number(process.env.IDLE_SECONDS || 60);
-const CONCURRENCY = Number(process.env.CONCURRENCY || 32);
+const CONCURRENCY = Number(process.env.CONCURRENCY || 16);
 if (!Number.isInteger(N) || N < 1 || !['ws', 'wss'].includes(MODE)) {
     console.error('usage: bench/baileys-instances N [ws|wss]');
     process.exit(2);
@@ -167,20 +168,27 @@ function socket(sb, auth, phone) {
     });
 }
 
+// Pairs, then logs in after the 515 with the saved credentials, as an app does; like an app it
+// also reconnects after any other close but a logout (on a loaded machine a login can time out:
+// 408), a few times.
 async function link(sb, phone) {
     const auth = memoryAuthState();
-    const first = await socket(sb, auth, phone);
-    if (first.error)
-        throw new Error(first.error);
-    if (first.open)
-        return first.open;
-    if (first.close !== 515)
-        throw new Error(`pairing socket closed with ${first.close}`);
-    const second = await socket(sb, auth, phone); // the login after the 515, as an app does
-    if (!second.open)
-        throw new Error(`login socket: ${second.error || 'closed ' + second.close}`);
-    return second.open;
+    let last = '';
+    for (let attempt = 0; attempt < 6; attempt++) {
+        const r = await socket(sb, auth, phone);
+        if (r.open)
+            return r.open;
+        if (r.error)
+            throw new Error(r.error);
+        if (r.close === 401 || r.close === 403)
+            break;
+        last = `closed ${r.close}`;
+        if (r.close !== 515)
+            retries++;
+    }
+    throw new Error(`${phone}: no open socket (${last})`);
 }
+let retries = 0;
 
 async function main() {
     log(`bench/baileys-instances: N=${N} ${MODE}, ${os.cpus().length} cores, load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}, ` +
@@ -209,7 +217,7 @@ async function main() {
         }
     }));
     const linkS = (Date.now() - t0) / 1000;
-    log(`${MODE}: ${N} clients linked and open in ${linkS.toFixed(1)} s`);
+    log(`${MODE}: ${N} clients linked and open in ${linkS.toFixed(1)} s (${retries} reconnects after a close other than the 515)`);
     // quiet: the prekey upload after 'open' done, less than 10 % of a core for 2 s running
     let quiet = 0;
     while (quiet < 2) {

@@ -234,25 +234,18 @@ static void url_escape(char *out, size_t cap, const char *s)
 
 /* The links of the QR routes: imageUrl and liveUrl carry the key the request presented (as
  * Wachat's do), so the caller can drop them into an <img>/<iframe> as they are. The origin is
- * WAGATE_PUBLIC_URL, else http:// + the Host header, else none (a path). */
+ * wg_dialect_origin's (WAGATE_PUBLIC_URL, else http:// + the Host header, else a path). */
 typedef struct {
     char image[2200], live[2200]; /* origin (300) + path + query (1800) */
 } links_t;
 
 static void make_links(wg_http_req_t *r, wg_api_ctx_t *c, const char *api_name, links_t *l)
 {
-    char q[1800] = "", tok[520], origin[300] = ""; /* q: a 519-byte key escaped fits */
-    const char *host = r->header ? r->header(r, "Host") : NULL;
+    char q[1800] = "", tok[520], origin[300]; /* q: a 519-byte key escaped fits */
     const char *key = wg_http_credential(r, tok, sizeof(tok));
     if (!key && wg_http_query_get(r->query, "apiKey", tok, sizeof(tok)) == 0)
         key = tok;
-    if (c->cfg->public_url && *c->cfg->public_url)
-        snprintf(origin, sizeof(origin), "%.250s", c->cfg->public_url);
-    else if (host && *host && !strpbrk(host, " /\\\"<>\r\n"))
-        snprintf(origin, sizeof(origin), "http://%.250s", host);
-    size_t ol = strlen(origin);
-    if (ol && origin[ol - 1] == '/')
-        origin[ol - 1] = 0;
+    wg_dialect_origin(r, c, origin, sizeof(origin));
     snprintf(q, sizeof(q), "?instanceName=");
     url_escape(q, sizeof(q), api_name);
     strncat(q, "&apiKey=", sizeof(q) - strlen(q) - 1);

@@ -5,10 +5,14 @@
  *   GET  /{id}/health                                        (10/min per instance)
  *   POST /{id}/request-new-qr-code                           (1/min per instance)
  *   POST /{id}/restart                                       (5/min per instance)
+ *   POST /{id}/logout -> {message} (5/min per instance; 409 when not connected)
+ *   DELETE /{id} -> {message} (5/min per instance; account or admin key, 403 for a token)
  *   POST /{id}/send-text {chatId, text, reply_to?, link_preview?} (WAGATE_RATE_WRITE/min per
  *        instance) -> {queued, message, queued_request_uuid, queued_request_link}
  *   GET  /{id}/queued-requests/{uuid} -> {uuid, request, response_status, response_body,
  *        response_header} (WAGATE_RATE_READ/min per instance)
+ * Hypersender documents no logout or delete route (its Enterprise API has create, list, health,
+ * new QR and restart); those two are ours, shaped as restart answers (docs/dialects.md).
  * Auth: Bearer (account or admin key; an instance token reaches its own instance only).
  * Errors: 422 {message:"The given data was invalid.", errors:{field:[…]}, statusCode:422} with
  * one message per failing rule (Laravel wording), 429 {message:"Too many requests. Please try
@@ -85,6 +89,8 @@ static void fail_core(wg_http_req_t *r, const wg_core_err_t *e)
         fail(r, 401, "Unauthenticated.");
     } else if (!strcmp(code, "not_found")) {
         fail(r, 404, "Instance not found.");
+    } else if (!strcmp(code, "forbidden")) {
+        fail(r, 403, "This action is unauthorized.");
     } else if (st == 422) {
         json_t *errors = json_object();
         if (e->taken && !strcmp(e->field, "name"))
@@ -378,6 +384,43 @@ static void h_restart(wg_http_req_t *r, void *ctx)
     wg_instance_dispose(&now);
 }
 
+/* POST /{id}/logout: unlinks the device (the engine logs out, credentials are wiped) and stops
+ * the instance; a new link starts with request-new-qr-code. Only a connected instance. */
+static void h_logout(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_instance_t in, now = {0};
+    wg_core_err_t err = {0};
+    if (hs_instance(r, c, "logout", 5, &a, &in) != 0)
+        return;
+    if (strcmp(in.status, WG_STATUS_WORKING))
+        fail(r, 409, "The instance is not connected.");
+    else if (wg_core_instance_action(c->core, &a, in.id, WG_ACTION_LOGOUT, &now, &err) != 0)
+        fail_core(r, &err);
+    else
+        fail(r, 200, "WhatsApp instance logged out successfully.");
+    wg_instance_dispose(&in);
+    wg_instance_dispose(&now);
+}
+
+/* DELETE /{id}: the instance, its credentials and its data are gone (the core decides who may:
+ * an instance token may not). */
+static void h_delete(wg_http_req_t *r, void *ctx)
+{
+    wg_api_ctx_t *c = ctx;
+    wg_auth_t a;
+    wg_instance_t in;
+    wg_core_err_t err = {0};
+    if (hs_instance(r, c, "delete", 5, &a, &in) != 0)
+        return;
+    if (wg_core_instance_delete(c->core, &a, in.id, &err) != 0)
+        fail_core(r, &err);
+    else
+        fail(r, 200, "WhatsApp instance deleted successfully.");
+    wg_instance_dispose(&in);
+}
+
 /* ---- send-text (the rules are core/send.c's), answered as Hypersender v2 queues ---- */
 
 /* A failed send in Hypersender's shapes (*status set): field errors as Laravel 422s on the
@@ -545,6 +588,8 @@ static const wg_route_t routes[] = {
     {WG_HTTP_GET, "/{id}/health", h_health, RC_READ},
     {WG_HTTP_POST, "/{id}/request-new-qr-code", h_new_qr, RC_WRITE},
     {WG_HTTP_POST, "/{id}/restart", h_restart, RC_WRITE},
+    {WG_HTTP_POST, "/{id}/logout", h_logout, RC_WRITE},
+    {WG_HTTP_DELETE, "/{id}", h_delete, RC_WRITE},
     {WG_HTTP_POST, "/{id}/send-text", h_send_text, RC_WRITE},
     {WG_HTTP_GET, "/{id}/queued-requests/{uuid}", h_queued, RC_READ},
 };

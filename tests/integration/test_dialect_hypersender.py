@@ -1,8 +1,9 @@
 """test_dialect_hypersender.py - the Hypersender dialect (issue 7) against `wagate sandbox`:
 create-instance exactly as the seed (every field of the 201; 422 with one Laravel message per
 failing rule; 429 after 5 per minute), instances with filter[uuid|name|phone|status], health
-(10/min), request-new-qr-code (1/min, a fresh QR), restart (5/min), error shapes, ownership
-across owners and dialects, and a real QR link by a sandbox phone.
+(10/min), request-new-qr-code (1/min, a fresh QR), restart (5/min), send-text and its queued
+request, logout and delete (ours: Hypersender documents neither), error shapes, ownership across
+owners and dialects, and real QR links by sandbox phones.
 """
 import base64
 import re
@@ -190,9 +191,13 @@ def test_hypersender_create_errors_limits_and_lifecycle():
         assert st == 200, js
         st, _, js = hs(srv, "POST", "/%s/restart" % iid_b, key=kb)
         assert st == 429 and js == TOO_MANY, (st, js)
-        # router errors in this dialect's shape
+        # router errors in this dialect's shape (GET /nope is a 405: DELETE /{id} matches it)
+        st, _, js = hs(srv, "GET", "/nope/nope", key=ka)
+        assert st == 404 and js == {"message": "The route hypersender/nope/nope could not be "
+                                               "found."}, js
         st, _, js = hs(srv, "GET", "/nope", key=ka)
-        assert st == 404 and js == {"message": "The route hypersender/nope could not be found."}
+        assert st == 405 and js == {"message": "The GET method is not supported for route "
+                                               "hypersender/nope."}, js
         st, _, js = hs(srv, "GET", "/create-instance", key=ka)
         assert st == 405 and js == {"message": "The GET method is not supported for route "
                                                "hypersender/create-instance."}, js
@@ -349,5 +354,155 @@ def test_hypersender_send_text():
         st, _, js = hs(srv, "GET", "/%s/send-text" % iid, key=tok)
         assert st == 405, (st, js)
         assert [m["text"] for m in phone_inbox(peer)] == ["hello from hypersender", "a reply"]
+    finally:
+        srv.stop()
+
+
+def wait_health(srv, iid, key, status, timeout=20):
+    deadline = time.time() + timeout
+    while True:
+        h = health(srv, iid, key)
+        if h["status"] == status:
+            return h
+        assert time.time() < deadline, (h, srv.stderr()[-3000:])
+        time.sleep(0.1)
+
+
+def listed(srv, key):
+    st, _, js = hs(srv, "GET", "/instances", key=key)
+    assert st == 200 and set(js) == {"data"}, (st, js)
+    return {x["id"]: x for x in js["data"]}
+
+
+def test_hypersender_logout_and_delete():
+    """POST /{id}/logout and DELETE /{id} (ours: Hypersender documents neither): every field of
+    every answer, the sandbox phone losing the device, the instance gone, the errors (401, 403,
+    404 for unknown ids, other owners and other instances' tokens in every dialect, 409, 429)."""
+    srv = gateway()
+    try:
+        ka, kb = account(srv, "hs-la"), account(srv, "hs-lb")
+        phone = str(5511970000000 + int(time.time()) % 100000)
+        made = {}
+        for name, key, ph in (("hs-ld", ka, "+" + phone), ("hs-ld2", ka, "+5511960000001"),
+                              ("hs-lb", kb, "+5511960000002")):
+            st, _, js = hs(srv, "POST", "/create-instance", {"phone": ph, "name": name}, key=key)
+            assert st == 201, (st, js)
+            made[name] = js
+        iid, tok = made["hs-ld"]["id"], made["hs-ld"]["access_token"]
+        iid2, tok2 = made["hs-ld2"]["id"], made["hs-ld2"]["access_token"]
+        iid_b, tok_b = made["hs-lb"]["id"], made["hs-lb"]["access_token"]
+        routes = (("POST", "/%s/logout"), ("DELETE", "/%s"))
+        # 401 without or with a wrong credential
+        for method, path in routes:
+            for key in (None, "wrong-key-0123456789"):
+                st, _, js = hs(srv, method, path % iid, key=key)
+                assert st == 401 and js == {"message": "Unauthenticated."}, (method, st, js)
+        # 404: an unknown id, another owner's instance (its account key, its token), and
+        # another instance's token of the same owner; nothing changed
+        nobody = "a0816120-7e37-4e8b-8cf3-92deb2cdc133"
+        for method, path in routes:
+            for target, key in ((nobody, ka), (iid, kb), (iid, tok_b), (iid, tok2),
+                                (iid_b, ka), (iid_b, tok)):
+                st, _, js = hs(srv, method, path % target, key=key)
+                assert st == 404 and js == {"message": "Instance not found."}, (method, st, js)
+        # ... nor through the other dialects
+        for method, path in (("POST", "/v1/instances/%s/logout" % iid),
+                             ("DELETE", "/v1/instances/%s" % iid)):
+            for key in (kb, tok_b, tok2):
+                st, _, js = srv.request(method, path, token=key)
+                assert st == 404 and js["success"] is False, (path, st, js)
+        for method, path in (("DELETE", "/evolution/instance/logout/hs-ld"),
+                             ("DELETE", "/evolution/instance/delete/hs-ld")):
+            st, _, js = srv.request(method, path, token=kb, auth="apikey")
+            assert st == 404, (path, st, js)
+            st, _, js = srv.request(method, path, token=tok_b, auth="apikey")
+            assert st == 401, (path, st, js)  # a token cannot probe names
+        assert set(listed(srv, ka)) == {iid, iid2} and set(listed(srv, kb)) == {iid_b}
+        # logout of an instance that is not connected: 409; 5 a minute per instance
+        for _ in range(5):
+            st, _, js = hs(srv, "POST", "/%s/logout" % iid2, key=tok2)
+            assert st == 409 and js == {"message": "The instance is not connected."}, (st, js)
+        st, hdrs, js = hs(srv, "POST", "/%s/logout" % iid2, key=tok2)
+        assert st == 429 and js == TOO_MANY and int(hdrs["retry-after"]) >= 1, (st, js)
+        # link hs-ld: the phone scans the QR now shown (its text through the native route)
+        st, _, q = srv.request("GET", "/v1/instances/%s/qr" % iid, token=tok)
+        assert st == 200, q
+        st, pj = SB.api("POST", "/phones", {"number": phone, "pushName": "Hyper Out"})
+        assert st == 201, pj
+        st, sj = SB.api("POST", "/phones/%s/scan" % phone, {"qr": q["data"]["code"]})
+        assert st == 200, sj
+        wait_health(srv, iid, tok, "WORKING")
+        st, devs = SB.api("GET", "/phones/%s/devices" % phone)
+        assert st == 200 and len(devs) == 1 and devs[0]["connected"], devs
+        assert srv.db_rows("SELECT COUNT(*) FROM wa_creds WHERE instance_id = ?",
+                           (iid,))[0][0] == 1
+        # logout with the instance's own token
+        st, _, js = hs(srv, "POST", "/%s/logout" % iid, key=tok)
+        assert st == 200 and js == {"message": "WhatsApp instance logged out successfully."}, js
+        h = health(srv, iid, tok)
+        assert h == {"instance_id": iid, "connected_at": None, "status": "STOPPED"}, h
+        item = listed(srv, ka)[iid]
+        assert item["status"] == "STOPPED" and item["name"] == "hs-ld", item
+        st, _, nj = srv.request("GET", "/v1/instances/" + iid, token=ka)
+        assert st == 200 and nj["data"]["statusReason"] == "logout", nj
+        # the phone sees the device disconnected (or no longer lists it: the engine does not yet
+        # send WhatsApp's remove-companion-device, docs/engine.md "Known gaps"), the
+        # credentials are wiped, it stays logged out
+        deadline = time.time() + 10
+        while True:
+            st, devs = SB.api("GET", "/phones/%s/devices" % phone)
+            assert st == 200, (st, devs)
+            if all(not d["connected"] for d in devs):
+                break
+            assert time.time() < deadline, devs
+            time.sleep(0.1)
+        for table in ("wa_creds", "wa_prekeys"):
+            assert srv.db_rows("SELECT COUNT(*) FROM %s WHERE instance_id = ?" % table,
+                               (iid,))[0][0] == 0, table
+        time.sleep(0.5)
+        assert health(srv, iid, tok)["status"] == "STOPPED"
+        st, _, js = hs(srv, "POST", "/%s/logout" % iid, key=ka)
+        assert st == 409 and js == {"message": "The instance is not connected."}, (st, js)
+        # a new link starts with a fresh QR
+        st, _, js = hs(srv, "POST", "/%s/request-new-qr-code" % iid, key=tok)
+        assert st == 200 and js["id"] == iid and js["status"] == "SCAN_QR_CODE", (st, js)
+        check_png_b64(js["qr_code"])
+        # delete: an instance token may not (403, nothing changed); 5 a minute per instance
+        for _ in range(5):
+            st, _, js = hs(srv, "DELETE", "/%s" % iid2, key=tok2)
+            assert st == 403 and js == {"message": "This action is unauthorized."}, (st, js)
+        st, _, js = hs(srv, "DELETE", "/%s" % iid2, key=tok2)
+        assert st == 429 and js == TOO_MANY, (st, js)
+        assert health(srv, iid2, tok2)["instance_id"] == iid2
+        st, _, js = hs(srv, "DELETE", "/%s" % iid, key=tok)
+        assert st == 403 and js == {"message": "This action is unauthorized."}, (st, js)
+        # the owner's account key deletes it
+        st, _, js = hs(srv, "DELETE", "/%s" % iid, key=ka)
+        assert st == 200 and js == {"message": "WhatsApp instance deleted successfully."}, js
+        assert srv.db_rows("SELECT COUNT(*) FROM instances WHERE id = ?", (iid,))[0][0] == 0
+        # gone: 404 on every route, not listed, its token no longer authenticates
+        for method, path in routes + (("GET", "/%s/health"), ("POST", "/%s/restart")):
+            st, _, js = hs(srv, method, path % iid, key=ka)
+            assert st == 404 and js == {"message": "Instance not found."}, (method, path, st, js)
+        assert set(listed(srv, ka)) == {iid2}
+        assert listed(srv, ka).get(iid) is None
+        st, _, js = hs(srv, "GET", "/instances?filter[uuid]=" + iid, key=ADMIN)
+        assert st == 200 and js == {"data": []}, js
+        st, _, js = hs(srv, "GET", "/instances", key=tok)
+        assert st == 401 and js == {"message": "Unauthenticated."}, (st, js)
+        st, _, js = srv.request("GET", "/v1/instances/" + iid, token=ka)
+        assert st == 404, (st, js)
+        # the name is free again for this owner
+        st, _, js = hs(srv, "POST", "/create-instance", {"phone": "+" + phone, "name": "hs-ld"},
+                       key=ka)
+        assert st == 201 and js["id"] != iid, (st, js)
+        # the admin key deletes any owner's instance
+        st, _, js = hs(srv, "DELETE", "/%s" % iid_b, key=ADMIN)
+        assert st == 200 and js == {"message": "WhatsApp instance deleted successfully."}, js
+        assert listed(srv, kb) == {}
+        # method and route errors around the new routes
+        st, _, js = hs(srv, "GET", "/%s/logout" % iid2, key=ka)
+        assert st == 405 and js == {"message": "The GET method is not supported for route "
+                                               "hypersender/%s/logout." % iid2}, (st, js)
     finally:
         srv.stop()

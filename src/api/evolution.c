@@ -1009,8 +1009,7 @@ static void act(wg_http_req_t *r, void *ctx, wg_action_t what)
         goto done;
     }
     if (what == WG_ACTION_LOGOUT)
-        respond(r, 200, json_pack("{s:s, s:b, s:{s:s}}", "status", "SUCCESS", "error", 0,
-                                  "response", "message", "Instance logged out"));
+        respond(r, 200, wg_render_ok_evolution("Instance logged out"));
     else
         respond(r, 200, render_state(&out));
 done:
@@ -1039,8 +1038,7 @@ static void h_delete(wg_http_req_t *r, void *ctx)
     if (wg_core_instance_delete(c->core, &a, in.id, &err) != 0)
         fail_core(r, &err, in.name);
     else
-        respond(r, 200, json_pack("{s:s, s:b, s:{s:s}}", "status", "SUCCESS", "error", 0,
-                                  "response", "message", "Instance deleted"));
+        respond(r, 200, wg_render_ok_evolution("Instance deleted"));
     wg_instance_dispose(&in);
 }
 

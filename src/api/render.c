@@ -126,6 +126,12 @@ json_t *wg_render_error_evolution(int status, const char *msg)
                      "response", "message", msg);
 }
 
+json_t *wg_render_ok_evolution(const char *msg)
+{
+    return json_pack("{s:s, s:b, s:{s:s}}", "status", "SUCCESS", "error", 0, "response",
+                     "message", msg);
+}
+
 int wg_render_qr(wg_core_t *core, const char *id, char **code, char **png_b64,
                  int64_t *expires_ms)
 {

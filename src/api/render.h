@@ -37,6 +37,9 @@ void wg_render_time_plain(int64_t ms, char *out, size_t cap);
 /* Evolution's error body {status, error:"<reason phrase>", response:{message:[msg]}}, also
  * Wachat's (its docs do not show errors; it is Evolution-like). */
 json_t *wg_render_error_evolution(int status, const char *msg);
+/* Evolution's (and Wachat's) success envelope {status:"SUCCESS", error:false,
+ * response:{message:msg}} (logout, delete). */
+json_t *wg_render_ok_evolution(const char *msg);
 
 /* The QR the engine shows now for instance `id`: *code (the QR text) and *png_b64 (base64 PNG,
  * no "data:" prefix), both malloc'd (caller frees), *expires_ms its expiry. 0, or WG_ENOTFOUND

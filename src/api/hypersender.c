@@ -368,40 +368,36 @@ out:
     wg_instance_dispose(&now);
 }
 
-static void h_restart(wg_http_req_t *r, void *ctx)
+/* restart or logout of {id} (5/min per instance each), answered {message:done}. Logout unlinks
+ * the device (the engine logs out, credentials are wiped) and stops the instance; a new link
+ * starts with request-new-qr-code. Only a connected instance logs out. */
+static void act(wg_http_req_t *r, void *ctx, const char *route, wg_action_t what,
+                const char *done)
 {
     wg_api_ctx_t *c = ctx;
     wg_auth_t a;
     wg_instance_t in, now = {0};
     wg_core_err_t err = {0};
-    if (hs_instance(r, c, "restart", 5, &a, &in) != 0)
+    if (hs_instance(r, c, route, 5, &a, &in) != 0)
         return;
-    if (wg_core_instance_action(c->core, &a, in.id, WG_ACTION_RESTART, &now, &err) != 0)
+    if (what == WG_ACTION_LOGOUT && strcmp(in.status, WG_STATUS_WORKING))
+        fail(r, 409, "The instance is not connected.");
+    else if (wg_core_instance_action(c->core, &a, in.id, what, &now, &err) != 0)
         fail_core(r, &err);
     else
-        fail(r, 200, "WhatsApp instance restarted successfully.");
+        fail(r, 200, done);
     wg_instance_dispose(&in);
     wg_instance_dispose(&now);
 }
 
-/* POST /{id}/logout: unlinks the device (the engine logs out, credentials are wiped) and stops
- * the instance; a new link starts with request-new-qr-code. Only a connected instance. */
+static void h_restart(wg_http_req_t *r, void *ctx)
+{
+    act(r, ctx, "restart", WG_ACTION_RESTART, "WhatsApp instance restarted successfully.");
+}
+
 static void h_logout(wg_http_req_t *r, void *ctx)
 {
-    wg_api_ctx_t *c = ctx;
-    wg_auth_t a;
-    wg_instance_t in, now = {0};
-    wg_core_err_t err = {0};
-    if (hs_instance(r, c, "logout", 5, &a, &in) != 0)
-        return;
-    if (strcmp(in.status, WG_STATUS_WORKING))
-        fail(r, 409, "The instance is not connected.");
-    else if (wg_core_instance_action(c->core, &a, in.id, WG_ACTION_LOGOUT, &now, &err) != 0)
-        fail_core(r, &err);
-    else
-        fail(r, 200, "WhatsApp instance logged out successfully.");
-    wg_instance_dispose(&in);
-    wg_instance_dispose(&now);
+    act(r, ctx, "logout", WG_ACTION_LOGOUT, "WhatsApp instance logged out successfully.");
 }
 
 /* DELETE /{id}: the instance, its credentials and its data are gone (the core decides who may:

@@ -371,8 +371,7 @@ out:
 /* restart or logout of {id} (5/min per instance each), answered {message:done}. Logout unlinks
  * the device (the engine logs out, credentials are wiped) and stops the instance; a new link
  * starts with request-new-qr-code. Only a connected instance logs out. */
-static void act(wg_http_req_t *r, void *ctx, const char *route, wg_action_t what,
-                const char *done)
+static void act(wg_http_req_t *r, void *ctx, const char *route, wg_action_t what, const char *done)
 {
     wg_api_ctx_t *c = ctx;
     wg_auth_t a;

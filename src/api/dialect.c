@@ -200,6 +200,11 @@ int wg_dialect_wait_qr(wg_http_req_t *r, wg_api_ctx_t *c, const char *id, int wa
     return 1;
 }
 
+int wg_dialect_qr_wait_ms(const wg_api_ctx_t *c)
+{
+    return c->cfg->qr_wait_ms > 0 ? c->cfg->qr_wait_ms : 10000;
+}
+
 typedef struct {
     wg_core_send_t s;
     wg_dialect_send_done_fn done;

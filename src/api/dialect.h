@@ -71,6 +71,9 @@ typedef void (*wg_dialect_qr_done_fn)(wg_http_req_t *r, wg_api_ctx_t *c, const w
                                       void *arg);
 int wg_dialect_wait_qr(wg_http_req_t *r, wg_api_ctx_t *c, const char *id, int wait_ms,
                        wg_dialect_qr_done_fn done, void *arg, void (*arg_free)(void *));
+/* How long a dialect answer that documents the first QR waits for it: WAGATE_QR_WAIT_MS, or
+ * 10 s when that is 0 (0 means "do not wait" for the native create only). */
+int wg_dialect_qr_wait_ms(const wg_api_ctx_t *c);
 
 /* Deferred text send: validates and queues m for instance `in` through the core
  * (wg_core_send_text), then, once the server acked it, it failed, or WG_SEND_WAIT_MS (plus the

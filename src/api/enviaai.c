@@ -127,8 +127,7 @@ static void h_connect(wg_http_req_t *r, void *ctx)
         }
     }
     if (!strcmp(in.status, WG_STATUS_WORKING) ||
-        !wg_dialect_wait_qr(r, c, in.id, c->cfg->qr_wait_ms > 0 ? c->cfg->qr_wait_ms : 10000,
-                            connect_done, NULL, NULL))
+        !wg_dialect_wait_qr(r, c, in.id, wg_dialect_qr_wait_ms(c), connect_done, NULL, NULL))
         connect_done(r, c, now.id ? &now : &in, NULL);
 out:
     json_decref(root);

@@ -501,11 +501,6 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int qr_wait_ms(wg_api_ctx_t *c)
-{
-    return c->cfg->qr_wait_ms > 0 ? c->cfg->qr_wait_ms : 10000;
-}
-
 static void evo_wait_free(evo_wait_t *w)
 {
     if (!w)
@@ -537,7 +532,7 @@ static evo_wait_t *qr_waiter(wg_api_ctx_t *c, const wg_auth_t *a, const char *id
     w->body = body;
     snprintf(w->id, sizeof(w->id), "%s", id);
     snprintf(w->phone, sizeof(w->phone), "%s", phone ? phone : "");
-    w->qr_until = mono_ms() + qr_wait_ms(c);
+    w->qr_until = mono_ms() + wg_dialect_qr_wait_ms(c);
     return w;
 }
 
@@ -821,7 +816,7 @@ static void create_run(wg_http_req_t *r, wg_api_ctx_t *c, int proxy_ok)
         /* Evolution keeps a proxy only when a connection through it works: test, then run
          * this again (the test's own bound plus what the first QR may take) */
         proxy_test_defer(r, c, proxy, W_PROXY_CREATE,
-                         want_qr ? qr_wait_ms(c) + PAIR_WAIT_MS + 1000 : 0, spec.name);
+                         want_qr ? wg_dialect_qr_wait_ms(c) + PAIR_WAIT_MS + 1000 : 0, spec.name);
         goto out;
     }
     if (wg_core_instance_create(c->core, &spec, &in, &token, &err) != 0) {
@@ -875,7 +870,7 @@ static void create_run(wg_http_req_t *r, wg_api_ctx_t *c, int proxy_ok)
         evo_wait_free(w);
         goto out;
     }
-    evo_defer(r, w, qr_wait_ms(c) + PAIR_WAIT_MS + 1000);
+    evo_defer(r, w, wg_dialect_qr_wait_ms(c) + PAIR_WAIT_MS + 1000);
 out:
     json_decref(root);
     json_decref(settings);
@@ -931,7 +926,7 @@ static void h_connect(wg_http_req_t *r, void *ctx)
         fail(r, 500, "out of memory");
         goto out;
     }
-    evo_defer(r, w, qr_wait_ms(c) + PAIR_WAIT_MS + 1000);
+    evo_defer(r, w, wg_dialect_qr_wait_ms(c) + PAIR_WAIT_MS + 1000);
 out:
     wg_instance_dispose(&in);
 }

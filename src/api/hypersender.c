@@ -201,9 +201,7 @@ static void answer_with_qr(wg_http_req_t *r, wg_api_ctx_t *c, const wg_instance_
         w->status = status;
         w->token = token ? strdup(token) : NULL;
     }
-    if (w && wg_dialect_wait_qr(r, c, in->id,
-                                c->cfg->qr_wait_ms > 0 ? c->cfg->qr_wait_ms : 10000, qr_done,
-                                w, qr_arg_free))
+    if (w && wg_dialect_wait_qr(r, c, in->id, wg_dialect_qr_wait_ms(c), qr_done, w, qr_arg_free))
         return;
     qr_arg_free(w);
     respond(r, status, render_instance(c, in, 1, token));

@@ -870,64 +870,86 @@ int wg_core_instance_list(wg_core_t *c, const wg_auth_t *a, const char *status,
     return rv ? internal(err, rv) : 0;
 }
 
+typedef struct {
+    const wg_auth_t *a;
+    const wg_instance_patch_t *p;
+    wg_core_err_t *err;
+    json_t *events, *proxy;
+    char *wh, *st_txt, *px_txt; /* what merge_patch wrote; freed by the caller */
+    int refused;                /* merge_patch set err */
+} patch_t;
+
+/* The read-merge-write of a patch: runs inside the store's write transaction on the row as
+ * stored, so it sees every patch committed before it, and one committed after it sees this one:
+ * two concurrent patches of different fields (webhookUrl and webhookEvents, two settings keys)
+ * both survive. Validation happens here too, after the visibility check, so another owner's id
+ * never reveals validation details; it is only JSON work, the write lock is held for
+ * microseconds. */
+static int merge_fields(const wg_instance_t *cur, wg_instance_change_t *chg, patch_t *x)
+{
+    const wg_instance_patch_t *p = x->p;
+    json_t *old = NULL, *settings = NULL;
+    int rv;
+    if (!may_see(x->a, cur))
+        return not_found(x->err);
+    if (p->set_webhook_url && (rv = check_webhook_url(p->webhook_url, x->err)) != 0)
+        return rv;
+    if (p->webhook_events && (rv = wg_core_events_parse(p->webhook_events, &x->events, x->err)))
+        return rv;
+    if (p->settings) {
+        old = json_loads(cur->settings, 0, NULL);
+        rv = wg_core_settings_merge(old, p->settings, &settings, x->err);
+        json_decref(old);
+        if (rv)
+            return rv;
+        x->st_txt = json_dumps(settings, JSON_COMPACT);
+        json_decref(settings);
+        if (!x->st_txt)
+            return internal(x->err, WG_ENOMEM);
+        chg->settings = x->st_txt;
+    }
+    if (p->set_proxy) {
+        if ((rv = wg_core_proxy_parse(p->proxy, &x->proxy, x->err)) != 0)
+            return rv;
+        if (x->proxy && !(x->px_txt = json_dumps(x->proxy, JSON_COMPACT)))
+            return internal(x->err, WG_ENOMEM);
+        chg->set_proxy = 1;
+        chg->proxy = x->px_txt;
+    }
+    if (p->set_webhook_url || x->events || p->webhook_opts) {
+        if (!(x->wh = webhook_json(cur->webhook, p->set_webhook_url, p->webhook_url, x->events)))
+            return internal(x->err, WG_ENOMEM);
+        if ((rv = merge_webhook_opts(&x->wh, p->webhook_opts, x->err)) != 0)
+            return rv;
+        chg->webhook = x->wh;
+    }
+    return 0;
+}
+
+static int merge_patch(const wg_instance_t *cur, wg_instance_change_t *chg, void *arg)
+{
+    patch_t *x = arg;
+    int rv = merge_fields(cur, chg, x);
+    x->refused = rv != 0;
+    return rv;
+}
+
 int wg_core_instance_update(wg_core_t *c, const wg_auth_t *a, const char *id,
                             const wg_instance_patch_t *p, wg_instance_t *out, wg_core_err_t *err)
 {
-    wg_instance_t cur;
-    json_t *events = NULL, *old_settings = NULL, *settings = NULL, *proxy = NULL;
-    char *wh = NULL, *st_txt = NULL, *px_txt = NULL;
-    int rv;
-    memset(out, 0, sizeof(*out));
-    if ((rv = wg_core_instance_get(c, a, id, &cur, err)) != 0)
-        return rv;
-    if (p->set_webhook_url && (rv = check_webhook_url(p->webhook_url, err)) != 0)
-        goto out;
-    if (p->webhook_events && (rv = wg_core_events_parse(p->webhook_events, &events, err)) != 0)
-        goto out;
-    if (p->settings) {
-        old_settings = json_loads(cur.settings, 0, NULL);
-        if ((rv = wg_core_settings_merge(old_settings, p->settings, &settings, err)) != 0)
-            goto out;
-        if (!(st_txt = json_dumps(settings, JSON_COMPACT))) {
-            rv = internal(err, WG_ENOMEM);
-            goto out;
-        }
-    }
-    if (p->set_proxy) {
-        if ((rv = wg_core_proxy_parse(p->proxy, &proxy, err)) != 0)
-            goto out;
-        if (proxy && !(px_txt = json_dumps(proxy, JSON_COMPACT))) {
-            rv = internal(err, WG_ENOMEM);
-            goto out;
-        }
-    }
-    if (p->set_webhook_url || events || p->webhook_opts) {
-        if (!(wh = webhook_json(cur.webhook, p->set_webhook_url, p->webhook_url, events))) {
-            rv = internal(err, WG_ENOMEM);
-            goto out;
-        }
-        if ((rv = merge_webhook_opts(&wh, p->webhook_opts, err)) != 0)
-            goto out;
-    }
-    rv = wg_store_instance_update(c->store, id, wh, st_txt, p->set_proxy, px_txt);
-    if (rv == WG_ENOTFOUND) {
+    patch_t x = {.a = a, .p = p, .err = err};
+    int rv = wg_store_instance_patch(c->store, id, merge_patch, &x, out);
+    if (rv == WG_ENOTFOUND && !x.refused)
         not_found(err);
-        goto out;
-    }
-    if (rv || (rv = wg_store_instance_get(c->store, id, out)) != 0) {
+    else if (rv && !x.refused)
         internal(err, rv);
-        goto out;
-    }
-    wg_log(WG_LOG_INFO, "core", "instance=%s updated", id);
-out:
-    wg_instance_dispose(&cur);
-    json_decref(events);
-    json_decref(old_settings);
-    json_decref(settings);
-    json_decref(proxy);
-    free(wh);
-    free(st_txt);
-    free(px_txt);
+    else if (!rv)
+        wg_log(WG_LOG_INFO, "core", "instance=%s updated", id);
+    json_decref(x.events);
+    json_decref(x.proxy);
+    free(x.wh);
+    free(x.st_txt);
+    free(x.px_txt);
     return rv;
 }
 

@@ -4,21 +4,25 @@
  * synchronous=FULL (a commit is on disk before we answer), foreign keys on, busy timeout 5 s.
  * Write transactions use BEGIN IMMEDIATE so two threads never deadlock upgrading a read lock.
  * Migrations are numbered SQL scripts in `migrations[]`, applied in order at open, each in its
- * own transaction, recorded in schema_migrations. Never edit a shipped migration: append one. */
+ * own transaction, recorded in schema_migrations. Never edit a shipped migration: append one.
+ *
+ * Statements: every query is a fixed text in `sql[]`, prepared the first time the connection
+ * uses it (SQLITE_PREPARE_PERSISTENT) and kept until close; compiling SQL is most of the cost of
+ * a point lookup. The cache belongs to the connection, and the connection to one thread, so no
+ * lock guards it. A statement must be released (reset + bindings cleared) before the operation
+ * returns: a statement left mid-step keeps its read snapshot open, so this connection would not
+ * see other threads' commits and the WAL could not be checkpointed. The helpers below (one,
+ * many, each, run) release what they step; callers never step statements themselves. */
 #include "store/store.h"
 #include "util/err.h"
 #include "util/log.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct {
-    wg_store_t base;
-    sqlite3 *db;
-} sq_store_t;
 
 static const char *const migrations[] = {
     /* 1: accounts, instances, meta, outbox */
@@ -83,6 +87,127 @@ static const char *const migrations[] = {
     "id, owner_id, name, api_name, phone, integration, status, status_reason, dialect, webhook, " \
     "settings, proxy, sinks, chatwoot, jid, push_name, profile_pic_url, token_hash, created_at, "   \
     "updated_at"
+#define ACC_SELECT                                                                                 \
+    "SELECT a.id, a.name, a.plan, a.created_at, a.updated_at, "                                   \
+    "(SELECT COUNT(*) FROM instances i WHERE i.owner_id = a.id), a.key_hash FROM accounts a "
+#define OUTBOX_COLS                                                                                \
+    "id, instance_id, seq, event, payload, created_at, state, attempts, "                          \
+    "COALESCE(next_attempt_at, 0), COALESCE(delivered_at, 0), last_error"
+/* instance filters: ?5 ?6 are the list's LIMIT and OFFSET (bound, unused, in the count) */
+#define FILTER_WHERE                                                                               \
+    " WHERE (?1 IS NULL OR owner_id = ?1) AND (?2 IS NULL OR id = ?2)"                             \
+    " AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR instr(lower(name), lower(?4)) > 0)"       \
+    " AND (?7 IS NULL OR api_name = ?7)"
+/* the next per-instance seq of the outbox (instance id in ?2) */
+#define NEXT_SEQ "(SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE instance_id = ?2)"
+
+typedef enum {
+    Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_VERSION, Q_MIGRATED,
+    Q_META_GET, Q_META_INSERT,
+    Q_ACC_INSERT, Q_ACC_BY_ID, Q_ACC_BY_KEY, Q_ACC_LIST, Q_ACC_UPDATE,
+    Q_INST_OWNED, Q_INST_NAME_TAKEN, Q_INST_API_NAME_TAKEN, Q_INST_TOKEN_TAKEN, Q_INST_INSERT,
+    Q_INST_BY_ID, Q_INST_BY_TOKEN, Q_INST_COUNT, Q_INST_LIST, Q_INST_PATCH, Q_INST_STATUS,
+    Q_INST_SET_STATUS, Q_INST_DELETE, Q_INST_COUNTS, Q_INST_SET_IDENTITY,
+    Q_EVENT_APPEND, Q_OUTBOX_LIST, Q_OUTBOX_QUERY, Q_OUTBOX_GET, Q_OUTBOX_BY_KEY,
+    Q_OUTBOX_OF_INSTANCE, Q_OUTBOX_PENDING, Q_OUTBOX_MARK, Q_OUTBOX_REPLAY, Q_OUTBOX_COUNTS,
+    Q_OUTBOX_LAST_SEQ,
+    Q_CREDS_GET, Q_CREDS_PUT, Q_CREDS_DELETE, Q_PREKEYS_DELETE, Q_PREKEY_PUT, Q_PREKEYS_NEXT,
+    Q_PREKEY_GET, Q_PREKEY_DELETE,
+    Q_SIGNAL_GET, Q_SIGNAL_PUT, Q_SIGNAL_DELETE, Q_SIGNAL_DELETE_ALL, Q_SIGNAL_KEYS,
+    Q_COUNT
+} sq_query_t;
+
+static const char *const sql[Q_COUNT] = {
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
+    [Q_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+    [Q_MIGRATED] = "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+    [Q_META_GET] = "SELECT value FROM meta WHERE key = ?",
+    [Q_META_INSERT] = "INSERT INTO meta (key, value) VALUES (?, ?)",
+    [Q_ACC_INSERT] = "INSERT INTO accounts (id, name, plan, key_hash, created_at, updated_at) "
+                     "VALUES (?, ?, ?, ?, ?, ?)",
+    [Q_ACC_BY_ID] = ACC_SELECT "WHERE a.id = ?",
+    [Q_ACC_BY_KEY] = ACC_SELECT "WHERE a.key_hash = ?",
+    [Q_ACC_LIST] = ACC_SELECT "ORDER BY a.created_at, a.id",
+    [Q_ACC_UPDATE] = "UPDATE accounts SET name = COALESCE(?, name), plan = COALESCE(?, plan), "
+                     "key_hash = COALESCE(?, key_hash), updated_at = ? WHERE id = ?",
+    [Q_INST_OWNED] = "SELECT COUNT(*) FROM instances WHERE owner_id = ?",
+    [Q_INST_NAME_TAKEN] = "SELECT 1 FROM instances WHERE owner_id = ? AND name = ?",
+    [Q_INST_API_NAME_TAKEN] = "SELECT 1 FROM instances WHERE api_name = ?",
+    [Q_INST_TOKEN_TAKEN] = "SELECT 1 FROM instances WHERE token_hash = ?",
+    [Q_INST_INSERT] = "INSERT INTO instances (id, owner_id, name, api_name, phone, integration, "
+                      "status, status_reason, dialect, token_hash, webhook, settings, proxy, "
+                      "sinks, chatwoot, created_at, updated_at) "
+                      "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+    [Q_INST_BY_ID] = "SELECT " INST_COLS " FROM instances WHERE id = ?",
+    [Q_INST_BY_TOKEN] = "SELECT " INST_COLS " FROM instances WHERE token_hash = ?",
+    [Q_INST_COUNT] = "SELECT COUNT(*) FROM instances" FILTER_WHERE,
+    [Q_INST_LIST] = "SELECT " INST_COLS " FROM instances" FILTER_WHERE
+                    " ORDER BY created_at, id LIMIT ?5 OFFSET ?6",
+    [Q_INST_PATCH] = "UPDATE instances SET webhook = COALESCE(?1, webhook), "
+                     "settings = COALESCE(?2, settings), "
+                     "proxy = CASE WHEN ?3 THEN ?4 ELSE proxy END, updated_at = ?5 WHERE id = ?6",
+    [Q_INST_STATUS] = "SELECT status FROM instances WHERE id = ?",
+    [Q_INST_SET_STATUS] = "UPDATE instances SET status = ?, status_reason = ?, updated_at = ? "
+                          "WHERE id = ?",
+    [Q_INST_DELETE] = "DELETE FROM instances WHERE id = ?",
+    [Q_INST_COUNTS] = "SELECT status, COUNT(*) FROM instances GROUP BY status ORDER BY status",
+    [Q_INST_SET_IDENTITY] = "UPDATE instances SET jid = ?, phone = COALESCE(?, phone), "
+                            "push_name = ?, updated_at = ? WHERE id = ?",
+    [Q_EVENT_APPEND] = "INSERT INTO outbox (id, instance_id, seq, event, payload, created_at, "
+                       "dedupe_key) VALUES (?1, ?2, " NEXT_SEQ ", ?3, ?4, ?5, ?6)",
+    [Q_OUTBOX_LIST] = "SELECT " OUTBOX_COLS " FROM outbox "
+                      "WHERE ?1 IS NULL OR instance_id = ?1 ORDER BY id",
+    [Q_OUTBOX_QUERY] = "SELECT " OUTBOX_COLS " FROM outbox WHERE instance_id = ?1 AND "
+                       "(?2 IS NULL OR state = ?2) AND seq > ?3 ORDER BY seq LIMIT ?4",
+    [Q_OUTBOX_GET] = "SELECT " OUTBOX_COLS " FROM outbox WHERE id = ?1",
+    [Q_OUTBOX_BY_KEY] = "SELECT id FROM outbox WHERE instance_id = ?1 AND dedupe_key = ?2",
+    [Q_OUTBOX_OF_INSTANCE] = "SELECT 1 FROM outbox WHERE id = ?1 AND instance_id = ?2",
+    /* a skip-scan over the (state, instance_id, seq) index: one probe per instance instead of
+     * one step per pending row (DISTINCT would walk all of them) */
+    [Q_OUTBOX_PENDING] = "WITH RECURSIVE t(i) AS (SELECT (SELECT MIN(instance_id) FROM outbox "
+                         "WHERE state = 'pending') UNION ALL SELECT (SELECT MIN(instance_id) "
+                         "FROM outbox WHERE state = 'pending' AND instance_id > t.i) FROM t "
+                         "WHERE t.i IS NOT NULL) SELECT i FROM t WHERE i IS NOT NULL",
+    [Q_OUTBOX_MARK] = "UPDATE outbox SET state = ?2, attempts = ?3, "
+                      "next_attempt_at = NULLIF(?4, 0), "
+                      "delivered_at = CASE WHEN ?2 = 'delivered' THEN ?5 ELSE delivered_at END, "
+                      "last_error = ?6 WHERE id = ?1",
+    [Q_OUTBOX_REPLAY] = "UPDATE outbox SET state = 'pending', attempts = 0, "
+                        "next_attempt_at = NULL "
+                        "WHERE id = ?1 AND instance_id = ?2 AND state = 'failed'",
+    [Q_OUTBOX_COUNTS] = "SELECT state, COUNT(*) FROM outbox GROUP BY state",
+    [Q_OUTBOX_LAST_SEQ] = "SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE instance_id = ?1",
+    [Q_CREDS_GET] = "SELECT blob FROM wa_creds WHERE instance_id = ?",
+    [Q_CREDS_PUT] = "INSERT INTO wa_creds (instance_id, blob, updated_at) "
+                    "SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM instances WHERE id = ?1) "
+                    "ON CONFLICT (instance_id) DO UPDATE SET blob = excluded.blob, "
+                    "updated_at = excluded.updated_at",
+    [Q_CREDS_DELETE] = "DELETE FROM wa_creds WHERE instance_id = ?",
+    [Q_PREKEYS_DELETE] = "DELETE FROM wa_prekeys WHERE instance_id = ?",
+    [Q_PREKEY_PUT] = "INSERT OR REPLACE INTO wa_prekeys (instance_id, key_id, blob, created_at) "
+                     "VALUES (?, ?, ?, ?)",
+    [Q_PREKEYS_NEXT] = "SELECT COALESCE(MAX(key_id), 0) + 1 FROM wa_prekeys WHERE instance_id = ?",
+    [Q_PREKEY_GET] = "SELECT blob FROM wa_prekeys WHERE instance_id = ? AND key_id = ?",
+    [Q_PREKEY_DELETE] = "DELETE FROM wa_prekeys WHERE instance_id = ? AND key_id = ?",
+    [Q_SIGNAL_GET] = "SELECT blob FROM wa_signal WHERE instance_id = ? AND kind = ? AND key = ?",
+    [Q_SIGNAL_PUT] = "INSERT INTO wa_signal (instance_id, kind, key, blob, updated_at) "
+                     "SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM instances WHERE id = "
+                     "?1) ON CONFLICT (instance_id, kind, key) DO UPDATE SET blob = "
+                     "excluded.blob, updated_at = excluded.updated_at",
+    [Q_SIGNAL_DELETE] = "DELETE FROM wa_signal WHERE instance_id = ? AND kind = ? AND key = ?",
+    [Q_SIGNAL_DELETE_ALL] = "DELETE FROM wa_signal WHERE instance_id = ?",
+    /* substr() instead of LIKE: keys may contain '_' and '%' */
+    [Q_SIGNAL_KEYS] = "SELECT key FROM wa_signal WHERE instance_id = ? AND kind = ? AND "
+                      "substr(key, 1, ?) = ? ORDER BY key",
+};
+
+typedef struct {
+    wg_store_t base;
+    sqlite3 *db;
+    sqlite3_stmt *stmt[Q_COUNT]; /* sql[q] once prepared; finalized at close */
+} sq_store_t;
 
 static int fail(sq_store_t *s, const char *what)
 {
@@ -90,10 +215,11 @@ static int fail(sq_store_t *s, const char *what)
     return WG_ESTORE;
 }
 
-static int exec(sq_store_t *s, const char *sql)
+/* Runs SQL text once (pragmas, migrations): not worth a cached statement. */
+static int exec(sq_store_t *s, const char *text)
 {
     char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+    if (sqlite3_exec(s->db, text, NULL, NULL, &msg) != SQLITE_OK) {
         wg_log(WG_LOG_ERROR, "store", "op=exec err=\"%s\"", msg ? msg : "?");
         sqlite3_free(msg);
         return WG_ESTORE;
@@ -101,20 +227,173 @@ static int exec(sq_store_t *s, const char *sql)
     return 0;
 }
 
-static int prep(sq_store_t *s, const char *sql, sqlite3_stmt **st)
+/* The statement of query q, prepared on the connection's first use of it, with its parameters
+ * bound in order from the arguments as `types` says: 't' const char * (NULL binds NULL),
+ * 'i' int, 'I' int64_t, 'b' blob (const void *, size_t). Nothing is copied (SQLITE_STATIC):
+ * the helpers that step it clear the bindings before the caller's buffers can go away.
+ * NULL when preparing fails (logged); the stepping helpers take NULL as WG_ESTORE. */
+static sqlite3_stmt *use(sq_store_t *s, sq_query_t q, const char *types, ...)
 {
-    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
-        return fail(s, "prepare");
-    return 0;
+    sqlite3_stmt *st = s->stmt[q];
+    va_list ap;
+    if (!st) {
+        if (sqlite3_prepare_v3(s->db, sql[q], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
+            SQLITE_OK) {
+            wg_log(WG_LOG_ERROR, "store", "op=prepare query=%d err=\"%s\"", (int)q,
+                   sqlite3_errmsg(s->db));
+            return NULL;
+        }
+        s->stmt[q] = st;
+    }
+    sqlite3_reset(st); /* a no-op unless a caller broke the release rule */
+    va_start(ap, types);
+    for (int i = 1; *types; types++, i++) {
+        if (*types == 't') {
+            const char *v = va_arg(ap, const char *);
+            if (v)
+                sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+            else
+                sqlite3_bind_null(st, i);
+        } else if (*types == 'i') {
+            sqlite3_bind_int(st, i, va_arg(ap, int));
+        } else if (*types == 'I') {
+            sqlite3_bind_int64(st, i, va_arg(ap, int64_t));
+        } else {
+            const void *p = va_arg(ap, const void *);
+            sqlite3_bind_blob(st, i, p, (int)va_arg(ap, size_t), SQLITE_STATIC);
+        }
+    }
+    va_end(ap);
+    return st;
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *v)
+/* Ends a use of st: reset (drops its read snapshot) and bindings cleared (no dangling
+ * pointers into the caller's buffers). */
+static void release(sqlite3_stmt *st)
 {
-    if (v)
-        sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, i);
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
 }
+
+/* Steps a statement that returns no rows and releases it: 0; WG_EEXIST on a constraint
+ * violation (a unique key taken; an instance's unknown owner); WG_ENOTFOUND if must_change and
+ * no row changed; WG_ESTORE (logged). */
+static int run(sq_store_t *s, sqlite3_stmt *st, const char *what, int must_change)
+{
+    int rv = 0;
+    if (!st)
+        return WG_ESTORE;
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        rv = (sqlite3_extended_errcode(s->db) & 0xff) == SQLITE_CONSTRAINT ? WG_EEXIST
+                                                                             : fail(s, what);
+    } else if (must_change && !sqlite3_changes(s->db)) {
+        rv = WG_ENOTFOUND;
+    }
+    release(st);
+    return rv;
+}
+
+/* Reads the current row of st into out; 0 or WG_ENOMEM (then nothing is left allocated). */
+typedef int (*sq_read_fn)(sqlite3_stmt *st, void *out);
+
+/* Steps st once and releases it: its first row read with rd (NULL: only "is there a row"),
+ * WG_ENOTFOUND without a row, WG_ESTORE. */
+static int one(sq_store_t *s, sqlite3_stmt *st, const char *what, sq_read_fn rd, void *out)
+{
+    int rc, rv;
+    if (!st)
+        return WG_ESTORE;
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        rv = rd ? rd(st, out) : 0;
+    else
+        rv = rc == SQLITE_DONE ? WG_ENOTFOUND : fail(s, what);
+    release(st);
+    return rv;
+}
+
+/* Steps st through all its rows and releases it, reading each with rd into a growing array of
+ * `size`-byte records: *v (sized to what it holds: the dispatcher keeps every instance's last
+ * batch, issue 8; NULL when empty) and *n. On failure *v and *n are the records read so far,
+ * for the caller's list free. */
+static int many(sq_store_t *s, sqlite3_stmt *st, const char *what, sq_read_fn rd, size_t size,
+                void **v, size_t *n)
+{
+    size_t cap = 0;
+    int rc = SQLITE_DONE, rv = 0;
+    *v = NULL;
+    *n = 0;
+    if (!st)
+        return WG_ESTORE;
+    while (!rv && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            void *nv = realloc(*v, nc * size);
+            if (!nv) {
+                rv = WG_ENOMEM;
+                break;
+            }
+            *v = nv;
+            cap = nc;
+        }
+        if ((rv = rd(st, (char *)*v + *n * size)) == 0)
+            (*n)++;
+    }
+    if (!rv && rc != SQLITE_DONE)
+        rv = fail(s, what);
+    release(st);
+    if (!rv && *n == 0) {
+        free(*v);
+        *v = NULL;
+    } else if (!rv && *n < cap) {
+        void *sh = realloc(*v, *n * size);
+        if (sh)
+            *v = sh;
+    }
+    return rv;
+}
+
+/* Steps st through its rows and releases it, calling fn(st, arg) on each; a non-zero return
+ * from fn stops and is returned. */
+static int each(sq_store_t *s, sqlite3_stmt *st, const char *what,
+                int (*fn)(sqlite3_stmt *st, void *arg), void *arg)
+{
+    int rc, rv = 0;
+    if (!st)
+        return WG_ESTORE;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        if ((rv = fn(st, arg)) != 0)
+            break;
+    if (!rv && rc != SQLITE_DONE)
+        rv = fail(s, what);
+    release(st);
+    return rv;
+}
+
+/* Write transactions: begin() takes the write lock at once (BEGIN IMMEDIATE); finish(s, rv)
+ * commits when rv is 0 and rolls back otherwise (or when the commit fails), returning the
+ * outcome, so every write operation ends in `return finish(s, rv)`. */
+static int begin(sq_store_t *s)
+{
+    return run(s, use(s, Q_BEGIN, ""), "begin", 0);
+}
+
+static int finish(sq_store_t *s, int rv)
+{
+    if (!rv)
+        rv = run(s, use(s, Q_COMMIT, ""), "commit", 0);
+    if (rv) {
+        sqlite3_stmt *st = use(s, Q_ROLLBACK, "");
+        if (st)
+            sqlite3_step(st); /* fails harmlessly when SQLite already rolled back */
+        release(st);
+    }
+    return rv;
+}
+
+/* ---- row readers (sq_read_fn) ---- */
 
 /* strdup of a column; NULL for SQL NULL. *oom set on allocation failure. */
 static char *col(sqlite3_stmt *st, int i, int *oom)
@@ -128,132 +407,41 @@ static char *col(sqlite3_stmt *st, int i, int *oom)
     return s;
 }
 
-static void rollback(sq_store_t *s)
+static int read_text(sqlite3_stmt *st, void *out)
 {
-    sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    int oom = 0;
+    *(char **)out = col(st, 0, &oom);
+    return oom ? WG_ENOMEM : 0;
 }
 
-/* ---- migrations ---- */
-
-static int current_version(sq_store_t *s)
+static int read_int64(sqlite3_stmt *st, void *out)
 {
-    sqlite3_stmt *st = NULL;
-    int v = 0;
-    if (prep(s, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations", &st) != 0)
-        return -1;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        v = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
-    return v;
+    *(int64_t *)out = sqlite3_column_int64(st, 0);
+    return 0;
 }
 
-static int migrate(sq_store_t *s)
+typedef struct {
+    uint8_t **blob;
+    size_t *len;
+} sq_blob_t;
+
+/* column 0 into a malloc'd copy (1 byte allocated for an empty blob) */
+static int read_blob(sqlite3_stmt *st, void *out)
 {
-    int rv = 0;
-    if ((rv = exec(s, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY "
-                      "KEY, applied_at INTEGER NOT NULL)")) != 0)
-        return rv;
-    for (;;) {
-        if ((rv = exec(s, "BEGIN IMMEDIATE")) != 0)
-            return rv;
-        int v = current_version(s);
-        if (v < 0 || v > NMIGRATIONS) {
-            wg_log(WG_LOG_ERROR, "store", "op=migrate version=%d known=%d", v, NMIGRATIONS);
-            rollback(s);
-            return WG_ESTORE;
-        }
-        if (v == NMIGRATIONS) {
-            exec(s, "COMMIT");
-            return 0;
-        }
-        char rec[128];
-        snprintf(rec, sizeof(rec), "INSERT INTO schema_migrations VALUES (%d, %lld)", v + 1,
-                 (long long)wg_store_now_ms());
-        if ((rv = exec(s, migrations[v])) != 0 || (rv = exec(s, rec)) != 0 ||
-            (rv = exec(s, "COMMIT")) != 0) {
-            rollback(s);
-            return rv;
-        }
-        wg_log(WG_LOG_INFO, "store", "op=migrate version=%d", v + 1);
-    }
+    sq_blob_t *b = out;
+    int n = sqlite3_column_bytes(st, 0);
+    const void *p = sqlite3_column_blob(st, 0);
+    if (!(*b->blob = malloc(n > 0 ? (size_t)n : 1)))
+        return WG_ENOMEM;
+    if (n > 0)
+        memcpy(*b->blob, p, (size_t)n);
+    *b->len = (size_t)n;
+    return 0;
 }
 
-/* ---- meta ---- */
-
-static int sq_meta_get(wg_store_t *base, const char *key, char **val)
+static int read_account(sqlite3_stmt *st, void *out)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv, oom = 0;
-    *val = NULL;
-    if ((rv = prep(s, "SELECT value FROM meta WHERE key = ?", &st)) != 0)
-        return rv;
-    bind_text(st, 1, key);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *val = col(st, 0, &oom);
-        rv = oom ? WG_ENOMEM : 0;
-    } else
-        rv = rc == SQLITE_DONE ? WG_ENOTFOUND : fail(s, "meta_get");
-    sqlite3_finalize(st);
-    return rv;
-}
-
-static int sq_meta_insert(wg_store_t *base, const char *key, const char *val)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv;
-    if ((rv = prep(s, "INSERT INTO meta (key, value) VALUES (?, ?)", &st)) != 0)
-        return rv;
-    bind_text(st, 1, key);
-    bind_text(st, 2, val);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        rv = 0;
-    else if (sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
-        rv = WG_EEXIST;
-    else
-        rv = fail(s, "meta_insert");
-    sqlite3_finalize(st);
-    return rv;
-}
-
-/* ---- accounts ---- */
-
-static int sq_account_insert(wg_store_t *base, const wg_account_t *a, const char *key_hash)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv;
-    if ((rv = prep(s,
-                   "INSERT INTO accounts (id, name, plan, key_hash, created_at, updated_at) "
-                   "VALUES (?, ?, ?, ?, ?, ?)",
-                   &st)) != 0)
-        return rv;
-    bind_text(st, 1, a->id);
-    bind_text(st, 2, a->name);
-    bind_text(st, 3, a->plan);
-    bind_text(st, 4, key_hash);
-    sqlite3_bind_int64(st, 5, a->created_at);
-    sqlite3_bind_int64(st, 6, a->updated_at);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        rv = 0;
-    else if ((sqlite3_extended_errcode(s->db) & 0xff) == SQLITE_CONSTRAINT)
-        rv = WG_EEXIST;
-    else
-        rv = fail(s, "account_insert");
-    sqlite3_finalize(st);
-    return rv;
-}
-
-#define ACC_SELECT                                                                                 \
-    "SELECT a.id, a.name, a.plan, a.created_at, a.updated_at, "                                   \
-    "(SELECT COUNT(*) FROM instances i WHERE i.owner_id = a.id), a.key_hash FROM accounts a "
-
-static int read_account(sqlite3_stmt *st, wg_account_t *a)
-{
+    wg_account_t *a = out;
     int oom = 0;
     memset(a, 0, sizeof(*a));
     a->id = col(st, 0, &oom);
@@ -270,219 +458,9 @@ static int read_account(sqlite3_stmt *st, wg_account_t *a)
     return 0;
 }
 
-static int sq_account_get(wg_store_t *base, const char *id, const char *key_hash,
-                          wg_account_t *out)
+static int read_instance(sqlite3_stmt *st, void *out)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv;
-    memset(out, 0, sizeof(*out));
-    if ((rv = prep(s, id ? ACC_SELECT "WHERE a.id = ?" : ACC_SELECT "WHERE a.key_hash = ?",
-                   &st)) != 0)
-        return rv;
-    bind_text(st, 1, id ? id : key_hash);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        rv = read_account(st, out);
-    else
-        rv = rc == SQLITE_DONE ? WG_ENOTFOUND : fail(s, "account_get");
-    sqlite3_finalize(st);
-    return rv;
-}
-
-static int sq_account_list(wg_store_t *base, wg_account_t **out, size_t *n)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    wg_account_t *v = NULL;
-    size_t cnt = 0, cap = 0;
-    int rv, rc;
-    *out = NULL;
-    *n = 0;
-    if ((rv = prep(s, ACC_SELECT "ORDER BY a.created_at, a.id", &st)) != 0)
-        return rv;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (cnt == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            wg_account_t *nv = realloc(v, nc * sizeof(*v));
-            if (!nv) {
-                rv = WG_ENOMEM;
-                goto out;
-            }
-            v = nv;
-            cap = nc;
-        }
-        if ((rv = read_account(st, &v[cnt])) != 0)
-            goto out;
-        cnt++;
-    }
-    if (rc != SQLITE_DONE)
-        rv = fail(s, "account_list");
-out:
-    sqlite3_finalize(st);
-    if (rv) {
-        wg_account_list_free(v, cnt);
-        return rv;
-    }
-    *out = v;
-    *n = cnt;
-    return 0;
-}
-
-static int sq_account_update(wg_store_t *base, const char *id, const char *name,
-                             const char *plan, const char *key_hash)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv;
-    if ((rv = prep(s,
-                   "UPDATE accounts SET name = COALESCE(?, name), plan = COALESCE(?, plan), "
-                   "key_hash = COALESCE(?, key_hash), updated_at = ? WHERE id = ?",
-                   &st)) != 0)
-        return rv;
-    bind_text(st, 1, name);
-    bind_text(st, 2, plan);
-    bind_text(st, 3, key_hash);
-    sqlite3_bind_int64(st, 4, wg_store_now_ms());
-    bind_text(st, 5, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_DONE)
-        rv = sqlite3_changes(s->db) ? 0 : WG_ENOTFOUND;
-    else if ((sqlite3_extended_errcode(s->db) & 0xff) == SQLITE_CONSTRAINT)
-        rv = WG_EEXIST;
-    else
-        rv = fail(s, "account_update");
-    sqlite3_finalize(st);
-    return rv;
-}
-
-/* ---- instances ---- */
-
-/* Appends ev for instance_id inside the caller's transaction. */
-static int append_event(sq_store_t *s, const char *instance_id, const wg_store_event_t *ev)
-{
-    sqlite3_stmt *st = NULL;
-    char id[40];
-    int64_t now = wg_store_now_ms();
-    int rv;
-    if ((rv = wg_store_event_id(id, sizeof(id), now)) != 0)
-        return rv;
-    if ((rv = prep(s,
-                   "INSERT INTO outbox (id, instance_id, seq, event, payload, created_at) "
-                   "VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE "
-                   "instance_id = ?2), ?3, ?4, ?5)",
-                   &st)) != 0)
-        return rv;
-    bind_text(st, 1, id);
-    bind_text(st, 2, instance_id);
-    bind_text(st, 3, ev->name);
-    bind_text(st, 4, ev->payload);
-    sqlite3_bind_int64(st, 5, now);
-    rv = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(s, "append_event");
-    sqlite3_finalize(st);
-    return rv;
-}
-
-/* 1 when `sql` (one ?1 parameter [+ ?2]) returns a row, 0 when not, <0 on error. */
-static int exists(sq_store_t *s, const char *sql, const char *a, const char *b)
-{
-    sqlite3_stmt *st = NULL;
-    int rv;
-    if ((rv = prep(s, sql, &st)) != 0)
-        return rv;
-    bind_text(st, 1, a);
-    if (b)
-        bind_text(st, 2, b);
-    int rc = sqlite3_step(st);
-    rv = rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : fail(s, "exists");
-    sqlite3_finalize(st);
-    return rv;
-}
-
-static int sq_instance_insert(wg_store_t *base, const wg_instance_t *in, const char *token_hash,
-                              int64_t limit, const wg_store_event_t *ev, const char **conflict)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv, e;
-    *conflict = NULL;
-    if ((rv = exec(s, "BEGIN IMMEDIATE")) != 0)
-        return rv;
-    if (limit > 0) {
-        if ((rv = prep(s, "SELECT COUNT(*) FROM instances WHERE owner_id = ?", &st)) != 0)
-            goto out;
-        bind_text(st, 1, in->owner_id);
-        if (sqlite3_step(st) != SQLITE_ROW) {
-            rv = fail(s, "instance_count");
-            goto out;
-        }
-        int64_t have = sqlite3_column_int64(st, 0);
-        sqlite3_finalize(st);
-        st = NULL;
-        if (have >= limit) {
-            rv = WG_ELIMIT;
-            goto out;
-        }
-    }
-    if ((e = exists(s, "SELECT 1 FROM instances WHERE owner_id = ?1 AND name = ?2", in->owner_id,
-                    in->name)) != 0) {
-        rv = e < 0 ? e : WG_EEXIST;
-        *conflict = "name";
-        goto out;
-    }
-    if (in->api_name &&
-        (e = exists(s, "SELECT 1 FROM instances WHERE api_name = ?1", in->api_name, NULL)) != 0) {
-        rv = e < 0 ? e : WG_EEXIST;
-        *conflict = "api_name";
-        goto out;
-    }
-    if ((e = exists(s, "SELECT 1 FROM instances WHERE token_hash = ?1", token_hash, NULL)) != 0) {
-        rv = e < 0 ? e : WG_EEXIST;
-        *conflict = "token";
-        goto out;
-    }
-    if ((rv = prep(s,
-                   "INSERT INTO instances (id, owner_id, name, api_name, phone, integration, "
-                   "status, status_reason, dialect, token_hash, webhook, settings, proxy, sinks, "
-                   "chatwoot, created_at, updated_at) "
-                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                   &st)) != 0)
-        goto out;
-    bind_text(st, 1, in->id);
-    bind_text(st, 2, in->owner_id);
-    bind_text(st, 3, in->name);
-    bind_text(st, 4, in->api_name);
-    bind_text(st, 5, in->phone);
-    bind_text(st, 6, in->integration ? in->integration : "WHATSAPP-BAILEYS");
-    bind_text(st, 7, in->status);
-    bind_text(st, 8, in->status_reason);
-    bind_text(st, 9, in->dialect ? in->dialect : "native");
-    bind_text(st, 10, token_hash);
-    bind_text(st, 11, in->webhook ? in->webhook : "{}");
-    bind_text(st, 12, in->settings ? in->settings : "{}");
-    bind_text(st, 13, in->proxy);
-    bind_text(st, 14, in->sinks ? in->sinks : "{}");
-    bind_text(st, 15, in->chatwoot ? in->chatwoot : "{}");
-    sqlite3_bind_int64(st, 16, in->created_at);
-    sqlite3_bind_int64(st, 17, in->updated_at);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rv = (sqlite3_extended_errcode(s->db) & 0xff) == SQLITE_CONSTRAINT
-                 ? WG_EEXIST
-                 : fail(s, "instance_insert");
-        goto out;
-    }
-    if (ev && (rv = append_event(s, in->id, ev)) != 0)
-        goto out;
-    rv = exec(s, "COMMIT");
-out:
-    sqlite3_finalize(st);
-    if (rv)
-        rollback(s);
-    return rv;
-}
-
-static int read_instance(sqlite3_stmt *st, wg_instance_t *in)
-{
+    wg_instance_t *in = out;
     int oom = 0;
     memset(in, 0, sizeof(*in));
     char **f[] = {&in->id,       &in->owner_id,   &in->name,      &in->api_name,
@@ -502,125 +480,271 @@ static int read_instance(sqlite3_stmt *st, wg_instance_t *in)
     return 0;
 }
 
+static int read_outbox(sqlite3_stmt *st, void *out)
+{
+    wg_outbox_row_t *r = out;
+    const unsigned char *le;
+    int oom = 0;
+    memset(r, 0, sizeof(*r));
+    snprintf(r->id, sizeof(r->id), "%s", (const char *)sqlite3_column_text(st, 0));
+    snprintf(r->instance_id, sizeof(r->instance_id), "%s",
+             (const char *)sqlite3_column_text(st, 1));
+    r->seq = sqlite3_column_int64(st, 2);
+    snprintf(r->event, sizeof(r->event), "%s", (const char *)sqlite3_column_text(st, 3));
+    r->payload = col(st, 4, &oom);
+    r->created_at = sqlite3_column_int64(st, 5);
+    snprintf(r->state, sizeof(r->state), "%s", (const char *)sqlite3_column_text(st, 6));
+    r->attempts = sqlite3_column_int(st, 7);
+    r->next_attempt_at = sqlite3_column_int64(st, 8);
+    r->delivered_at = sqlite3_column_int64(st, 9);
+    if ((le = sqlite3_column_text(st, 10)))
+        snprintf(r->last_error, sizeof(r->last_error), "%s", (const char *)le);
+    return oom ? WG_ENOMEM : 0;
+}
+
+typedef struct {
+    wg_store_count_cb count;
+    wg_store_key_cb key;
+    void *arg;
+} sq_cb_t;
+
+static int count_row(sqlite3_stmt *st, void *arg)
+{
+    sq_cb_t *c = arg;
+    c->count((const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), c->arg);
+    return 0;
+}
+
+static int key_row(sqlite3_stmt *st, void *arg)
+{
+    sq_cb_t *c = arg;
+    const char *k = (const char *)sqlite3_column_text(st, 0);
+    return k ? c->key(k, c->arg) : 0;
+}
+
+/* ---- migrations ---- */
+
+static int current_version(sq_store_t *s)
+{
+    int64_t v = -1;
+    return one(s, use(s, Q_VERSION, ""), "schema_version", read_int64, &v) ? -1 : (int)v;
+}
+
+static int migrate(sq_store_t *s)
+{
+    int rv = 0;
+    if ((rv = exec(s, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY "
+                      "KEY, applied_at INTEGER NOT NULL)")) != 0)
+        return rv;
+    for (;;) {
+        if ((rv = begin(s)) != 0)
+            return rv;
+        int v = current_version(s);
+        if (v < 0 || v > NMIGRATIONS) {
+            wg_log(WG_LOG_ERROR, "store", "op=migrate version=%d known=%d", v, NMIGRATIONS);
+            return finish(s, WG_ESTORE);
+        }
+        if (v == NMIGRATIONS)
+            return finish(s, 0);
+        if ((rv = exec(s, migrations[v])) == 0)
+            rv = run(s, use(s, Q_MIGRATED, "iI", v + 1, wg_store_now_ms()), "migrate", 0);
+        if ((rv = finish(s, rv)) != 0)
+            return rv;
+        wg_log(WG_LOG_INFO, "store", "op=migrate version=%d", v + 1);
+    }
+}
+
+static int sq_schema_version(wg_store_t *base)
+{
+    return current_version((sq_store_t *)base);
+}
+
+/* ---- meta ---- */
+
+static int sq_meta_get(wg_store_t *base, const char *key, char **val)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    *val = NULL;
+    return one(s, use(s, Q_META_GET, "t", key), "meta_get", read_text, val);
+}
+
+static int sq_meta_insert(wg_store_t *base, const char *key, const char *val)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    return run(s, use(s, Q_META_INSERT, "tt", key, val), "meta_insert", 0);
+}
+
+/* ---- accounts ---- */
+
+static int sq_account_insert(wg_store_t *base, const wg_account_t *a, const char *key_hash)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    return run(s,
+               use(s, Q_ACC_INSERT, "ttttII", a->id, a->name, a->plan, key_hash, a->created_at,
+                   a->updated_at),
+               "account_insert", 0);
+}
+
+static int sq_account_get(wg_store_t *base, const char *id, const char *key_hash,
+                          wg_account_t *out)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    memset(out, 0, sizeof(*out));
+    return one(s, use(s, id ? Q_ACC_BY_ID : Q_ACC_BY_KEY, "t", id ? id : key_hash),
+               "account_get", read_account, out);
+}
+
+static int sq_account_list(wg_store_t *base, wg_account_t **out, size_t *n)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    void *v;
+    int rv = many(s, use(s, Q_ACC_LIST, ""), "account_list", read_account, sizeof(**out), &v, n);
+    if (rv) {
+        wg_account_list_free(v, *n);
+        *n = 0;
+        v = NULL;
+    }
+    *out = v;
+    return rv;
+}
+
+static int sq_account_update(wg_store_t *base, const char *id, const char *name,
+                             const char *plan, const char *key_hash)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    return run(s,
+               use(s, Q_ACC_UPDATE, "tttIt", name, plan, key_hash, wg_store_now_ms(), id),
+               "account_update", 1);
+}
+
+/* ---- instances ---- */
+
+/* Appends ev (with dedupe key `key`, or NULL) for instance_id inside the caller's transaction;
+ * its new id into id_out (>= 40 bytes) when not NULL. */
+static int append_event(sq_store_t *s, const char *instance_id, const wg_store_event_t *ev,
+                        const char *key, char *id_out)
+{
+    char id[40];
+    int64_t now = wg_store_now_ms();
+    int rv;
+    if ((rv = wg_store_event_id(id, sizeof(id), now)) != 0)
+        return rv;
+    rv = run(s,
+             use(s, Q_EVENT_APPEND, "ttttIt", id, instance_id, ev->name, ev->payload, now, key),
+             "append_event", 0);
+    if (!rv && id_out)
+        memcpy(id_out, id, sizeof(id));
+    return rv;
+}
+
+/* 0 when st finds no row; WG_EEXIST with *conflict = field when it does; WG_ESTORE. */
+static int vacant(sq_store_t *s, sqlite3_stmt *st, const char *field, const char **conflict)
+{
+    int rv = one(s, st, "instance_unique", NULL, NULL);
+    if (rv == WG_ENOTFOUND)
+        return 0;
+    if (rv == 0) {
+        *conflict = field;
+        return WG_EEXIST;
+    }
+    return rv;
+}
+
+static int sq_instance_insert(wg_store_t *base, const wg_instance_t *in, const char *token_hash,
+                              int64_t limit, const wg_store_event_t *ev, const char **conflict)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    int64_t have = 0;
+    int rv;
+    *conflict = NULL;
+    if ((rv = begin(s)) != 0)
+        return rv;
+    /* the count and the insert under one write lock: two threads cannot both take the last slot */
+    if (limit > 0 &&
+        (rv = one(s, use(s, Q_INST_OWNED, "t", in->owner_id), "instance_count", read_int64,
+                  &have)) == 0 &&
+        have >= limit)
+        rv = WG_ELIMIT;
+    if (!rv)
+        rv = vacant(s, use(s, Q_INST_NAME_TAKEN, "tt", in->owner_id, in->name), "name", conflict);
+    if (!rv && in->api_name)
+        rv = vacant(s, use(s, Q_INST_API_NAME_TAKEN, "t", in->api_name), "api_name", conflict);
+    if (!rv)
+        rv = vacant(s, use(s, Q_INST_TOKEN_TAKEN, "t", token_hash), "token", conflict);
+    if (!rv)
+        rv = run(s,
+                 use(s, Q_INST_INSERT, "tttttttttttttttII", in->id, in->owner_id, in->name,
+                     in->api_name, in->phone,
+                     in->integration ? in->integration : "WHATSAPP-BAILEYS", in->status,
+                     in->status_reason, in->dialect ? in->dialect : "native", token_hash,
+                     in->webhook ? in->webhook : "{}", in->settings ? in->settings : "{}",
+                     in->proxy, in->sinks ? in->sinks : "{}",
+                     in->chatwoot ? in->chatwoot : "{}", in->created_at, in->updated_at),
+                 "instance_insert", 0);
+    if (!rv && ev)
+        rv = append_event(s, in->id, ev, NULL, NULL);
+    return finish(s, rv);
+}
+
 static int sq_instance_get(wg_store_t *base, const char *id, const char *token_hash,
                            wg_instance_t *out)
 {
     sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv;
     memset(out, 0, sizeof(*out));
-    if ((rv = prep(s,
-                   id ? "SELECT " INST_COLS " FROM instances WHERE id = ?"
-                      : "SELECT " INST_COLS " FROM instances WHERE token_hash = ?",
-                   &st)) != 0)
-        return rv;
-    bind_text(st, 1, id ? id : token_hash);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        rv = read_instance(st, out);
-    else
-        rv = rc == SQLITE_DONE ? WG_ENOTFOUND : fail(s, "instance_get");
-    sqlite3_finalize(st);
-    return rv;
-}
-
-static const char filter_where[] = " WHERE (?1 IS NULL OR owner_id = ?1)"
-                                   " AND (?2 IS NULL OR id = ?2)"
-                                   " AND (?3 IS NULL OR status = ?3)"
-                                   " AND (?4 IS NULL OR instr(lower(name), lower(?4)) > 0)"
-                                   " AND (?7 IS NULL OR api_name = ?7)";
-
-static void bind_filter(sqlite3_stmt *st, const wg_instance_filter_t *f)
-{
-    bind_text(st, 1, f->owner_id);
-    bind_text(st, 2, f->instance_id);
-    bind_text(st, 3, f->status);
-    bind_text(st, 4, f->name_like);
-    bind_text(st, 7, f->api_name); /* ?5 ?6 are the list's LIMIT and OFFSET */
+    return one(s, use(s, id ? Q_INST_BY_ID : Q_INST_BY_TOKEN, "t", id ? id : token_hash),
+               "instance_get", read_instance, out);
 }
 
 static int sq_instance_list(wg_store_t *base, const wg_instance_filter_t *f, wg_instance_t **out,
                             size_t *n, int64_t *total)
 {
     sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    wg_instance_t *v = NULL;
-    size_t cnt = 0, cap = 0;
-    int rv, rc;
-    char sql[1024];
+    int64_t lim = f->limit > 0 ? f->limit : -1, off = f->offset > 0 ? f->offset : 0;
+    void *v = NULL;
     *out = NULL;
     *n = 0;
     *total = 0;
-    snprintf(sql, sizeof(sql), "SELECT COUNT(*) FROM instances%s", filter_where);
-    if ((rv = prep(s, sql, &st)) != 0)
-        return rv;
-    bind_filter(st, f);
-    if (sqlite3_step(st) != SQLITE_ROW) {
-        rv = fail(s, "instance_count");
-        goto out;
-    }
-    *total = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    st = NULL;
-    snprintf(sql, sizeof(sql),
-             "SELECT " INST_COLS " FROM instances%s ORDER BY created_at, id LIMIT ?5 OFFSET ?6",
-             filter_where);
-    if ((rv = prep(s, sql, &st)) != 0)
-        goto out;
-    bind_filter(st, f);
-    sqlite3_bind_int64(st, 5, f->limit > 0 ? f->limit : -1);
-    sqlite3_bind_int64(st, 6, f->offset > 0 ? f->offset : 0);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (cnt == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            wg_instance_t *nv = realloc(v, nc * sizeof(*v));
-            if (!nv) {
-                rv = WG_ENOMEM;
-                goto out;
-            }
-            v = nv;
-            cap = nc;
-        }
-        if ((rv = read_instance(st, &v[cnt])) != 0)
-            goto out;
-        cnt++;
-    }
-    if (rc != SQLITE_DONE)
-        rv = fail(s, "instance_list");
-out:
-    sqlite3_finalize(st);
+#define FILTER_ARGS "ttttIIt", f->owner_id, f->instance_id, f->status, f->name_like, lim, off, \
+                    f->api_name
+    int rv = one(s, use(s, Q_INST_COUNT, FILTER_ARGS), "instance_count", read_int64, total);
+    if (!rv)
+        rv = many(s, use(s, Q_INST_LIST, FILTER_ARGS), "instance_list", read_instance,
+                  sizeof(**out), &v, n);
+#undef FILTER_ARGS
     if (rv) {
-        wg_instance_list_free(v, cnt);
+        wg_instance_list_free(v, *n);
+        *n = 0;
         return rv;
     }
     *out = v;
-    *n = cnt;
     return 0;
 }
 
-static int sq_instance_update(wg_store_t *base, const char *id, const char *webhook,
-                              const char *settings, int set_proxy, const char *proxy)
+static int sq_instance_patch(wg_store_t *base, const char *id, wg_store_merge_cb merge, void *arg,
+                             wg_instance_t *out)
 {
     sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
+    wg_instance_t cur;
+    wg_instance_change_t chg = {0};
     int rv;
-    if ((rv = prep(s,
-                   "UPDATE instances SET webhook = COALESCE(?1, webhook), "
-                   "settings = COALESCE(?2, settings), "
-                   "proxy = CASE WHEN ?3 THEN ?4 ELSE proxy END, updated_at = ?5 WHERE id = ?6",
-                   &st)) != 0)
+    if (out)
+        memset(out, 0, sizeof(*out));
+    if ((rv = begin(s)) != 0)
         return rv;
-    bind_text(st, 1, webhook);
-    bind_text(st, 2, settings);
-    sqlite3_bind_int(st, 3, set_proxy ? 1 : 0);
-    bind_text(st, 4, proxy);
-    sqlite3_bind_int64(st, 5, wg_store_now_ms());
-    bind_text(st, 6, id);
-    if (sqlite3_step(st) == SQLITE_DONE)
-        rv = sqlite3_changes(s->db) ? 0 : WG_ENOTFOUND;
-    else
-        rv = fail(s, "instance_update");
-    sqlite3_finalize(st);
+    /* read under the write lock: no other patch can commit between this read and our write */
+    if ((rv = one(s, use(s, Q_INST_BY_ID, "t", id), "instance_get", read_instance, &cur)) == 0) {
+        rv = merge(&cur, &chg, arg);
+        wg_instance_dispose(&cur);
+    }
+    if (!rv)
+        rv = run(s,
+                 use(s, Q_INST_PATCH, "ttitIt", chg.webhook, chg.settings, chg.set_proxy ? 1 : 0,
+                     chg.proxy, wg_store_now_ms(), id),
+                 "instance_patch", 1);
+    if (!rv && out)
+        rv = one(s, use(s, Q_INST_BY_ID, "t", id), "instance_get", read_instance, out);
+    if ((rv = finish(s, rv)) != 0 && out)
+        wg_instance_dispose(out);
     return rv;
 }
 
@@ -629,54 +753,19 @@ static int sq_instance_set_status(wg_store_t *base, const char *id, const char *
                                   char **prev)
 {
     sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
     char *old = NULL;
-    int rv, oom = 0;
     wg_store_event_t ev = {0};
+    int rv;
     if (prev)
         *prev = NULL;
-    if ((rv = exec(s, "BEGIN IMMEDIATE")) != 0)
+    if ((rv = begin(s)) != 0)
         return rv;
-    if ((rv = prep(s, "SELECT status FROM instances WHERE id = ?", &st)) != 0)
-        goto out;
-    bind_text(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        rv = rc == SQLITE_DONE ? WG_ENOTFOUND : fail(s, "status_get");
-        goto out;
-    }
-    old = col(st, 0, &oom);
-    if (oom) {
-        rv = WG_ENOMEM;
-        goto out;
-    }
-    sqlite3_finalize(st);
-    st = NULL;
-    if ((rv = prep(s,
-                   "UPDATE instances SET status = ?, status_reason = ?, updated_at = ? "
-                   "WHERE id = ?",
-                   &st)) != 0)
-        goto out;
-    bind_text(st, 1, status);
-    bind_text(st, 2, reason);
-    sqlite3_bind_int64(st, 3, wg_store_now_ms());
-    bind_text(st, 4, id);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rv = fail(s, "status_set");
-        goto out;
-    }
-    if (make_ev) {
-        if ((rv = make_ev(old, &ev, arg)) != 0)
-            goto out;
-        if (ev.name && (rv = append_event(s, id, &ev)) != 0)
-            goto out;
-    }
-    rv = exec(s, "COMMIT");
-out:
-    sqlite3_finalize(st);
-    if (rv)
-        rollback(s);
-    if (!rv && prev)
+    if ((rv = one(s, use(s, Q_INST_STATUS, "t", id), "status_get", read_text, &old)) == 0)
+        rv = run(s, use(s, Q_INST_SET_STATUS, "ttIt", status, reason, wg_store_now_ms(), id),
+                 "status_set", 0);
+    if (!rv && make_ev && (rv = make_ev(old, &ev, arg)) == 0 && ev.name)
+        rv = append_event(s, id, &ev, NULL, NULL);
+    if ((rv = finish(s, rv)) == 0 && prev)
         *prev = old;
     else
         free(old);
@@ -686,628 +775,126 @@ out:
 static int sq_instance_delete(wg_store_t *base, const char *id, const wg_store_event_t *ev)
 {
     sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
     int rv;
-    if ((rv = exec(s, "BEGIN IMMEDIATE")) != 0)
+    if ((rv = begin(s)) != 0)
         return rv;
-    if ((rv = prep(s, "DELETE FROM instances WHERE id = ?", &st)) != 0)
-        goto out;
-    bind_text(st, 1, id);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        rv = fail(s, "instance_delete");
-        goto out;
-    }
-    if (!sqlite3_changes(s->db)) {
-        rv = WG_ENOTFOUND;
-        goto out;
-    }
-    if (ev && (rv = append_event(s, id, ev)) != 0)
-        goto out;
-    rv = exec(s, "COMMIT");
-out:
-    sqlite3_finalize(st);
-    if (rv)
-        rollback(s);
-    return rv;
+    rv = run(s, use(s, Q_INST_DELETE, "t", id), "instance_delete", 1);
+    if (!rv && ev)
+        rv = append_event(s, id, ev, NULL, NULL);
+    return finish(s, rv);
 }
 
 static int sq_instance_counts(wg_store_t *base, wg_store_count_cb cb, void *arg)
 {
     sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv, rc;
-    if ((rv = prep(s, "SELECT status, COUNT(*) FROM instances GROUP BY status ORDER BY status",
-                   &st)) != 0)
-        return rv;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), arg);
-    rv = rc == SQLITE_DONE ? 0 : fail(s, "instance_counts");
-    sqlite3_finalize(st);
-    return rv;
-}
-
-#define OUTBOX_COLS                                                                                \
-    "id, instance_id, seq, event, payload, created_at, state, attempts, "                          \
-    "COALESCE(next_attempt_at, 0), COALESCE(delivered_at, 0), last_error"
-
-static void read_outbox_row(sqlite3_stmt *st, wg_outbox_row_t *r, int *oom)
-{
-    const unsigned char *le;
-    memset(r, 0, sizeof(*r));
-    snprintf(r->id, sizeof(r->id), "%s", (const char *)sqlite3_column_text(st, 0));
-    snprintf(r->instance_id, sizeof(r->instance_id), "%s",
-             (const char *)sqlite3_column_text(st, 1));
-    r->seq = sqlite3_column_int64(st, 2);
-    snprintf(r->event, sizeof(r->event), "%s", (const char *)sqlite3_column_text(st, 3));
-    r->payload = col(st, 4, oom);
-    r->created_at = sqlite3_column_int64(st, 5);
-    snprintf(r->state, sizeof(r->state), "%s", (const char *)sqlite3_column_text(st, 6));
-    r->attempts = sqlite3_column_int(st, 7);
-    r->next_attempt_at = sqlite3_column_int64(st, 8);
-    r->delivered_at = sqlite3_column_int64(st, 9);
-    if ((le = sqlite3_column_text(st, 10)))
-        snprintf(r->last_error, sizeof(r->last_error), "%s", (const char *)le);
-}
-
-static int sq_outbox_list(wg_store_t *base, const char *instance_id, wg_outbox_row_t **out,
-                          size_t *n)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    wg_outbox_row_t *v = NULL;
-    size_t cnt = 0, cap = 0;
-    int rv, rc, oom = 0;
-    *out = NULL;
-    *n = 0;
-    if ((rv = prep(s,
-                   "SELECT " OUTBOX_COLS " FROM outbox "
-                   "WHERE ?1 IS NULL OR instance_id = ?1 ORDER BY id",
-                   &st)) != 0)
-        return rv;
-    bind_text(st, 1, instance_id);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (cnt == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            wg_outbox_row_t *nv = realloc(v, nc * sizeof(*v));
-            if (!nv) {
-                rv = WG_ENOMEM;
-                goto out;
-            }
-            v = nv;
-            cap = nc;
-        }
-        wg_outbox_row_t *r = &v[cnt++];
-        read_outbox_row(st, r, &oom);
-        if (oom) {
-            rv = WG_ENOMEM;
-            goto out;
-        }
-    }
-    if (rc != SQLITE_DONE)
-        rv = fail(s, "outbox_list");
-out:
-    sqlite3_finalize(st);
-    if (rv) {
-        wg_outbox_list_free(v, cnt);
-        return rv;
-    }
-    *out = v;
-    *n = cnt;
-    return 0;
-}
-
-/* ---- WhatsApp credentials, prekeys, identity, plain events ---- */
-
-static int sq_creds_get(wg_store_t *base, const char *id, uint8_t **blob, size_t *len)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv, rc;
-    *blob = NULL;
-    *len = 0;
-    if ((rv = prep(s, "SELECT blob FROM wa_creds WHERE instance_id = ?", &st)) != 0)
-        return rv;
-    bind_text(st, 1, id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        int n = sqlite3_column_bytes(st, 0);
-        const void *p = sqlite3_column_blob(st, 0);
-        if (!(*blob = malloc(n > 0 ? (size_t)n : 1)))
-            rv = WG_ENOMEM;
-        else {
-            if (n > 0)
-                memcpy(*blob, p, (size_t)n);
-            *len = (size_t)n;
-        }
-    } else
-        rv = rc == SQLITE_DONE ? WG_ENOTFOUND : fail(s, "creds_get");
-    sqlite3_finalize(st);
-    return rv;
-}
-
-static int sq_creds_put(wg_store_t *base, const char *id, const uint8_t *blob, size_t len)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv;
-    if ((rv = prep(s,
-                   "INSERT INTO wa_creds (instance_id, blob, updated_at) "
-                   "SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM instances WHERE id = ?1) "
-                   "ON CONFLICT (instance_id) DO UPDATE SET blob = excluded.blob, "
-                   "updated_at = excluded.updated_at",
-                   &st)) != 0)
-        return rv;
-    bind_text(st, 1, id);
-    sqlite3_bind_blob(st, 2, blob, (int)len, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 3, wg_store_now_ms());
-    if (sqlite3_step(st) == SQLITE_DONE)
-        rv = sqlite3_changes(s->db) ? 0 : WG_ENOTFOUND;
-    else
-        rv = fail(s, "creds_put");
-    sqlite3_finalize(st);
-    return rv;
-}
-
-static int sq_creds_delete(wg_store_t *base, const char *id)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv;
-    if ((rv = exec(s, "BEGIN IMMEDIATE")) != 0)
-        return rv;
-    static const char *const sql[] = {"DELETE FROM wa_creds WHERE instance_id = ?",
-                                      "DELETE FROM wa_prekeys WHERE instance_id = ?",
-                                      "DELETE FROM wa_signal WHERE instance_id = ?"};
-    for (int i = 0; i < 3; i++) {
-        if ((rv = prep(s, sql[i], &st)) != 0)
-            goto out;
-        bind_text(st, 1, id);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            rv = fail(s, "creds_delete");
-            goto out;
-        }
-        sqlite3_finalize(st);
-        st = NULL;
-    }
-    rv = exec(s, "COMMIT");
-out:
-    sqlite3_finalize(st);
-    if (rv)
-        rollback(s);
-    return rv;
-}
-
-static int sq_prekeys_put(wg_store_t *base, const char *id, const wg_store_prekey_t *k, size_t n)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int64_t now = wg_store_now_ms();
-    int rv;
-    if ((rv = exec(s, "BEGIN IMMEDIATE")) != 0)
-        return rv;
-    if ((rv = prep(s,
-                   "INSERT OR REPLACE INTO wa_prekeys (instance_id, key_id, blob, created_at) "
-                   "VALUES (?, ?, ?, ?)",
-                   &st)) != 0)
-        goto out;
-    for (size_t i = 0; i < n; i++) {
-        sqlite3_reset(st);
-        bind_text(st, 1, id);
-        sqlite3_bind_int64(st, 2, k[i].id);
-        sqlite3_bind_blob(st, 3, k[i].blob, (int)k[i].len, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 4, now);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            rv = fail(s, "prekeys_put");
-            goto out;
-        }
-    }
-    rv = exec(s, "COMMIT");
-out:
-    sqlite3_finalize(st);
-    if (rv)
-        rollback(s);
-    return rv;
-}
-
-static int sq_prekeys_next_id(wg_store_t *base, const char *id, uint32_t *next)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv;
-    *next = 1;
-    if ((rv = prep(s, "SELECT COALESCE(MAX(key_id), 0) + 1 FROM wa_prekeys WHERE instance_id = ?",
-                   &st)) != 0)
-        return rv;
-    bind_text(st, 1, id);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        *next = (uint32_t)sqlite3_column_int64(st, 0);
-    else
-        rv = fail(s, "prekeys_next_id");
-    sqlite3_finalize(st);
-    return rv;
-}
-
-static int sq_event_append(wg_store_t *base, const char *id, const wg_store_event_t *ev)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    int rv;
-    if ((rv = exec(s, "BEGIN IMMEDIATE")) != 0)
-        return rv;
-    if ((rv = append_event(s, id, ev)) == 0)
-        rv = exec(s, "COMMIT");
-    if (rv)
-        rollback(s);
-    return rv;
+    sq_cb_t c = {.count = cb, .arg = arg};
+    return each(s, use(s, Q_INST_COUNTS, ""), "instance_counts", count_row, &c);
 }
 
 static int sq_instance_set_identity(wg_store_t *base, const char *id, const char *jid,
                                     const char *phone, const char *push_name)
 {
     sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv;
-    if ((rv = prep(s,
-                   "UPDATE instances SET jid = ?, phone = COALESCE(?, phone), push_name = ?, "
-                   "updated_at = ? WHERE id = ?",
-                   &st)) != 0)
-        return rv;
-    bind_text(st, 1, jid);
-    bind_text(st, 2, phone);
-    bind_text(st, 3, push_name);
-    sqlite3_bind_int64(st, 4, wg_store_now_ms());
-    bind_text(st, 5, id);
-    if (sqlite3_step(st) == SQLITE_DONE)
-        rv = sqlite3_changes(s->db) ? 0 : WG_ENOTFOUND;
-    else
-        rv = fail(s, "instance_set_identity");
-    sqlite3_finalize(st);
-    return rv;
+    return run(s,
+               use(s, Q_INST_SET_IDENTITY, "tttIt", jid, phone, push_name, wg_store_now_ms(), id),
+               "instance_set_identity", 1);
 }
 
-static int sq_schema_version(wg_store_t *base)
-{
-    return current_version((sq_store_t *)base);
-}
+/* ---- outbox ---- */
 
-static void sq_close(wg_store_t *base)
+/* many() over outbox rows into *out / *n; wg_outbox_list_free on failure. */
+static int outbox_rows(sq_store_t *s, sqlite3_stmt *st, const char *what, wg_outbox_row_t **out,
+                       size_t *n)
 {
-    sq_store_t *s = (sq_store_t *)base;
-    if (sqlite3_close(s->db) != SQLITE_OK)
-        wg_log(WG_LOG_ERROR, "store", "op=close err=\"%s\"", sqlite3_errmsg(s->db));
-    free(s);
-}
-
-/* ---- Signal state (wa/signal_db.c seals every blob first) ---- */
-
-/* One row's blob (first column of a prepared one-row query) into a malloc'd copy. */
-static int row_blob(sq_store_t *s, sqlite3_stmt *st, const char *what, uint8_t **blob,
-                    size_t *len)
-{
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW)
-        return rc == SQLITE_DONE ? WG_ENOTFOUND : fail(s, what);
-    int n = sqlite3_column_bytes(st, 0);
-    const void *p = sqlite3_column_blob(st, 0);
-    if (!(*blob = malloc(n > 0 ? (size_t)n : 1)))
-        return WG_ENOMEM;
-    if (n > 0)
-        memcpy(*blob, p, (size_t)n);
-    *len = (size_t)n;
-    return 0;
-}
-
-/* Runs a prepared statement that returns no rows, then finalizes it. */
-static int step_done(sq_store_t *s, sqlite3_stmt *st, const char *what)
-{
-    int rv = sqlite3_step(st) == SQLITE_DONE ? 0 : fail(s, what);
-    sqlite3_finalize(st);
-    return rv;
-}
-
-static int sq_prekey_get(wg_store_t *base, const char *id, uint32_t key_id, uint8_t **blob,
-                         size_t *len)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv;
-    *blob = NULL;
-    *len = 0;
-    if ((rv = prep(s, "SELECT blob FROM wa_prekeys WHERE instance_id = ? AND key_id = ?", &st)))
-        return rv;
-    bind_text(st, 1, id);
-    sqlite3_bind_int64(st, 2, key_id);
-    rv = row_blob(s, st, "prekey_get", blob, len);
-    sqlite3_finalize(st);
-    return rv;
-}
-
-static int sq_prekey_delete(wg_store_t *base, const char *id, uint32_t key_id)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv;
-    if ((rv = prep(s, "DELETE FROM wa_prekeys WHERE instance_id = ? AND key_id = ?", &st)))
-        return rv;
-    bind_text(st, 1, id);
-    sqlite3_bind_int64(st, 2, key_id);
-    return step_done(s, st, "prekey_delete");
-}
-
-static int sq_signal_get(wg_store_t *base, const char *id, int kind, const char *key,
-                         uint8_t **blob, size_t *len)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv;
-    *blob = NULL;
-    *len = 0;
-    if ((rv = prep(s, "SELECT blob FROM wa_signal WHERE instance_id = ? AND kind = ? AND key = ?",
-                   &st)))
-        return rv;
-    bind_text(st, 1, id);
-    sqlite3_bind_int(st, 2, kind);
-    bind_text(st, 3, key);
-    rv = row_blob(s, st, "signal_get", blob, len);
-    sqlite3_finalize(st);
-    return rv;
-}
-
-static int sq_signal_put(wg_store_t *base, const char *id, int kind, const char *key,
-                         const uint8_t *blob, size_t len)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv;
-    if ((rv = prep(s,
-                   "INSERT INTO wa_signal (instance_id, kind, key, blob, updated_at) "
-                   "SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM instances WHERE id = ?1) "
-                   "ON CONFLICT (instance_id, kind, key) DO UPDATE SET blob = excluded.blob, "
-                   "updated_at = excluded.updated_at",
-                   &st)))
-        return rv;
-    bind_text(st, 1, id);
-    sqlite3_bind_int(st, 2, kind);
-    bind_text(st, 3, key);
-    sqlite3_bind_blob(st, 4, blob, (int)len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 5, wg_store_now_ms());
-    if (sqlite3_step(st) == SQLITE_DONE)
-        rv = sqlite3_changes(s->db) ? 0 : WG_ENOTFOUND;
-    else
-        rv = fail(s, "signal_put");
-    sqlite3_finalize(st);
-    return rv;
-}
-
-static int sq_signal_delete(wg_store_t *base, const char *id, int kind, const char *key)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv;
-    if ((rv = prep(s, "DELETE FROM wa_signal WHERE instance_id = ? AND kind = ? AND key = ?", &st)))
-        return rv;
-    bind_text(st, 1, id);
-    sqlite3_bind_int(st, 2, kind);
-    bind_text(st, 3, key);
-    return step_done(s, st, "signal_delete");
-}
-
-static int sq_signal_keys(wg_store_t *base, const char *id, int kind, const char *prefix,
-                          wg_store_key_cb cb, void *arg)
-{
-    sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv, rc;
-    size_t plen = strlen(prefix);
-    /* substr() instead of LIKE: keys may contain '_' and '%' */
-    if ((rv = prep(s,
-                   "SELECT key FROM wa_signal WHERE instance_id = ? AND kind = ? AND "
-                   "substr(key, 1, ?) = ? ORDER BY key",
-                   &st)))
-        return rv;
-    bind_text(st, 1, id);
-    sqlite3_bind_int(st, 2, kind);
-    sqlite3_bind_int64(st, 3, (sqlite3_int64)plen);
-    bind_text(st, 4, prefix);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *k = (const char *)sqlite3_column_text(st, 0);
-        if (k && (rv = cb(k, arg)) != 0)
-            break;
+    void *v;
+    int rv = many(s, st, what, read_outbox, sizeof(**out), &v, n);
+    if (rv) {
+        wg_outbox_list_free(v, *n);
+        *n = 0;
+        v = NULL;
     }
-    if (rv == 0 && rc != SQLITE_DONE)
-        rv = fail(s, "signal_keys");
-    sqlite3_finalize(st);
+    *out = v;
     return rv;
 }
 
-/* ---- event delivery (events/) ---- */
+static int sq_outbox_list(wg_store_t *base, const char *instance_id, wg_outbox_row_t **out,
+                          size_t *n)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    return outbox_rows(s, use(s, Q_OUTBOX_LIST, "t", instance_id), "outbox_list", out, n);
+}
 
 static int sq_outbox_query(wg_store_t *base, const wg_outbox_query_t *q, wg_outbox_row_t **out,
                            size_t *n)
 {
     sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    wg_outbox_row_t *v = NULL;
-    size_t cnt = 0;
-    int64_t lim = q->limit > 0 ? q->limit : 100;
-    int rv, rc, oom = 0;
-    *out = NULL;
-    *n = 0;
-    if ((rv = prep(s,
-                   "SELECT " OUTBOX_COLS " FROM outbox WHERE instance_id = ?1 AND "
-                   "(?2 IS NULL OR state = ?2) AND seq > ?3 ORDER BY seq LIMIT ?4",
-                   &st)) != 0)
-        return rv;
-    bind_text(st, 1, q->instance_id);
-    bind_text(st, 2, q->state);
-    sqlite3_bind_int64(st, 3, q->after_seq);
-    sqlite3_bind_int64(st, 4, lim);
-    if (!(v = calloc((size_t)lim, sizeof(*v)))) {
-        rv = WG_ENOMEM;
-        goto out;
-    }
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW && cnt < (size_t)lim) {
-        read_outbox_row(st, &v[cnt++], &oom);
-        if (oom) {
-            rv = WG_ENOMEM;
-            goto out;
-        }
-    }
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-        rv = fail(s, "outbox_query");
-out:
-    sqlite3_finalize(st);
-    if (rv) {
-        wg_outbox_list_free(v, cnt);
-        return rv;
-    }
-    /* sized to what it holds: the dispatcher keeps every instance's last batch, and an idle
-     * instance's is empty (64 rows x 400 bytes each otherwise, issue 8) */
-    if (cnt == 0) {
-        free(v);
-        v = NULL;
-    } else if (cnt < (size_t)lim) {
-        wg_outbox_row_t *sh = realloc(v, cnt * sizeof(*v));
-        if (sh)
-            v = sh;
-    }
-    *out = v;
-    *n = cnt;
-    return 0;
+    return outbox_rows(s,
+                       use(s, Q_OUTBOX_QUERY, "ttII", q->instance_id, q->state, q->after_seq,
+                           q->limit > 0 ? q->limit : (int64_t)100),
+                       "outbox_query", out, n);
 }
 
 static int sq_outbox_get(wg_store_t *base, const char *id, wg_outbox_row_t *out)
 {
     sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv, rc, oom = 0;
     memset(out, 0, sizeof(*out));
-    if ((rv = prep(s, "SELECT " OUTBOX_COLS " FROM outbox WHERE id = ?1", &st)) != 0)
-        return rv;
-    bind_text(st, 1, id);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        read_outbox_row(st, out, &oom);
-        rv = oom ? WG_ENOMEM : 0;
-    } else {
-        rv = rc == SQLITE_DONE ? WG_ENOTFOUND : fail(s, "outbox_get");
-    }
-    sqlite3_finalize(st);
-    return rv;
+    return one(s, use(s, Q_OUTBOX_GET, "t", id), "outbox_get", read_outbox, out);
 }
 
 static int sq_outbox_pending_instances(wg_store_t *base, wg_store_key_cb cb, void *arg)
 {
     sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv, rc;
-    /* a skip-scan over the (state, instance_id, seq) index: one probe per instance instead of
-     * one step per pending row (DISTINCT would walk all of them) */
-    if ((rv = prep(s,
-                   "WITH RECURSIVE t(i) AS (SELECT (SELECT MIN(instance_id) FROM outbox WHERE "
-                   "state = 'pending') UNION ALL SELECT (SELECT MIN(instance_id) FROM outbox "
-                   "WHERE state = 'pending' AND instance_id > t.i) FROM t WHERE t.i IS NOT NULL) "
-                   "SELECT i FROM t WHERE i IS NOT NULL",
-                   &st)))
-        return rv;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        if ((rv = cb((const char *)sqlite3_column_text(st, 0), arg)) != 0)
-            break;
-    if (!rv && rc != SQLITE_DONE)
-        rv = fail(s, "outbox_pending_instances");
-    sqlite3_finalize(st);
-    return rv;
+    sq_cb_t c = {.key = cb, .arg = arg};
+    return each(s, use(s, Q_OUTBOX_PENDING, ""), "outbox_pending_instances", key_row, &c);
 }
 
 static int sq_outbox_mark(wg_store_t *base, const wg_outbox_mark_t *m, size_t n)
 {
     sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
     int64_t now = wg_store_now_ms();
     int rv;
-    if ((rv = exec(s, "BEGIN IMMEDIATE")) != 0)
+    if ((rv = begin(s)) != 0)
         return rv;
-    if ((rv = prep(s,
-                   "UPDATE outbox SET state = ?2, attempts = ?3, next_attempt_at = ?4, "
-                   "delivered_at = CASE WHEN ?2 = 'delivered' THEN ?5 ELSE delivered_at END, "
-                   "last_error = ?6 WHERE id = ?1",
-                   &st)) != 0)
-        goto out;
-    for (size_t i = 0; i < n; i++) {
-        sqlite3_reset(st);
-        bind_text(st, 1, m[i].id);
-        bind_text(st, 2, m[i].state);
-        sqlite3_bind_int(st, 3, m[i].attempts);
-        if (m[i].next_attempt_at)
-            sqlite3_bind_int64(st, 4, m[i].next_attempt_at);
-        else
-            sqlite3_bind_null(st, 4);
-        sqlite3_bind_int64(st, 5, now);
-        bind_text(st, 6, m[i].last_error);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            rv = fail(s, "outbox_mark");
-            goto out;
-        }
-    }
-    rv = exec(s, "COMMIT");
-out:
-    sqlite3_finalize(st);
-    if (rv)
-        rollback(s);
-    return rv;
+    for (size_t i = 0; i < n && !rv; i++)
+        rv = run(s,
+                 use(s, Q_OUTBOX_MARK, "ttiIIt", m[i].id, m[i].state, m[i].attempts,
+                     m[i].next_attempt_at, now, m[i].last_error),
+                 "outbox_mark", 0);
+    return finish(s, rv);
 }
 
 static int sq_outbox_replay(wg_store_t *base, const char *instance_id, const char *id)
 {
     sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv;
-    if ((rv = prep(s,
-                   "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = NULL "
-                   "WHERE id = ?1 AND instance_id = ?2 AND state = 'failed'",
-                   &st)) != 0)
-        return rv;
-    bind_text(st, 1, id);
-    bind_text(st, 2, instance_id);
-    if (sqlite3_step(st) != SQLITE_DONE)
-        rv = fail(s, "outbox_replay");
-    else if (sqlite3_changes(s->db) == 0)
-        rv = exists(s, "SELECT 1 FROM outbox WHERE id = ?1 AND instance_id = ?2", id,
-                    instance_id) > 0
-                 ? WG_EEXIST
-                 : WG_ENOTFOUND;
-    sqlite3_finalize(st);
+    int rv = run(s, use(s, Q_OUTBOX_REPLAY, "tt", id, instance_id), "outbox_replay", 1);
+    /* nothing replayed: the event exists but is not failed, or there is no such event */
+    if (rv == WG_ENOTFOUND &&
+        one(s, use(s, Q_OUTBOX_OF_INSTANCE, "tt", id, instance_id), "outbox_replay", NULL,
+            NULL) == 0)
+        rv = WG_EEXIST;
     return rv;
 }
 
 static int sq_outbox_counts(wg_store_t *base, wg_store_count_cb cb, void *arg)
 {
     sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv, rc;
-    if ((rv = prep(s, "SELECT state, COUNT(*) FROM outbox GROUP BY state", &st)) != 0)
-        return rv;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        cb((const char *)sqlite3_column_text(st, 0), sqlite3_column_int64(st, 1), arg);
-    rv = rc == SQLITE_DONE ? 0 : fail(s, "outbox_counts");
-    sqlite3_finalize(st);
-    return rv;
+    sq_cb_t c = {.count = cb, .arg = arg};
+    return each(s, use(s, Q_OUTBOX_COUNTS, ""), "outbox_counts", count_row, &c);
 }
 
 static int sq_outbox_last_seq(wg_store_t *base, const char *instance_id, int64_t *seq)
 {
     sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    int rv;
     *seq = 0;
-    if ((rv = prep(s, "SELECT COALESCE(MAX(seq), 0) FROM outbox WHERE instance_id = ?1", &st)))
-        return rv;
-    bind_text(st, 1, instance_id);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        *seq = sqlite3_column_int64(st, 0);
-    else
-        rv = fail(s, "outbox_last_seq");
-    sqlite3_finalize(st);
-    return rv;
+    return one(s, use(s, Q_OUTBOX_LAST_SEQ, "t", instance_id), "outbox_last_seq", read_int64,
+               seq);
+}
+
+static int sq_event_append(wg_store_t *base, const char *id, const wg_store_event_t *ev)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    int rv = begin(s);
+    return rv ? rv : finish(s, append_event(s, id, ev, NULL, NULL));
 }
 
 static int sq_event_append_once(wg_store_t *base, const char *instance_id,
@@ -1315,55 +902,140 @@ static int sq_event_append_once(wg_store_t *base, const char *instance_id,
                                 size_t cap, int *dup)
 {
     sq_store_t *s = (sq_store_t *)base;
-    sqlite3_stmt *st = NULL;
-    char id[40];
-    int64_t now = wg_store_now_ms();
-    int rv, rc;
+    char id[40] = "", *old = NULL;
+    int rv;
     *dup = 0;
-    if ((rv = wg_store_event_id(id, sizeof(id), now)) != 0)
+    if ((rv = begin(s)) != 0)
         return rv;
-    if ((rv = exec(s, "BEGIN IMMEDIATE")) != 0)
-        return rv;
-    if ((rv = prep(s, "SELECT id FROM outbox WHERE instance_id = ?1 AND dedupe_key = ?2", &st)))
-        goto out;
-    bind_text(st, 1, instance_id);
-    bind_text(st, 2, key);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        snprintf(id, sizeof(id), "%s", (const char *)sqlite3_column_text(st, 0));
+    rv = one(s, use(s, Q_OUTBOX_BY_KEY, "tt", instance_id, key), "event_append_once", read_text,
+             &old);
+    if (rv == 0) {
+        snprintf(id, sizeof(id), "%s", old ? old : "");
         *dup = 1;
-    } else if (rc != SQLITE_DONE) {
-        rv = fail(s, "event_append_once");
-        goto out;
+    } else if (rv == WG_ENOTFOUND) {
+        rv = append_event(s, instance_id, ev, key, id);
     }
-    sqlite3_finalize(st);
-    st = NULL;
-    if (!*dup) {
-        if ((rv = prep(s,
-                       "INSERT INTO outbox (id, instance_id, seq, event, payload, created_at, "
-                       "dedupe_key) VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox "
-                       "WHERE instance_id = ?2), ?3, ?4, ?5, ?6)",
-                       &st)) != 0)
-            goto out;
-        bind_text(st, 1, id);
-        bind_text(st, 2, instance_id);
-        bind_text(st, 3, ev->name);
-        bind_text(st, 4, ev->payload);
-        sqlite3_bind_int64(st, 5, now);
-        bind_text(st, 6, key);
-        if (sqlite3_step(st) != SQLITE_DONE) {
-            rv = fail(s, "event_append_once");
-            goto out;
-        }
-    }
-    rv = exec(s, "COMMIT");
-out:
-    sqlite3_finalize(st);
-    if (rv)
-        rollback(s);
-    else
+    free(old);
+    if ((rv = finish(s, rv)) == 0)
         snprintf(id_out, cap, "%s", id);
     return rv;
+}
+
+/* ---- WhatsApp credentials and prekeys ---- */
+
+static int sq_creds_get(wg_store_t *base, const char *id, uint8_t **blob, size_t *len)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sq_blob_t b = {blob, len};
+    *blob = NULL;
+    *len = 0;
+    return one(s, use(s, Q_CREDS_GET, "t", id), "creds_get", read_blob, &b);
+}
+
+static int sq_creds_put(wg_store_t *base, const char *id, const uint8_t *blob, size_t len)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    return run(s, use(s, Q_CREDS_PUT, "tbI", id, (const void *)blob, len, wg_store_now_ms()),
+               "creds_put", 1);
+}
+
+static int sq_creds_delete(wg_store_t *base, const char *id)
+{
+    static const sq_query_t q[] = {Q_CREDS_DELETE, Q_PREKEYS_DELETE, Q_SIGNAL_DELETE_ALL};
+    sq_store_t *s = (sq_store_t *)base;
+    int rv;
+    if ((rv = begin(s)) != 0)
+        return rv;
+    for (size_t i = 0; i < sizeof(q) / sizeof(q[0]) && !rv; i++)
+        rv = run(s, use(s, q[i], "t", id), "creds_delete", 0);
+    return finish(s, rv);
+}
+
+static int sq_prekeys_put(wg_store_t *base, const char *id, const wg_store_prekey_t *k, size_t n)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    int64_t now = wg_store_now_ms();
+    int rv;
+    if ((rv = begin(s)) != 0)
+        return rv;
+    for (size_t i = 0; i < n && !rv; i++)
+        rv = run(s,
+                 use(s, Q_PREKEY_PUT, "tIbI", id, (int64_t)k[i].id, (const void *)k[i].blob,
+                     k[i].len, now),
+                 "prekeys_put", 0);
+    return finish(s, rv);
+}
+
+static int sq_prekeys_next_id(wg_store_t *base, const char *id, uint32_t *next)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    int64_t v = 1;
+    int rv = one(s, use(s, Q_PREKEYS_NEXT, "t", id), "prekeys_next_id", read_int64, &v);
+    *next = rv ? 1 : (uint32_t)v;
+    return rv;
+}
+
+static int sq_prekey_get(wg_store_t *base, const char *id, uint32_t key_id, uint8_t **blob,
+                         size_t *len)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sq_blob_t b = {blob, len};
+    *blob = NULL;
+    *len = 0;
+    return one(s, use(s, Q_PREKEY_GET, "tI", id, (int64_t)key_id), "prekey_get", read_blob, &b);
+}
+
+static int sq_prekey_delete(wg_store_t *base, const char *id, uint32_t key_id)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    return run(s, use(s, Q_PREKEY_DELETE, "tI", id, (int64_t)key_id), "prekey_delete", 0);
+}
+
+/* ---- Signal state (wa/signal_db.c seals every blob first) ---- */
+
+static int sq_signal_get(wg_store_t *base, const char *id, int kind, const char *key,
+                         uint8_t **blob, size_t *len)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sq_blob_t b = {blob, len};
+    *blob = NULL;
+    *len = 0;
+    return one(s, use(s, Q_SIGNAL_GET, "tit", id, kind, key), "signal_get", read_blob, &b);
+}
+
+static int sq_signal_put(wg_store_t *base, const char *id, int kind, const char *key,
+                         const uint8_t *blob, size_t len)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    return run(s,
+               use(s, Q_SIGNAL_PUT, "titbI", id, kind, key, (const void *)blob, len,
+                   wg_store_now_ms()),
+               "signal_put", 1);
+}
+
+static int sq_signal_delete(wg_store_t *base, const char *id, int kind, const char *key)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    return run(s, use(s, Q_SIGNAL_DELETE, "tit", id, kind, key), "signal_delete", 0);
+}
+
+static int sq_signal_keys(wg_store_t *base, const char *id, int kind, const char *prefix,
+                          wg_store_key_cb cb, void *arg)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    sq_cb_t c = {.key = cb, .arg = arg};
+    return each(s, use(s, Q_SIGNAL_KEYS, "tiIt", id, kind, (int64_t)strlen(prefix), prefix),
+                "signal_keys", key_row, &c);
+}
+
+static void sq_close(wg_store_t *base)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    for (int q = 0; q < Q_COUNT; q++)
+        sqlite3_finalize(s->stmt[q]);
+    if (sqlite3_close(s->db) != SQLITE_OK)
+        wg_log(WG_LOG_ERROR, "store", "op=close err=\"%s\"", sqlite3_errmsg(s->db));
+    free(s);
 }
 
 static const wg_store_ops_t sqlite_ops = {
@@ -1379,7 +1051,7 @@ static const wg_store_ops_t sqlite_ops = {
     .instance_insert = sq_instance_insert,
     .instance_get = sq_instance_get,
     .instance_list = sq_instance_list,
-    .instance_update = sq_instance_update,
+    .instance_patch = sq_instance_patch,
     .instance_set_status = sq_instance_set_status,
     .instance_delete = sq_instance_delete,
     .instance_counts = sq_instance_counts,
@@ -1441,7 +1113,6 @@ int wg_store_sqlite_open(const char *path, wg_store_t **out)
     *out = &s->base;
     return 0;
 out:
-    sqlite3_close(s->db);
-    free(s);
+    sq_close(&s->base);
     return rv;
 }

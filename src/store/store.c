@@ -92,10 +92,10 @@ int wg_store_instance_list(wg_store_t *st, const wg_instance_filter_t *f, wg_ins
     return st->ops->instance_list(st, f, out, n, total);
 }
 
-int wg_store_instance_update(wg_store_t *st, const char *id, const char *webhook,
-                             const char *settings, int set_proxy, const char *proxy)
+int wg_store_instance_patch(wg_store_t *st, const char *id, wg_store_merge_cb merge, void *arg,
+                            wg_instance_t *out)
 {
-    return st->ops->instance_update(st, id, webhook, settings, set_proxy, proxy);
+    return st->ops->instance_patch(st, id, merge, arg, out);
 }
 
 int wg_store_instance_set_status(wg_store_t *st, const char *id, const char *status,

@@ -1,7 +1,8 @@
 /* store.h - the storage interface: accounts, instances, settings (meta) and the event outbox.
  *
- * One opaque wg_store_t per thread (a SQLite connection today; a PostgreSQL backend plugs in
- * behind the same vtable, chosen by the URL given to wg_store_open). Every function that changes
+ * One opaque wg_store_t per thread, never shared (a SQLite connection today, with its own cache
+ * of prepared statements; a PostgreSQL backend plugs in behind the same vtable, chosen by the
+ * URL given to wg_store_open). Every function that changes
  * state commits before it returns, so a caller may acknowledge the change to a client at once.
  * State changes that produce an event (status change, deletion) write the event into the outbox
  * in the same transaction.
@@ -131,9 +132,22 @@ int wg_store_instance_by_token(wg_store_t *st, const char *token_hash, wg_instan
 /* *out malloc'd array of *n; *total = matches ignoring offset/limit. */
 int wg_store_instance_list(wg_store_t *st, const wg_instance_filter_t *f, wg_instance_t **out,
                            size_t *n, int64_t *total);
-/* Replaces the JSON columns that are non-NULL (proxy: set_proxy 1 with NULL clears it). */
-int wg_store_instance_update(wg_store_t *st, const char *id, const char *webhook,
-                             const char *settings, int set_proxy, const char *proxy);
+/* The columns a patch writes: each non-NULL one replaces the stored JSON; set_proxy 1 with proxy
+ * NULL clears the proxy. Strings are borrowed (they must outlive wg_store_instance_patch). */
+typedef struct {
+    const char *webhook;
+    const char *settings;
+    int set_proxy;
+    const char *proxy;
+} wg_instance_change_t;
+/* Read-merge-write in one write transaction: reads the instance, calls merge(cur, &chg, arg) on
+ * the row as stored, writes chg (updated_at = now), reads the result into *out (optional;
+ * wg_instance_dispose) and commits. A non-zero return from merge rolls back and is returned.
+ * Because the read happens under the write lock, two concurrent patches of different fields
+ * (even keys of the same JSON column) both survive. WG_ENOTFOUND when there is no such id. */
+typedef int (*wg_store_merge_cb)(const wg_instance_t *cur, wg_instance_change_t *chg, void *arg);
+int wg_store_instance_patch(wg_store_t *st, const char *id, wg_store_merge_cb merge, void *arg,
+                            wg_instance_t *out);
 /* Sets status + reason and appends the event built by make_ev from the previous status, in one
  * transaction. *prev (optional, malloc'd) receives the previous status. */
 typedef int (*wg_store_status_ev_cb)(const char *prev, wg_store_event_t *ev, void *arg);
@@ -239,8 +253,8 @@ typedef struct wg_store_ops {
                         wg_instance_t *out);
     int (*instance_list)(wg_store_t *st, const wg_instance_filter_t *f, wg_instance_t **out,
                          size_t *n, int64_t *total);
-    int (*instance_update)(wg_store_t *st, const char *id, const char *webhook,
-                           const char *settings, int set_proxy, const char *proxy);
+    int (*instance_patch)(wg_store_t *st, const char *id, wg_store_merge_cb merge, void *arg,
+                          wg_instance_t *out);
     int (*instance_set_status)(wg_store_t *st, const char *id, const char *status,
                                const char *reason, wg_store_status_ev_cb make_ev, void *arg,
                                char **prev);

@@ -10,6 +10,9 @@
  *   DELETE /phones/{number}/devices/{deviceJid}   200 {jid, loggedOut:true}
  *   POST   /control/drop                          200 {dropped}
  *   POST   /control/refuse {seconds}              200 {refusingSeconds}
+ *   POST   /control/prekey-upload {delayMs?, fail?}  200 {delayMs, fail}  (prekey upload
+ *                                                 answers held delayMs; the next `fail`
+ *                                                 uploads refused with 500)
  *   POST   /phones/{number}/messages {to, text, group?}  200 {id}  (to: number, user JID or
  *                                                 group JID; group: true allows a bare group id)
  *   GET    /phones/{number}/messages              [{id, from, author, text, t}] (received)
@@ -302,6 +305,39 @@ static void control_refuse(wg_sandbox_control_t *ctl, struct evhttp_request *req
     json_decref(b);
 }
 
+/* An optional integer member in [0, max]: *out = its value, or -1 when absent. 0 or -1 (bad). */
+static int opt_int(json_t *b, const char *key, long max, long *out)
+{
+    json_t *v = json_object_get(b, key);
+    *out = -1;
+    if (!v)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max)
+        return -1;
+    *out = (long)json_integer_value(v);
+    return 0;
+}
+
+static void control_prekey_upload(wg_sandbox_control_t *ctl, struct evhttp_request *req)
+{
+    json_t *b = read_body(req);
+    long delay, fail;
+    unsigned cur_delay, cur_fail;
+    if (!b)
+        return;
+    if (opt_int(b, "delayMs", 600000, &delay) != 0) {
+        reply_error(req, 400, "delayMs must be an integer from 0 to 600000");
+    } else if (opt_int(b, "fail", 1000, &fail) != 0) {
+        reply_error(req, 400, "fail must be an integer from 0 to 1000");
+    } else {
+        wg_sandbox_upload_faults(ctl->sb, delay, fail, &cur_delay, &cur_fail);
+        json_t *r =
+            json_pack("{s:I,s:I}", "delayMs", (json_int_t)cur_delay, "fail", (json_int_t)cur_fail);
+        reply_json(req, 200, r);
+    }
+    json_decref(b);
+}
+
 static void phone_message_post(wg_sandbox_control_t *ctl, struct evhttp_request *req,
                                wg_sandbox_phone_t *p)
 {
@@ -476,15 +512,18 @@ static void route(struct evhttp_request *req, void *arg)
         else
             reply_error(req, 405, "use POST");
     } else if (n == 2 && !strcmp(seg[0], "control") &&
-               (!strcmp(seg[1], "drop") || !strcmp(seg[1], "refuse"))) {
+               (!strcmp(seg[1], "drop") || !strcmp(seg[1], "refuse") ||
+                !strcmp(seg[1], "prekey-upload"))) {
         if (!post) {
             reply_error(req, 405, "use POST");
         } else if (!strcmp(seg[1], "drop")) {
             size_t k = wg_sandbox_connection_count(ctl->sb);
             wg_sandbox_drop_all(ctl->sb);
             reply_json(req, 200, json_pack("{s:I}", "dropped", (json_int_t)k));
-        } else {
+        } else if (!strcmp(seg[1], "refuse")) {
             control_refuse(ctl, req);
+        } else {
+            control_prekey_upload(ctl, req);
         }
     } else if (n >= 3 && n <= 4 && !strcmp(seg[0], "phones")) {
         const char *what = seg[2];

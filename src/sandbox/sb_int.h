@@ -216,6 +216,12 @@ int wg_sandbox_logout(wg_sandbox_t *sb, wg_sandbox_device_t *d);
 void wg_sandbox_drop_all(wg_sandbox_t *sb);
 /* New WebSocket connections are refused (HTTP 503) for `seconds` from now (0 ends it). */
 void wg_sandbox_refuse(wg_sandbox_t *sb, unsigned seconds);
+/* Prekey upload faults (control/prekey-upload), for clients' tests of what they do before the
+ * upload is acknowledged: answers to uploads are sent delay_ms after the upload (the keys are
+ * stored at once), and the next `fail` uploads are refused with error 500 (nothing stored).
+ * A negative argument leaves that setting as it is; *cur_* get the settings now in force. */
+void wg_sandbox_upload_faults(wg_sandbox_t *sb, long delay_ms, long fail, unsigned *cur_delay_ms,
+                              unsigned *cur_fail);
 size_t wg_sandbox_connection_count(const wg_sandbox_t *sb);
 
 /* Phone p sends text to `to` (a number, a user JID, or a group JID): encrypted for every

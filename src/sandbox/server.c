@@ -96,6 +96,10 @@ struct wg_sandbox_conn_s {
     wg_sandbox_pending_t *pending;
     wg_sandbox_device_t *dev;
     uint32_t seq;
+    /* a prekey upload answer held back by control/prekey-upload {delayMs} */
+    struct event *upload_timer;
+    char upload_id[64];
+    int upload_code; /* 0: result; else the <error code> */
 };
 
 struct wg_sandbox_s {
@@ -110,6 +114,8 @@ struct wg_sandbox_s {
     wg_sandbox_conn_t *conns;
     size_t nconns;
     uint64_t refuse_until_ms;
+    unsigned upload_delay_ms; /* control/prekey-upload: answer uploads this much later */
+    unsigned upload_fail;     /* ... and refuse this many of the next ones (error 500) */
     uint32_t seq;
 };
 
@@ -300,6 +306,8 @@ static void conn_free(wg_sandbox_conn_t *c)
         event_free(c->timer);
     if (c->life_timer)
         event_free(c->life_timer);
+    if (c->upload_timer)
+        event_free(c->upload_timer);
     wg_noise_free(c->noise);
     wg_buf_dispose(&c->out);
     if (c->reg)
@@ -842,6 +850,52 @@ static int start_login(wg_sandbox_conn_t *c, const wg_payload_info_t *info)
     return send_free(c, n);
 }
 
+/* Sends the upload answer held back, if any. */
+static void upload_answer_held(wg_sandbox_conn_t *c)
+{
+    if (!c->upload_id[0])
+        return;
+    if (c->upload_code)
+        send_iq_error(c, c->upload_id, c->upload_code, "internal-server-error");
+    else
+        send_result(c, c->upload_id);
+    if (c->dev)
+        wg_log(WG_LOG_INFO, "sandbox", "%s:%u prekey upload answered late", c->dev->number,
+               c->dev->id);
+    c->upload_id[0] = 0;
+}
+
+static void upload_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    upload_answer_held(arg);
+}
+
+/* Answers an upload (code 0: result, else an error with that code, always internal-server-error
+ * here), at once or upload_delay_ms later. One answer is held per connection: a second upload
+ * while one is held gets the first answer out first, so answers keep their order. */
+static void upload_answer(wg_sandbox_conn_t *c, const char *id, int code)
+{
+    unsigned delay = c->sb->upload_delay_ms;
+    if (delay && !c->upload_timer &&
+        !(c->upload_timer = evtimer_new(c->sb->base, upload_timer_cb, c)))
+        delay = 0; /* out of memory: answer now rather than never */
+    if (!delay || strlen(id) >= sizeof(c->upload_id)) {
+        if (code)
+            send_iq_error(c, id, code, "internal-server-error");
+        else
+            send_result(c, id);
+        return;
+    }
+    upload_answer_held(c);
+    snprintf(c->upload_id, sizeof(c->upload_id), "%s", id);
+    c->upload_code = code;
+    arm_ms(c->upload_timer, delay);
+    wg_log(WG_LOG_INFO, "sandbox", "%s:%u prekey upload answer held for %u ms", c->dev->number,
+           c->dev->id, delay);
+}
+
 /* <iq xmlns="encrypt" type="set"> with registration/type/identity/list/skey (§7.4). */
 static void handle_prekey_upload(wg_sandbox_conn_t *c, const char *id, const wg_node_t *iq)
 {
@@ -857,15 +911,22 @@ static void handle_prekey_upload(wg_sandbox_conn_t *c, const char *id, const wg_
                           rv == WG_ENOMEM ? "internal-server-error" : "bad-request");
         return;
     }
-    if (memcmp(u.identity, c->dev->identity_pub, WG_KEYS_KEY_LEN) != 0)
+    if (memcmp(u.identity, c->dev->identity_pub, WG_KEYS_KEY_LEN) != 0) {
         send_iq_error(c, id, 409, "conflict"); /* not the identity linked at pairing */
-    else if (wg_sandbox_state_prekeys_put(c->sb->st, c->dev, u.registration_id, u.identity,
-                                          u.skey_id, u.skey_pub, u.skey_sig, u.keys, u.nkeys) != 0)
+    } else if (c->sb->upload_fail > 0) {
+        c->sb->upload_fail--; /* control/prekey-upload {fail}: refused, nothing stored */
+        wg_log(WG_LOG_INFO, "sandbox", "%s:%u prekey upload refused (control/prekey-upload)",
+               c->dev->number, c->dev->id);
+        upload_answer(c, id, 500);
+    } else if (wg_sandbox_state_prekeys_put(c->sb->st, c->dev, u.registration_id, u.identity,
+                                            u.skey_id, u.skey_pub, u.skey_sig, u.keys,
+                                            u.nkeys) != 0) {
         send_iq_error(c, id, 500, "internal-server-error");
-    else {
-        send_result(c, id);
+    } else {
+        /* stored now; only the answer may be held back (control/prekey-upload {delayMs}) */
         wg_log(WG_LOG_INFO, "sandbox", "%s:%u uploaded %zu prekeys", c->dev->number, c->dev->id,
                u.nkeys);
+        upload_answer(c, id, 0);
     }
     wg_sandbox_upload_dispose(&u);
 }
@@ -2351,6 +2412,20 @@ void wg_sandbox_refuse(wg_sandbox_t *sb, unsigned seconds)
 {
     sb->refuse_until_ms = seconds ? now_ms() + (uint64_t)seconds * 1000u : 0;
     wg_log(WG_LOG_INFO, "sandbox", "refusing new connections for %u s", seconds);
+}
+
+void wg_sandbox_upload_faults(wg_sandbox_t *sb, long delay_ms, long fail, unsigned *cur_delay_ms,
+                              unsigned *cur_fail)
+{
+    if (delay_ms >= 0)
+        sb->upload_delay_ms = (unsigned)delay_ms;
+    if (fail >= 0)
+        sb->upload_fail = (unsigned)fail;
+    if (delay_ms >= 0 || fail >= 0)
+        wg_log(WG_LOG_INFO, "sandbox", "prekey uploads: answer after %u ms, refuse the next %u",
+               sb->upload_delay_ms, sb->upload_fail);
+    *cur_delay_ms = sb->upload_delay_ms;
+    *cur_fail = sb->upload_fail;
 }
 
 size_t wg_sandbox_connection_count(const wg_sandbox_t *sb)

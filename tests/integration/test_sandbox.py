@@ -425,6 +425,23 @@ def test_refuse_then_accept():
         s.close()
 
 
+def test_prekey_upload_faults_control():
+    # the settings themselves; their effect on uploads is tested in test_sandbox.c (a client on
+    # the loop) and test_link.py (the gateway's WORKING waits for the answer)
+    assert SB.api("POST", "/control/prekey-upload", {}) == (200, {"delayMs": 0, "fail": 0})
+    for bad in ({"delayMs": -1}, {"delayMs": "5"}, {"delayMs": 600001}, {"fail": 1.5},
+                {"fail": 1001}):
+        st, js = SB.api("POST", "/control/prekey-upload", bad)
+        assert st == 400 and list(bad)[0] in js["error"], (bad, st, js)
+    assert SB.api("POST", "/control/prekey-upload", {"delayMs": 250}) == (
+        200, {"delayMs": 250, "fail": 0})
+    assert SB.api("POST", "/control/prekey-upload", {"fail": 2}) == (
+        200, {"delayMs": 250, "fail": 2})  # a member left out is kept
+    assert SB.api("GET", "/control/prekey-upload")[0] == 405
+    assert SB.api("POST", "/control/prekey-upload", {"delayMs": 0, "fail": 0}) == (
+        200, {"delayMs": 0, "fail": 0})
+
+
 def test_drop_closes_every_connection():
     socks = [ws_open(SB.ws_port) for _ in range(3)]
     try:

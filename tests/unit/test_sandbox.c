@@ -3,7 +3,8 @@
  * a companion built from our own client pieces (wa/ws, noise, payload, pair): registration
  * refs, scan, pair-success verified by the companion side, pair-device-sign verified by the
  * phone side, 515, login, prekey count/upload, passive, ping, unknown iq, replaced, logout,
- * login refused after logout, and a scan whose adv secret the companion does not know. */
+ * login refused after logout, and a scan whose adv secret the companion does not know; prekey
+ * upload faults (refused, answer held back, the client leaving meanwhile). */
 #include "test.h"
 
 #include "sandbox/sb_int.h"
@@ -259,11 +260,20 @@ typedef struct {
     int nrefs, open, ended, got_pair_success, verify_rv, got_515, got_success, got_offline;
     int got_failure401, got_replaced, got_removed, err_iq;
     int count_value, upload_ok, passive_ok, ping_ok, unknown_err;
+    int upload_sent, upload_answered;
+    uint64_t upload_sent_ms, upload_answer_ms;   /* monotonic */
     int msg_ack, retry_keys, usync_ok, fetch_ok; /* messaging (issue 5) */
     char lid[64];
     int scan_status, scan_done;
     char scan_jid[64], scan_err[160];
 } cli_t;
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 static void cli_send(cli_t *c, wg_node_t *n)
 {
@@ -393,8 +403,12 @@ static int cli_frame(void *ud, const uint8_t *p, size_t len)
         wg_node_t *up = make_upload(&c->identity, 5, NULL);
         wg_node_set_attr_jid(up, "to", "@s.whatsapp.net");
         wg_node_set_attr(up, "id", "u.1");
+        c->upload_sent = 1;
+        c->upload_sent_ms = mono_ms();
         cli_send(c, up);
     } else if (wg_node_tag_is(n, "iq") && id && !strcmp(id, "u.1")) {
+        c->upload_answered = 1;
+        c->upload_answer_ms = mono_ms();
         c->upload_ok = type && !strcmp(type, "result");
         wg_node_t *q = cli_iq("get", "c.2", "encrypt");
         wg_node_add_new(q, "count");
@@ -842,6 +856,85 @@ WG_TEST(sandbox_idle_timeout)
     WG_CHECK(run_until(&a, &a.ended)); /* silent from here on: closed after ~1 s + 0.5 s */
     WG_CHECK(time(NULL) - t0 <= 4);
     cli_disconnect(&a);
+    wg_sandbox_free(sb);
+    wg_sandbox_state_close(st);
+    event_base_free(base);
+    rm_db(path);
+    wg_log_set_level(lvl);
+}
+
+/* ---- control/prekey-upload: refused uploads store nothing; held answers come late --------- */
+
+WG_TEST(sandbox_prekey_upload_faults)
+{
+    char path[256];
+    struct event_base *base = event_base_new();
+    wg_sandbox_state_t *st = NULL;
+    wg_sandbox_t *sb = NULL;
+    wg_sandbox_phone_t *p;
+    wg_sandbox_device_t *d;
+    wg_sandbox_opts_t o = {"127.0.0.1:0", NULL, 0, 3000, 200};
+    static cli_t a;
+    unsigned delay, fail;
+    int left = -1;
+    wg_log_level_t lvl = wg_log_min_level;
+    wg_log_set_level(WG_LOG_WARN);
+    tmp_path(path, sizeof(path));
+    WG_CHECK_EQ_INT(wg_sandbox_state_open(&st, path), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_new(&sb, base, st, &o), 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_phone_add(st, "15550006666", NULL, &p), 0);
+    wg_sandbox_upload_faults(sb, -1, -1, &delay, &fail);
+    WG_CHECK_EQ_INT(delay, 0);
+    WG_CHECK_EQ_INT(fail, 0);
+    cli_init(&a, base, sb, p);
+    WG_CHECK_EQ_INT(cli_connect(&a, 0), 0);
+    WG_CHECK(run_until(&a, &a.got_515));
+    WG_CHECK((d = wg_sandbox_state_device_find(st, "15550006666", 1)) != NULL);
+
+    /* refused once: error 500 at once, nothing stored (the next count says 0) */
+    wg_sandbox_upload_faults(sb, -1, 1, &delay, &fail);
+    WG_CHECK_EQ_INT(fail, 1);
+    WG_CHECK_EQ_INT(cli_connect(&a, 1), 0);
+    WG_CHECK(run_until(&a, &a.unknown_err));
+    WG_CHECK(a.upload_answered && !a.upload_ok);
+    WG_CHECK_EQ_INT(a.count_value, 0);
+    WG_CHECK_EQ_INT(wg_sandbox_state_prekey_count(st, d, &left), 0);
+    WG_CHECK_EQ_INT(left, 0);
+    wg_sandbox_upload_faults(sb, -1, -1, &delay, &fail);
+    WG_CHECK_EQ_INT(fail, 0); /* used up */
+
+    /* held 400 ms: the keys are stored at once, the result comes after the delay */
+    wg_sandbox_upload_faults(sb, 400, -1, &delay, &fail);
+    WG_CHECK_EQ_INT(delay, 400);
+    a.upload_sent = a.upload_answered = a.upload_ok = a.unknown_err = 0;
+    WG_CHECK_EQ_INT(cli_connect(&a, 1), 0);
+    WG_CHECK(run_until(&a, &a.upload_sent));
+    WG_CHECK(run_until(&a, &a.upload_answered));
+    WG_CHECK(a.upload_ok);
+    WG_CHECK(a.upload_answer_ms - a.upload_sent_ms >= 390);
+    WG_CHECK(run_until(&a, &a.unknown_err));
+    WG_CHECK_EQ_INT(a.count_value, 5);
+
+    /* the client leaves while an answer is held: the connection goes, nothing is sent late */
+    a.upload_sent = a.upload_answered = 0;
+    WG_CHECK_EQ_INT(cli_connect(&a, 1), 0);
+    WG_CHECK(run_until(&a, &a.upload_sent));
+    {
+        uint64_t end = mono_ms() + 150; /* the server has it and holds the answer */
+        while (mono_ms() < end)
+            event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(1000);
+    }
+    WG_CHECK(!a.upload_answered);
+    cli_disconnect(&a);
+    {
+        uint64_t end = mono_ms() + 700;
+        while (mono_ms() < end)
+            event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK), usleep(1000);
+    }
+    WG_CHECK(!a.upload_answered);
+    WG_CHECK_EQ_INT(wg_sandbox_connection_count(sb), 0);
+
+    wg_sandbox_upload_faults(sb, 0, 0, &delay, &fail);
     wg_sandbox_free(sb);
     wg_sandbox_state_close(st);
     event_base_free(base);

@@ -36,6 +36,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
+sys.dont_write_bytecode = True  # write nothing into the repository (no __pycache__)
 sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
 from harness import Server, free_port, http_request  # noqa: E402
 

@@ -98,6 +98,8 @@ typedef struct {
     int64_t offset, limit;
 } wg_instance_filter_t;
 
+/* Row callbacks run while the store steps its query: they must not call the same store (the
+ * SQLite backend reuses one prepared statement per query); collect, then act. */
 typedef void (*wg_store_count_cb)(const char *status, int64_t n, void *arg);
 typedef int (*wg_store_key_cb)(const char *key, void *arg);
 

@@ -69,6 +69,9 @@ static const wg_config_key_t keys[] = {
      "cap of the reconnect backoff (exponential from 1 s, full jitter)"},
     {"WAGATE_WA_PREKEYS_INITIAL", I(wa_prekeys_initial), "812", 5, 5000, 0,
      "one-time prekeys uploaded when the server has none (WhatsApp clients: 812)"},
+    {"WAGATE_WA_LOGIN_TIMEOUT_MS", I(wa_login_timeout_ms), "30000", 100, 600000, 0,
+     "bound of the login steps after <success> (prekey count and upload, passive iq); "
+     "unanswered: reconnect with backoff instead of WORKING"},
     {"WAGATE_PROXY_CHECK_TIMEOUT_MS", I(proxy_check_timeout_ms), "5000", 100, 60000, 0,
      "bound of the proxy test (a tunnel to the WhatsApp endpoint) before an Evolution "
      "create or proxy/set stores a proxy"},

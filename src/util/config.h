@@ -42,6 +42,7 @@ typedef struct {
     int wa_keepalive_ms;       /* WAGATE_WA_KEEPALIVE_MS */
     int wa_backoff_max_ms;     /* WAGATE_WA_BACKOFF_MAX_MS reconnect backoff cap */
     int wa_prekeys_initial;    /* WAGATE_WA_PREKEYS_INITIAL first prekey upload */
+    int wa_login_timeout_ms;   /* WAGATE_WA_LOGIN_TIMEOUT_MS login steps before WORKING */
     int proxy_check_timeout_ms; /* WAGATE_PROXY_CHECK_TIMEOUT_MS proxy test before it is set */
     /* event delivery */
     int webhook_timeout_ms;     /* WAGATE_WEBHOOK_TIMEOUT_MS per request */

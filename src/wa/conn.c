@@ -54,6 +54,7 @@ struct wg_conn_s {
     int close_pending;        /* a wg_session_close_t, 0 = none */
     const char *close_reason; /* static string */
     unsigned attempt;         /* consecutive failed connection attempts */
+    uint64_t connect_ms;      /* when this attempt began (logged with WORKING) */
     const char *status;       /* last status reported (static string) */
     send_op_t *ops;           /* sends under way (newest first) */
     struct sent_dm {          /* recent DMs we sent, for resends after a retry receipt (§3.7): */
@@ -363,9 +364,16 @@ static int sess_event(void *ud, const wg_session_event_t *ev)
     case WG_SESSION_EV_PREKEYS:
         return save_prekeys(c, ev->prekeys, ev->nprekeys);
     case WG_SESSION_EV_CONNECTED:
-        c->attempt = 0;
         qr_clear(c);
         wg_log(WG_LOG_INFO, "conn", "instance=%s logged in jid=%s", c->id, c->creds.jid);
+        return 0;
+    case WG_SESSION_EV_READY:
+        /* WORKING only now: the prekeys are on the server and the connection is active, so
+         * peers can reach us and we can send. The backoff resets here, not at <success>, so a
+         * login whose steps keep failing backs off like any other failed attempt. */
+        c->attempt = 0;
+        wg_log(WG_LOG_INFO, "conn", "instance=%s working after_ms=%llu", c->id,
+               (unsigned long long)(mono_ms() - c->connect_ms));
         report_working(c);
         return on_logged_in(c);
     case WG_SESSION_EV_CLOSE:
@@ -1259,7 +1267,8 @@ static int send_text_to(wg_conn_t *c, const char *to, const char *text, const ch
     return rv;
 }
 
-/* Signal state ready, settings read; available presence when alwaysOnline (§5). */
+/* At READY (WORKING): Signal state ready, settings read; available presence when alwaysOnline
+ * (§5). */
 static int on_logged_in(wg_conn_t *c)
 {
     int rv = ensure_signal(c);
@@ -1432,6 +1441,7 @@ static void do_connect(wg_conn_t *c)
     teardown(c);
     if (c->status != STATUS_SCAN_QR)
         report_status(c, STATUS_STARTING, NULL);
+    c->connect_ms = mono_ms();
     conn_state(c, C_CONNECTING, c->creds.paired ? "login" : "registration");
     if ((rv = wg_ws_new(&c->ws, c->env.base, &o, &cbs, c)) != 0) {
         c->ws = NULL;
@@ -1507,7 +1517,7 @@ int wg_conn_pair_code(wg_conn_t *c, const char *phone, const char *code)
 
 int wg_conn_working(const wg_conn_t *c)
 {
-    return c->st == C_OPEN && c->sess && wg_session_logged_in(c->sess);
+    return c->st == C_OPEN && c->sess && wg_session_ready(c->sess);
 }
 
 const char *wg_conn_id(const wg_conn_t *c)

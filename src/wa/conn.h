@@ -3,19 +3,22 @@
  * (protocol logic), plus the credentials in the store and the timers.
  *
  * Timers: the WebSocket connect timeout (ws.h), one timer for the session's next deadline
- * (QR rotation, keepalive) or for the reconnect backoff, and a deferred event that tears a
+ * (QR rotation, login timeout, keepalive) or for the reconnect backoff, and a deferred event that tears a
  * connection down outside its own callbacks (STYLE: never free a connection inside its own
  * callback).
  *
  * Reconnect policy (wa-protocol-core.md §7.9, DESIGN "Runtime model"): 515 reconnects at once;
- * network loss, 503/500, keepalive timeout and refused connects wait a backoff with full
- * jitter, uniform in [0, min(cap, 1 s * 2^attempt)], reset once logged in or showing a QR;
+ * network loss, 503/500, keepalive timeout, a failed or unanswered login step (prekey upload,
+ * passive iq) and refused connects wait a backoff with full jitter, uniform in
+ * [0, min(cap, 1 s * 2^attempt)], reset once WORKING or showing a QR;
  * logged out wipes the credentials and stops (FAILED logged_out); qr_timeout, replaced and
  * other final failures stop with FAILED and keep the credentials.
  *
  * Status reports (through env->report, on the loop's thread) happen only on a change:
  * STARTING while (re)connecting, SCAN_QR_CODE with the first QR and a report per rotation
- * (qr set, status NULL), WORKING with the identity, FAILED with a reason.
+ * (qr set, status NULL), WORKING with the identity once the session is READY (the login steps
+ * after <success> answered: prekeys uploaded when the server ran low, passive iq), FAILED
+ * with a reason.
  *
  * Ownership: env is copied, its pointers borrowed (they outlive the conn). Every function runs
  * on the loop's thread. wg_conn_free() must not be called from inside env callbacks. */
@@ -92,7 +95,7 @@ int wg_conn_send_text(wg_conn_t *c, const char *to, const char *text, const char
 /* Presence: "available"/"unavailable", or chat state "composing"/"paused" to `to`. WG_EPERM
  * when not logged in, WG_EINVAL. */
 int wg_conn_presence(wg_conn_t *c, const char *state, const char *to);
-/* 1 when connected and logged in. */
+/* 1 when connected, logged in and the login steps are done (the instance is WORKING). */
 int wg_conn_working(const wg_conn_t *c);
 const char *wg_conn_id(const wg_conn_t *c);
 void wg_conn_free(wg_conn_t *c);

@@ -3,7 +3,9 @@
  *   WAIT     after the handshake: nothing known yet
  *   PAIRING  pair-device refs received, QRs shown (registration connection)
  *   PAIRED   pair-success answered; waiting for the 515 restart
- *   ONLINE   <success> received (login connection)
+ *   LOGIN    <success> received; the login steps that must precede messaging are under way
+ *            (prekey count, upload when low, passive iq), bounded by login_timeout_ms
+ *   ONLINE   every login step answered: READY raised (the instance is WORKING)
  *   CLOSED   a CLOSE event was raised; input is ignored */
 #include "wa/session.h"
 #include "util/codec.h"
@@ -20,12 +22,29 @@
 #define SERVER_JID "@s.whatsapp.net"
 #define NEVER UINT64_MAX
 
-enum { ST_WAIT = 0, ST_PAIRING, ST_PAIRED, ST_ONLINE, ST_CLOSED };
-static const char *const st_names[] = {"wait", "pairing", "paired", "online", "closed"};
+enum { ST_WAIT = 0, ST_PAIRING, ST_PAIRED, ST_LOGIN, ST_ONLINE, ST_CLOSED };
+static const char *const st_names[] = {"wait", "pairing", "paired", "login", "online", "closed"};
 
-/* What an outstanding iq of ours was for. */
-enum { IQ_NONE = 0, IQ_PING, IQ_COUNT, IQ_UPLOAD, IQ_PASSIVE, IQ_LINK_HELLO, IQ_LINK_FINISH };
-#define MAX_PENDING 8
+/* What an outstanding iq of ours was for. IQ_UPLOAD is the login upload (READY waits for it),
+ * IQ_REFILL a later one (the server ran low while we were online). */
+enum {
+    IQ_NONE = 0,
+    IQ_PING,
+    IQ_COUNT,
+    IQ_UPLOAD,
+    IQ_REFILL,
+    IQ_PASSIVE,
+    IQ_LINK_HELLO,
+    IQ_LINK_FINISH
+};
+static const char *const iq_names[] = {"none",   "ping",    "prekey_count", "prekey_upload",
+                                       "refill", "passive", "link_hello",   "link_finish"};
+
+/* Login steps still unanswered (ST_LOGIN): READY when none is left. */
+#define WAIT_COUNT 1u
+#define WAIT_UPLOAD 2u
+#define WAIT_PASSIVE 4u
+#define MAX_PENDING 16
 
 struct wg_session_s {
     wg_creds_t *creds;
@@ -44,6 +63,9 @@ struct wg_session_s {
     uint64_t qr_deadline;
     /* keepalive */
     uint64_t ping_due, ping_deadline;
+    /* login steps (ST_LOGIN) */
+    unsigned login_wait; /* WAIT_* */
+    uint64_t login_started, login_deadline;
     /* pairing code */
     int link_active;
     char link_code[WG_PAIR_CODE_LEN + 1];
@@ -73,7 +95,7 @@ static int close_with(wg_session_t *s, wg_session_close_t how, const char *reaso
     if (s->st == ST_CLOSED)
         return 0;
     set_state(s, ST_CLOSED, reason);
-    s->qr_deadline = s->ping_due = s->ping_deadline = NEVER;
+    s->qr_deadline = s->ping_due = s->ping_deadline = s->login_deadline = NEVER;
     return emit(s, &ev);
 }
 
@@ -92,7 +114,8 @@ static void track(wg_session_t *s, const char *id, int kind)
             s->pending[i].kind = kind;
             return;
         }
-    /* full: the oldest answer is lost; harmless (only logging depends on it) */
+    /* full (a server that answers nothing): the oldest is forgotten. A login step forgotten
+     * this way ends in login_timeout and a reconnect, never in READY without its answer. */
     snprintf(s->pending[0].id, sizeof(s->pending[0].id), "%s", id);
     s->pending[0].kind = kind;
 }
@@ -121,9 +144,9 @@ static wg_node_t *iq_new(wg_session_t *s, const char *type, const char *xmlns, c
 {
     wg_node_t *n = wg_node_new("iq");
     next_id(s, id, idcap);
-    if (n && (wg_node_set_attr(n, "id", id) || wg_node_set_attr_jid(n, "to", SERVER_JID) ||
-              wg_node_set_attr(n, "type", type) ||
-              (xmlns && wg_node_set_attr(n, "xmlns", xmlns)))) {
+    if (n &&
+        (wg_node_set_attr(n, "id", id) || wg_node_set_attr_jid(n, "to", SERVER_JID) ||
+         wg_node_set_attr(n, "type", type) || (xmlns && wg_node_set_attr(n, "xmlns", xmlns)))) {
         wg_node_free(n);
         return NULL;
     }
@@ -184,8 +207,11 @@ static int show_qr(wg_session_t *s, uint64_t now_ms, int keep_deadline)
         s->qr_deadline = now_ms + valid;
     else if (s->qr_deadline > now_ms)
         valid = (uint32_t)(s->qr_deadline - now_ms);
-    wg_session_event_t ev = {.type = WG_SESSION_EV_QR, .qr = qr, .qr_valid_ms = valid,
-                             .qr_index = s->ref_idx, .qr_count = s->nrefs};
+    wg_session_event_t ev = {.type = WG_SESSION_EV_QR,
+                             .qr = qr,
+                             .qr_valid_ms = valid,
+                             .qr_index = s->ref_idx,
+                             .qr_count = s->nrefs};
     rv = emit(s, &ev);
     free(qr);
     return rv;
@@ -287,7 +313,8 @@ static int on_pair_success(wg_session_t *s, const wg_node_t *iq, const wg_node_t
     snprintf(kidx, sizeof(kidx), "%u", res.device.key_index);
     n = wg_node_new("iq");
     if (!n || wg_node_set_attr_jid(n, "to", SERVER_JID) || wg_node_set_attr(n, "type", "result") ||
-        wg_node_set_attr(n, "id", id ? id : "") || !(sign = wg_node_add_new(n, "pair-device-sign")) ||
+        wg_node_set_attr(n, "id", id ? id : "") ||
+        !(sign = wg_node_add_new(n, "pair-device-sign")) ||
         !(d = add_bytes(sign, "device-identity", res.reply, res.reply_len)) ||
         wg_node_set_attr(d, "key-index", kidx)) {
         rv = WG_ENOMEM;
@@ -406,7 +433,9 @@ static int on_link_code_notification(wg_session_t *s, const wg_node_t *reg)
 
 /* ---- after login (§7) -------------------------------------------------------------------- */
 
-static int upload_prekeys(wg_session_t *s, uint32_t count)
+/* Makes count one-time prekeys, has them persisted (EV_PREKEYS), uploads them; kind is
+ * IQ_UPLOAD (login) or IQ_REFILL. */
+static int upload_prekeys(wg_session_t *s, uint32_t count, int kind)
 {
     wg_session_prekey_t *pk = NULL;
     wg_node_t *n = NULL, *list, *k, *sk;
@@ -440,12 +469,14 @@ static int upload_prekeys(wg_session_t *s, uint32_t count)
     b4[3] = (uint8_t)r;
     rv = WG_ENOMEM;
     if (!add_bytes(n, "registration", b4, 4) || !add_bytes(n, "type", "\x05", 1) ||
-        !add_bytes(n, "identity", s->creds->identity.pub, 32) || !(list = wg_node_add_new(n, "list")))
+        !add_bytes(n, "identity", s->creds->identity.pub, 32) ||
+        !(list = wg_node_add_new(n, "list")))
         goto out;
     if (wg_node_set_list(list) != 0)
         goto out;
     for (uint32_t i = 0; i < count; i++) {
-        b3[0] = (uint8_t)(pk[i].id >> 16), b3[1] = (uint8_t)(pk[i].id >> 8), b3[2] = (uint8_t)pk[i].id;
+        b3[0] = (uint8_t)(pk[i].id >> 16), b3[1] = (uint8_t)(pk[i].id >> 8),
+        b3[2] = (uint8_t)pk[i].id;
         if (!(k = wg_node_add_new(list, "key")) || !add_bytes(k, "id", b3, 3) ||
             !add_bytes(k, "value", pk[i].kp.pub, 32))
             goto out;
@@ -456,7 +487,7 @@ static int upload_prekeys(wg_session_t *s, uint32_t count)
         !add_bytes(sk, "value", s->creds->signed_prekey.pub, 32) ||
         !add_bytes(sk, "signature", s->creds->signed_prekey_sig, 64))
         goto out;
-    track(s, id, IQ_UPLOAD);
+    track(s, id, kind);
     wg_log(WG_LOG_INFO, "session", "jid=%s prekeys upload count=%u first=%u", s->creds->jid, count,
            pk[0].id);
     rv = s->cb.send(s->cb.ud, n);
@@ -469,6 +500,33 @@ out:
     return rv;
 }
 
+/* A login step answered (bit of WAIT_*): READY once none is left. */
+static int login_step_done(wg_session_t *s, unsigned bit, uint64_t now_ms)
+{
+    s->login_wait &= ~bit;
+    if (s->st != ST_LOGIN || s->login_wait)
+        return 0;
+    s->login_deadline = NEVER;
+    set_state(s, ST_ONLINE, "login steps answered");
+    wg_log(WG_LOG_DEBUG, "session", "jid=%s ready after_ms=%llu", s->creds->jid,
+           (unsigned long long)(now_ms - s->login_started));
+    wg_session_event_t ev = {.type = WG_SESSION_EV_READY};
+    return emit(s, &ev);
+}
+
+/* A login step failed: not READY on this connection; reconnect with backoff, which repeats
+ * the whole sequence (count, upload, passive) and grows the delay while it keeps failing. */
+static int login_step_failed(wg_session_t *s, int kind, const wg_node_t *err)
+{
+    static const char *const why[] = {[IQ_COUNT] = "prekey_count_failed",
+                                      [IQ_UPLOAD] = "prekey_upload_failed",
+                                      [IQ_PASSIVE] = "passive_failed"};
+    wg_log(WG_LOG_WARN, "session", "jid=%s login step %s failed code=%s text=%s", s->creds->jid,
+           iq_names[kind], err && wg_node_attr(err, "code") ? wg_node_attr(err, "code") : "-",
+           err && wg_node_attr(err, "text") ? wg_node_attr(err, "text") : "-");
+    return close_with(s, WG_SESSION_RECONNECT_BACKOFF, why[kind]);
+}
+
 static int on_success(wg_session_t *s, const wg_node_t *node, uint64_t now_ms)
 {
     const char *lid = wg_node_attr(node, "lid");
@@ -479,19 +537,28 @@ static int on_success(wg_session_t *s, const wg_node_t *node, uint64_t now_ms)
         wg_log(WG_LOG_WARN, "session", "<success> on a registration connection: ignored");
         return 0;
     }
+    if (s->st == ST_LOGIN || s->st == ST_ONLINE) {
+        wg_log(WG_LOG_WARN, "session", "jid=%s second <success>: ignored", s->creds->jid);
+        return 0;
+    }
     if (lid && *lid && strlen(lid) < WG_CREDS_STR_MAX && strcmp(lid, s->creds->lid)) {
         snprintf(s->creds->lid, sizeof(s->creds->lid), "%s", lid);
         wg_session_event_t ev = {.type = WG_SESSION_EV_CREDS};
         if ((rv = emit(s, &ev)) != 0)
             return rv;
     }
-    set_state(s, ST_ONLINE, "success");
+    set_state(s, ST_LOGIN, "success");
     s->ping_due = now_ms + s->cfg.keepalive_ms;
     s->ping_deadline = NEVER;
+    s->login_started = now_ms;
+    s->login_deadline = now_ms + s->cfg.login_timeout_ms;
+    s->login_wait = WAIT_COUNT | WAIT_PASSIVE;
     wg_session_event_t ev = {.type = WG_SESSION_EV_CONNECTED};
     if ((rv = emit(s, &ev)) != 0)
         return rv;
-    /* §7.2: prekey count, then the passive iq ("active") */
+    /* §7.2: prekey count (then the upload when low) and the passive iq ("active"). [W] and [B]
+     * send the passive iq after the upload; we send it with the count so that a login without
+     * an upload costs one round trip, and wait for all of them before READY. */
     if (!(n = iq_new(s, "get", "encrypt", id, sizeof(id))) || !wg_node_add_new(n, "count")) {
         wg_node_free(n);
         return WG_ENOMEM;
@@ -514,6 +581,21 @@ static uint32_t count_value(const wg_node_t *parent)
     return v ? (uint32_t)strtoul(v, NULL, 10) : 0;
 }
 
+/* The answer to the login's count query: upload when the server runs low (§7.4). */
+static int on_count(wg_session_t *s, const wg_node_t *iq, uint64_t now_ms)
+{
+    uint32_t have = count_value(iq);
+    int rv;
+    wg_log(WG_LOG_DEBUG, "session", "jid=%s prekeys on server=%u", s->creds->jid, have);
+    if (have < WG_SESSION_PREKEYS_MIN) {
+        uint32_t n = have == 0 ? s->cfg.prekeys_initial : s->cfg.prekeys_batch;
+        s->login_wait |= WAIT_UPLOAD;
+        if ((rv = upload_prekeys(s, n, IQ_UPLOAD)) != 0)
+            return rv;
+    }
+    return login_step_done(s, WAIT_COUNT, now_ms);
+}
+
 static int on_iq_answer(wg_session_t *s, const wg_node_t *iq, uint64_t now_ms)
 {
     const char *type = wg_node_attr(iq, "type");
@@ -525,15 +607,18 @@ static int on_iq_answer(wg_session_t *s, const wg_node_t *iq, uint64_t now_ms)
         s->ping_deadline = NEVER;
         s->ping_due = now_ms + s->cfg.keepalive_ms;
         return 0;
-    case IQ_COUNT: {
+    case IQ_COUNT:
+    case IQ_UPLOAD:
+    case IQ_PASSIVE:
+        if (s->st != ST_LOGIN)
+            return 0; /* a late answer after the close */
         if (!ok)
-            break;
-        uint32_t have = count_value(iq);
-        wg_log(WG_LOG_DEBUG, "session", "jid=%s prekeys on server=%u", s->creds->jid, have);
-        if (have >= WG_SESSION_PREKEYS_MIN)
-            return 0;
-        return upload_prekeys(s, have == 0 ? s->cfg.prekeys_initial : s->cfg.prekeys_batch);
-    }
+            return login_step_failed(s, kind, err);
+        if (kind == IQ_COUNT)
+            return on_count(s, iq, now_ms);
+        if (kind == IQ_UPLOAD)
+            wg_log(WG_LOG_INFO, "session", "jid=%s prekeys upload accepted", s->creds->jid);
+        return login_step_done(s, kind == IQ_UPLOAD ? WAIT_UPLOAD : WAIT_PASSIVE, now_ms);
     case IQ_LINK_HELLO:
         if (ok) {
             const wg_node_t *reg = wg_node_child_by_tag(iq, "link_code_companion_reg");
@@ -560,9 +645,11 @@ static int on_iq_answer(wg_session_t *s, const wg_node_t *iq, uint64_t now_ms)
     default:
         break;
     }
+    /* a refill or a link iq: the failure is logged; a refill is tried again at the server's
+     * next low-count notification */
     if (!ok)
-        wg_log(WG_LOG_WARN, "session", "jid=%s iq kind=%d failed code=%s text=%s",
-               s->creds->paired ? s->creds->jid : "-", kind,
+        wg_log(WG_LOG_WARN, "session", "jid=%s iq %s failed code=%s text=%s",
+               s->creds->paired ? s->creds->jid : "-", iq_names[kind],
                err && wg_node_attr(err, "code") ? wg_node_attr(err, "code") : "-",
                err && wg_node_attr(err, "text") ? wg_node_attr(err, "text") : "-");
     return 0;
@@ -574,7 +661,8 @@ static int ack_notification(wg_session_t *s, const wg_node_t *node)
     const char *id = wg_node_attr(node, "id"), *from = wg_node_attr(node, "from");
     const char *type = wg_node_attr(node, "type");
     wg_node_t *n = wg_node_new("ack");
-    if (!n || wg_node_set_attr(n, "class", "notification") || wg_node_set_attr(n, "id", id ? id : "") ||
+    if (!n || wg_node_set_attr(n, "class", "notification") ||
+        wg_node_set_attr(n, "id", id ? id : "") ||
         (from ? wg_node_set_attr_jid(n, "to", from) != 0 && wg_node_set_attr(n, "to", from) != 0
               : wg_node_set_attr_jid(n, "to", SERVER_JID) != 0) ||
         (type && wg_node_set_attr(n, "type", type))) {
@@ -594,10 +682,14 @@ static int on_notification(wg_session_t *s, const wg_node_t *node, uint64_t now_
         const wg_node_t *reg = wg_node_child_by_tag(node, "link_code_companion_reg");
         return reg ? on_link_code_notification(s, reg) : 0;
     }
-    if (!strcmp(type, "encrypt") && s->st == ST_ONLINE && wg_node_child_by_tag(node, "count")) {
+    /* the server runs low while we are online; during the login the count query decides,
+     * unless it has already been answered with "enough" */
+    if (!strcmp(type, "encrypt") && wg_node_child_by_tag(node, "count") &&
+        (s->st == ST_ONLINE ||
+         (s->st == ST_LOGIN && !(s->login_wait & (WAIT_COUNT | WAIT_UPLOAD))))) {
         uint32_t have = count_value(node);
         if (have < WG_SESSION_PREKEYS_MIN)
-            return upload_prekeys(s, s->cfg.prekeys_batch);
+            return upload_prekeys(s, s->cfg.prekeys_batch, IQ_REFILL);
         return 0;
     }
     if (!strcmp(type, "companion_reg_refresh") && s->st == ST_PAIRING) {
@@ -626,9 +718,8 @@ static int on_stream_error(wg_session_t *s, const wg_node_t *node)
         return close_with(s, WG_SESSION_LOGGED_OUT, "logged_out");
     if (ctype && !strcmp(ctype, "replaced"))
         return close_with(s, WG_SESSION_STOP, "replaced");
-    return close_with(s, WG_SESSION_RECONNECT_BACKOFF, code && !strcmp(code, "503")
-                                                           ? "service_unavailable"
-                                                           : "stream_error");
+    return close_with(s, WG_SESSION_RECONNECT_BACKOFF,
+                      code && !strcmp(code, "503") ? "service_unavailable" : "stream_error");
 }
 
 /* §7.8 */
@@ -690,14 +781,16 @@ int wg_session_handle(wg_session_t *s, const wg_node_t *node, uint64_t now_ms)
             return close_with(s, WG_SESSION_STOP, "multidevice_not_enabled");
         return 0;
     }
-    wg_log(WG_LOG_DEBUG, "session", "jid=%s unhandled tag=%s", s->creds->paired ? s->creds->jid : "-",
-           tag);
+    wg_log(WG_LOG_DEBUG, "session", "jid=%s unhandled tag=%s",
+           s->creds->paired ? s->creds->jid : "-", tag);
     return 0;
 }
 
 uint64_t wg_session_next_deadline(const wg_session_t *s)
 {
     uint64_t d = s->qr_deadline;
+    if (s->login_deadline < d)
+        d = s->login_deadline;
     if (s->ping_due < d)
         d = s->ping_due;
     if (s->ping_deadline < d)
@@ -732,6 +825,15 @@ int wg_session_on_timer(wg_session_t *s, uint64_t now_ms)
         s->ref_idx++;
         if ((rv = show_qr(s, now_ms, 0)) != 0)
             return rv;
+    }
+    if (s->login_deadline <= now_ms) {
+        /* a login step unanswered (e.g. the prekey upload): not READY on this connection */
+        wg_log(WG_LOG_WARN, "session",
+               "jid=%s login steps unanswered after_ms=%llu count=%d upload=%d passive=%d",
+               s->creds->jid, (unsigned long long)(now_ms - s->login_started),
+               !!(s->login_wait & WAIT_COUNT), !!(s->login_wait & WAIT_UPLOAD),
+               !!(s->login_wait & WAIT_PASSIVE));
+        return close_with(s, WG_SESSION_RECONNECT_BACKOFF, "login_timeout");
     }
     if (s->ping_deadline <= now_ms) {
         wg_log(WG_LOG_INFO, "session", "jid=%s keepalive timeout", s->creds->jid);
@@ -768,13 +870,14 @@ int wg_session_new(wg_session_t **out, wg_creds_t *creds, const wg_session_confi
     DEF(keepalive_timeout_ms, WG_SESSION_KEEPALIVE_TIMEOUT_MS);
     DEF(prekeys_initial, WG_SESSION_PREKEYS_INITIAL);
     DEF(prekeys_batch, WG_SESSION_PREKEYS_BATCH);
+    DEF(login_timeout_ms, WG_SESSION_LOGIN_TIMEOUT_MS);
     DEF(qr_platform, '1');
     DEF(platform_display, "Chrome (Linux)");
 #undef DEF
     s->next_prekey_id = s->cfg.next_prekey_id ? s->cfg.next_prekey_id : 1;
     /* §7.6: "<a>.<b>-<counter>" */
     snprintf(s->id_prefix, sizeof(s->id_prefix), "%u.%u-", r[0], r[1]);
-    s->qr_deadline = s->ping_deadline = NEVER;
+    s->qr_deadline = s->ping_deadline = s->login_deadline = NEVER;
     /* keepalive from the start: a registration connection can die silently too */
     s->ping_due = now_ms + s->cfg.keepalive_ms;
     *out = s;
@@ -802,6 +905,11 @@ int wg_session_closed(const wg_session_t *s)
 }
 
 int wg_session_logged_in(const wg_session_t *s)
+{
+    return s->st == ST_LOGIN || s->st == ST_ONLINE;
+}
+
+int wg_session_ready(const wg_session_t *s)
 {
     return s->st == ST_ONLINE;
 }

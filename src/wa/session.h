@@ -37,32 +37,43 @@
 #define WG_SESSION_PREKEYS_BATCH 50u           /* later uploads ([W]) */
 #define WG_SESSION_PREKEYS_MIN 5u              /* upload when the server has fewer */
 #define WG_SESSION_PREKEY_MAX_ID 0xFFFFFFu     /* 24-bit ids */
+/* login steps after <success> ([B]: 30 s for the prekey upload) */
+#define WG_SESSION_LOGIN_TIMEOUT_MS 30000u
 
 typedef struct wg_session_s wg_session_t;
 
 typedef struct {
-    uint32_t qr_first_ms, qr_next_ms;         /* 0 = defaults above */
+    uint32_t qr_first_ms, qr_next_ms; /* 0 = defaults above */
     uint32_t keepalive_ms, keepalive_timeout_ms;
-    uint32_t prekeys_initial, prekeys_batch;  /* 0 = defaults above */
-    uint32_t next_prekey_id;                  /* first one-time prekey id not yet made (>= 1) */
-    char qr_platform;                         /* §5.3 client type; 0 = '1' (Chrome) */
-    const char *platform_display;             /* §6.5 "Browser (OS)"; NULL = "Chrome (Linux)" */
-    uint32_t pbkdf2_iterations;               /* 0 = the real 2<<16 (tests only) */
+    uint32_t prekeys_initial, prekeys_batch; /* 0 = defaults above */
+    uint32_t login_timeout_ms;               /* 0 = WG_SESSION_LOGIN_TIMEOUT_MS */
+    uint32_t next_prekey_id;                 /* first one-time prekey id not yet made (>= 1) */
+    char qr_platform;                        /* §5.3 client type; 0 = '1' (Chrome) */
+    const char *platform_display;            /* §6.5 "Browser (OS)"; NULL = "Chrome (Linux)" */
+    uint32_t pbkdf2_iterations;              /* 0 = the real 2<<16 (tests only) */
 } wg_session_config_t;
 
 typedef enum {
-    WG_SESSION_EV_QR = 1,  /* a new QR to show: qr, qr_valid_ms (also after a refresh) */
-    WG_SESSION_EV_CREDS,   /* the record changed (paired, adv secret, lid): persist it */
-    WG_SESSION_EV_PREKEYS, /* new one-time prekeys: persist them before they are uploaded */
-    WG_SESSION_EV_CONNECTED, /* <success>: logged in (creds->jid, push name known) */
-    WG_SESSION_EV_CLOSE,   /* the connection must end: close, reason */
+    WG_SESSION_EV_QR = 1,    /* a new QR to show: qr, qr_valid_ms (also after a refresh) */
+    WG_SESSION_EV_CREDS,     /* the record changed (paired, adv secret, lid): persist it */
+    WG_SESSION_EV_PREKEYS,   /* new one-time prekeys: persist them before they are uploaded */
+    WG_SESSION_EV_CONNECTED, /* <success>: logged in (creds->jid known); the login steps
+                                follow: messages may arrive, but sending waits for READY */
+    WG_SESSION_EV_READY,     /* the login steps are answered: prekey count, the upload when the
+                                server had fewer than WG_SESSION_PREKEYS_MIN (its result, so
+                                peers can build sessions with us), the passive iq. The instance
+                                is WORKING from here. A failed or unanswered step (within
+                                login_timeout_ms) is a CLOSE with RECONNECT_BACKOFF instead */
+    WG_SESSION_EV_CLOSE,     /* the connection must end: close, reason */
     WG_SESSION_EV_LINK_CODE, /* the server answered companion_hello: link_ok 1 (the code is
                                 live: the phone may enter it) or 0 (rejected) */
 } wg_session_ev_type_t;
 
 typedef enum {
     WG_SESSION_RECONNECT_NOW = 1, /* 515 restart required (after pairing) */
-    WG_SESSION_RECONNECT_BACKOFF, /* 503, 500, stream end, keepalive timeout */
+    WG_SESSION_RECONNECT_BACKOFF, /* 503, 500, stream end, keepalive timeout, a login step
+                                     failed (prekey_count_failed, prekey_upload_failed,
+                                     passive_failed) or unanswered (login_timeout) */
     WG_SESSION_STOP,              /* do not reconnect, keep credentials (qr_timeout, replaced,
                                      client_outdated, banned, ...): FAILED with reason */
     WG_SESSION_LOGGED_OUT,        /* 401/403/406 failure or device_removed: wipe credentials */
@@ -75,9 +86,9 @@ typedef struct {
 
 typedef struct {
     wg_session_ev_type_t type;
-    const char *qr;        /* EV_QR: the QR string (valid during the call) */
-    uint32_t qr_valid_ms;  /* EV_QR: how long it is shown */
-    unsigned qr_index;     /* EV_QR: 0-based ref index; qr_count refs in all */
+    const char *qr;       /* EV_QR: the QR string (valid during the call) */
+    uint32_t qr_valid_ms; /* EV_QR: how long it is shown */
+    unsigned qr_index;    /* EV_QR: 0-based ref index; qr_count refs in all */
     unsigned qr_count;
     const wg_session_prekey_t *prekeys; /* EV_PREKEYS */
     size_t nprekeys;
@@ -105,7 +116,8 @@ int wg_session_handle(wg_session_t *s, const wg_node_t *node, uint64_t now_ms);
 
 /* The earliest moment wg_session_on_timer must run (UINT64_MAX: none). */
 uint64_t wg_session_next_deadline(const wg_session_t *s);
-/* Runs what is due at now_ms (QR rotation/expiry, keepalive ping/timeout). 0 or an error. */
+/* Runs what is due at now_ms (QR rotation/expiry, login timeout, keepalive ping/timeout). 0 or
+ * an error. */
 int wg_session_on_timer(wg_session_t *s, uint64_t now_ms);
 
 /* Starts the pairing-code flow (§6): code is the 8-character code (wg_pair_code_new), phone
@@ -117,8 +129,10 @@ int wg_session_pair_code(wg_session_t *s, const char *phone, const char *code, u
 int wg_session_pairing(const wg_session_t *s);
 /* 1 after a CLOSE event. */
 int wg_session_closed(const wg_session_t *s);
-/* 1 after <success>. */
+/* 1 after <success> (CONNECTED): stanzas of a logged-in connection may be handled. */
 int wg_session_logged_in(const wg_session_t *s);
+/* 1 after READY: the login steps are done; sending is allowed. */
+int wg_session_ready(const wg_session_t *s);
 
 /* Builds the ClientPayload for this record: login when paired, else registration (§3.5,
  * §3.7). *out malloc'd. 0, WG_EINVAL, WG_ENOMEM. */

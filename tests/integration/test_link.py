@@ -1,6 +1,9 @@
 """test_link.py - the WhatsApp engine end to end against `wagate sandbox` (issue 4): the gateway
 links by QR and by pairing code, logs in again after its own restart and after the server
 restarts, reconnects after a drop, is logged out from the phone, and links 200 instances at once.
+WORKING comes only after the login steps: not while the prekey upload is unanswered (sandbox
+control/prekey-upload holds the answer), not on a connection whose upload was refused or timed
+out (it reconnects and uploads again).
 
 Everything runs on loopback: the test starts the sandbox (root key from --root-key-out) and
 gateways with WAGATE_WA_URL=ws://127.0.0.1:PORT/ws/chat and WAGATE_WA_ROOT_KEY. Timings that
@@ -80,6 +83,10 @@ class Sandbox:
 
     def url(self):
         return "ws://127.0.0.1:%d/ws/chat" % self.ws_port
+
+    def log(self):
+        with open(os.path.join(self.tmpdir, "stderr.log"), errors="replace") as f:
+            return f.read()
 
 
 SB = None
@@ -397,6 +404,93 @@ def test_replaced_by_another_session_does_not_fight():
         a.cleanup()
         if b:
             b.cleanup()
+
+
+def statuses(srv, iid):
+    return [p["status"] for _, p in events(srv, iid, "connection.updated")]
+
+
+def wait_log(what, read, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if what in read():
+            return
+        time.sleep(0.02)
+    raise AssertionError("not logged: %r" % what)
+
+
+def upload_faults(**knobs):
+    st, js = SB.api("POST", "/control/prekey-upload", knobs)
+    assert st == 200, (st, js)
+    return js
+
+
+def test_working_only_after_the_prekey_upload_is_answered():
+    srv = gateway()
+    try:
+        # the sandbox stores the upload at once but answers it 1.5 s later
+        assert upload_faults(delayMs=1500) == {"delayMs": 1500, "fail": 0}
+        phone = new_phone()
+        inst = create(srv, "held")
+        iid = inst["id"]
+        dev = scan(phone, inst["qrCode"]["code"]).split("@")[0]
+        wait_log("%s prekey upload answer held" % dev, SB.log)
+        t0 = time.time()
+        # logged in, keys on the server, but the upload is unanswered: not WORKING yet
+        while time.time() - t0 < 1.2:
+            assert get(srv, iid)["status"] != "WORKING", statuses(srv, iid)
+            time.sleep(0.02)
+        inst = wait_status(srv, iid, "WORKING", timeout=10)
+        assert time.time() - t0 >= 1.2
+        assert inst["phone"] == "+" + phone, inst
+        assert statuses(srv, iid) == ["STARTING", "SCAN_QR_CODE", "WORKING"], statuses(srv, iid)
+        # a reconnect that needs no upload (the server has 50) is not held back
+        assert upload_faults(delayMs=5000)["delayMs"] == 5000
+        t1 = time.time()
+        assert SB.api("POST", "/control/drop")[0] == 200
+        while time.time() - t1 < 10 and statuses(srv, iid).count("WORKING") < 2:
+            time.sleep(0.02)
+        assert statuses(srv, iid)[-2:] == ["STARTING", "WORKING"], statuses(srv, iid)
+        assert time.time() - t1 < 4.0  # backoff (at most 1 s after a drop), no 5 s upload wait
+        assert SB.log().count("%s uploaded" % dev) == 1
+    finally:
+        upload_faults(delayMs=0, fail=0)
+        srv.cleanup()
+
+
+def test_refused_or_unanswered_upload_reconnects_and_uploads_again():
+    srv = gateway(WAGATE_WA_LOGIN_TIMEOUT_MS=800)
+    try:
+        # refused once (error 500, nothing stored): no WORKING on that connection; the engine
+        # reconnects with backoff, uploads again, and only then reports WORKING
+        assert upload_faults(fail=1) == {"delayMs": 0, "fail": 1}
+        phone = new_phone()
+        inst = create(srv, "refused")
+        iid = inst["id"]
+        dev = scan(phone, inst["qrCode"]["code"]).split("@")[0]
+        wait_status(srv, iid, "WORKING")
+        log = SB.log()
+        assert log.index("%s prekey upload refused" % dev) < log.index("%s uploaded" % dev)
+        assert "login step prekey_upload failed code=500" in srv.stderr()
+        assert "why=prekey_upload_failed" in srv.stderr()
+        assert statuses(srv, iid) == ["STARTING", "SCAN_QR_CODE", "STARTING", "WORKING"], \
+            statuses(srv, iid)
+        # unanswered past WAGATE_WA_LOGIN_TIMEOUT_MS: login_timeout, reconnect; the keys were
+        # stored, so the next login needs no upload and goes WORKING
+        upload_faults(delayMs=3000)
+        phone = new_phone()
+        inst = create(srv, "timeout")
+        iid = inst["id"]
+        dev = scan(phone, inst["qrCode"]["code"]).split("@")[0]
+        wait_log("%s prekey upload answer held" % dev, SB.log)
+        wait_status(srv, iid, "WORKING", timeout=15)
+        assert "why=login_timeout" in srv.stderr()
+        assert statuses(srv, iid) == ["STARTING", "SCAN_QR_CODE", "STARTING", "WORKING"], \
+            statuses(srv, iid)
+        assert SB.log().count("%s uploaded" % dev) == 1
+    finally:
+        upload_faults(delayMs=0, fail=0)
+        srv.cleanup()
 
 
 def test_200_instances_linked_at_once():

@@ -1,8 +1,9 @@
 /* test_session.c - wa/session driven by scripted nodes: QR refs, rotation and timeout,
  * pair-success (accepted with the phone's real signature check of our reply; rejected with a
- * wrong adv secret), 515, login with prekey count/upload and passive, keepalive answered and
- * timed out, stream errors and failures, the pairing-code flow against the phone side of
- * wa/pair, notifications acked, server pings answered, client payloads. */
+ * wrong adv secret), 515, login with prekey count/upload and passive (READY only once each is
+ * answered; a failed or unanswered step reconnects instead), keepalive answered and timed out,
+ * stream errors and failures, the pairing-code flow against the phone side of wa/pair,
+ * notifications acked, server pings answered, client payloads. */
 #include "test.h"
 #include "util/err.h"
 #include "wa/pair.h"
@@ -99,10 +100,14 @@ static int feed(wg_session_t *s, wg_node_t *n, uint64_t now)
     return rv;
 }
 
-static const wg_session_config_t CFG = {.qr_first_ms = 60000, .qr_next_ms = 20000,
-                                        .keepalive_ms = 25000, .keepalive_timeout_ms = 20000,
-                                        .prekeys_initial = 30, .prekeys_batch = 10,
-                                        .next_prekey_id = 1, .pbkdf2_iterations = FAST_ITER};
+static const wg_session_config_t CFG = {.qr_first_ms = 60000,
+                                        .qr_next_ms = 20000,
+                                        .keepalive_ms = 25000,
+                                        .keepalive_timeout_ms = 20000,
+                                        .prekeys_initial = 30,
+                                        .prekeys_batch = 10,
+                                        .next_prekey_id = 1,
+                                        .pbkdf2_iterations = FAST_ITER};
 
 static wg_session_t *new_session(wg_creds_t *c, rec_t *r, uint64_t now)
 {
@@ -142,7 +147,7 @@ WG_TEST(session_qr_refs_rotation_and_timeout)
     wg_pair_qr_dispose(&q);
     /* nothing before the deadline; then 20 s per later ref */
     WG_CHECK_EQ_INT(wg_session_next_deadline(s), 26000); /* the keepalive comes first */
-    WG_CHECK_EQ_INT(wg_session_on_timer(s, 26000), 0);     /* ping sent */
+    WG_CHECK_EQ_INT(wg_session_on_timer(s, 26000), 0);   /* ping sent */
     WG_CHECK_EQ_INT(r.nsent, 2);
     WG_CHECK_STR(wg_node_attr(r.sent[1], "xmlns"), "w:p");
     wg_node_t *pong = node("iq", "type", "result", "id", wg_node_attr(r.sent[1], "id"));
@@ -304,6 +309,7 @@ WG_TEST(session_login_prekeys_passive_keepalive)
     wg_node_t *ok = node("success", "t", "1764000000", "lid", "99887766:4@lid");
     WG_CHECK_EQ_INT(feed(s, ok, 100), 0);
     WG_CHECK(wg_session_logged_in(s));
+    WG_CHECK(!wg_session_ready(s));
     /* lid learnt (CREDS), CONNECTED, then count + passive */
     WG_CHECK_EQ_INT(r.ev[0], WG_SESSION_EV_CREDS);
     WG_CHECK_STR(c.lid, "99887766:4@lid");
@@ -336,8 +342,20 @@ WG_TEST(session_login_prekeys_passive_keepalive)
     WG_CHECK_EQ_INT(len, 3);
     WG_CHECK_EQ_INT(id3[2], 30);
     const wg_node_t *sk = wg_node_child_by_tag(up, "skey");
-    WG_CHECK_MEM(wg_node_bytes(wg_node_child_by_tag(sk, "signature"), &len),
-                 c.signed_prekey_sig, 64);
+    WG_CHECK_MEM(wg_node_bytes(wg_node_child_by_tag(sk, "signature"), &len), c.signed_prekey_sig,
+                 64);
+    /* not READY while the upload and the passive iq are unanswered */
+    WG_CHECK_EQ_INT(r.nev, 3);
+    WG_CHECK(!wg_session_ready(s));
+    WG_CHECK_EQ_INT(feed(s, node("iq", "type", "result", "id", wg_node_attr(r.sent[1], "id")), 210),
+                    0);
+    WG_CHECK_EQ_INT(r.nev, 3);
+    WG_CHECK(!wg_session_ready(s));
+    WG_CHECK_EQ_INT(feed(s, node("iq", "type", "result", "id", wg_node_attr(up, "id")), 220), 0);
+    WG_CHECK_EQ_INT(r.nev, 4);
+    WG_CHECK_EQ_INT(r.ev[3], WG_SESSION_EV_READY);
+    WG_CHECK(wg_session_ready(s));
+    WG_CHECK_EQ_INT(wg_session_next_deadline(s), 25100); /* no login deadline left */
     /* the server later says it runs low: a batch of 10 from id 31 */
     wg_node_t *nt = node("notification", "type", "encrypt", "id", "n1");
     wg_node_set_attr_jid(nt, "from", "@s.whatsapp.net");
@@ -382,6 +400,133 @@ static int close_of(wg_creds_t *c, wg_node_t *n, wg_session_close_t *how, char *
     return rv;
 }
 
+/* A logged-in session: <success> fed at `now`; r.sent[0] is the count query, r.sent[1] the
+ * passive iq. */
+static wg_session_t *logged_in(wg_creds_t *c, rec_t *r, uint64_t now)
+{
+    wg_session_t *s = new_session(c, r, now);
+    if (s && feed(s, node("success", "t", "1764000000", NULL, NULL), now) != 0) {
+        wg_session_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+static wg_node_t *answer(const wg_node_t *iq, const char *type, const char *count)
+{
+    wg_node_t *n = node("iq", "type", type, "id", wg_node_attr(iq, "id"));
+    if (count)
+        wg_node_set_attr(wg_node_add_new(n, "count"), "value", count);
+    else if (!strcmp(type, "error")) {
+        wg_node_t *e = wg_node_add_new(n, "error");
+        wg_node_set_attr(e, "code", "500");
+        wg_node_set_attr(e, "text", "internal-server-error");
+    }
+    return n;
+}
+
+static int count_ev(const rec_t *r, wg_session_ev_type_t t)
+{
+    int k = 0;
+    for (int i = 0; i < r->nev; i++)
+        k += r->ev[i] == t;
+    return k;
+}
+
+WG_TEST(session_ready_only_after_the_login_steps)
+{
+    wg_creds_t c;
+    rec_t r = {0};
+    WG_CHECK_EQ_INT(wg_creds_generate(&c), 0);
+    make_paired(&c);
+
+    /* enough prekeys on the server: no upload; READY once count and passive are answered, in
+     * either order */
+    wg_session_t *s = logged_in(&c, &r, 0);
+    WG_CHECK(s != NULL);
+    WG_CHECK_EQ_INT(r.nsent, 2);
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[1], "result", NULL), 5), 0);
+    WG_CHECK(!wg_session_ready(s));
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[0], "result", "5"), 6), 0);
+    WG_CHECK(wg_session_ready(s));
+    WG_CHECK_EQ_INT(r.nsent, 2); /* nothing uploaded */
+    WG_CHECK_EQ_INT(count_ev(&r, WG_SESSION_EV_PREKEYS), 0);
+    WG_CHECK_EQ_INT(count_ev(&r, WG_SESSION_EV_READY), 1);
+    WG_CHECK_EQ_INT(wg_session_next_deadline(s), 25000); /* only the keepalive */
+    wg_session_free(s);
+    rec_clear(&r);
+
+    /* the upload is refused: no READY, a reconnect with backoff */
+    s = logged_in(&c, &r, 0);
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[1], "result", NULL), 5), 0);
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[0], "result", "3"), 6), 0);
+    WG_CHECK_EQ_INT(r.nsent, 3);
+    WG_CHECK_EQ_INT(r.nprekeys, 10); /* fewer than 5 left: a batch */
+    WG_CHECK(!wg_session_ready(s));
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[2], "error", NULL), 7), 0);
+    WG_CHECK(wg_session_closed(s));
+    WG_CHECK_EQ_INT(r.close, WG_SESSION_RECONNECT_BACKOFF);
+    WG_CHECK_STR(r.reason, "prekey_upload_failed");
+    WG_CHECK_EQ_INT(count_ev(&r, WG_SESSION_EV_READY), 0);
+    wg_session_free(s);
+    rec_clear(&r);
+
+    /* the upload is never answered: login_timeout at the bound, not READY */
+    s = logged_in(&c, &r, 1000);
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[0], "result", "0"), 1005), 0);
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[1], "result", NULL), 1006), 0);
+    WG_CHECK_EQ_INT(r.nprekeys, 30);
+    WG_CHECK(!wg_session_ready(s));
+    WG_CHECK_EQ_INT(wg_session_next_deadline(s), 26000); /* the keepalive comes first */
+    WG_CHECK_EQ_INT(wg_session_on_timer(s, 26000), 0);   /* ping; any frame counts as life */
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[r.nsent - 1], "result", NULL), 26001), 0);
+    WG_CHECK_EQ_INT(wg_session_next_deadline(s), 31000);
+    WG_CHECK_EQ_INT(wg_session_on_timer(s, 30999), 0);
+    WG_CHECK(!wg_session_closed(s));
+    WG_CHECK_EQ_INT(wg_session_on_timer(s, 31000), 0);
+    WG_CHECK(wg_session_closed(s));
+    WG_CHECK_EQ_INT(r.close, WG_SESSION_RECONNECT_BACKOFF);
+    WG_CHECK_STR(r.reason, "login_timeout");
+    WG_CHECK_EQ_INT(count_ev(&r, WG_SESSION_EV_READY), 0);
+    /* a late answer changes nothing */
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[2], "result", NULL), 31001), 0);
+    WG_CHECK(!wg_session_ready(s));
+    wg_session_free(s);
+    rec_clear(&r);
+
+    /* the count query or the passive iq refused: reconnect too */
+    s = logged_in(&c, &r, 0);
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[0], "error", NULL), 5), 0);
+    WG_CHECK_STR(r.reason, "prekey_count_failed");
+    WG_CHECK_EQ_INT(r.close, WG_SESSION_RECONNECT_BACKOFF);
+    wg_session_free(s);
+    rec_clear(&r);
+    s = logged_in(&c, &r, 0);
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[0], "result", "9"), 5), 0);
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[1], "error", NULL), 6), 0);
+    WG_CHECK_STR(r.reason, "passive_failed");
+    WG_CHECK_EQ_INT(count_ev(&r, WG_SESSION_EV_READY), 0);
+    wg_session_free(s);
+    rec_clear(&r);
+
+    /* a low-count notification during the login does not start a second upload while the
+     * login's own is under way; answered, the session is READY */
+    s = logged_in(&c, &r, 0);
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[0], "result", "0"), 5), 0);
+    WG_CHECK_EQ_INT(count_ev(&r, WG_SESSION_EV_PREKEYS), 1);
+    wg_node_t *nt = node("notification", "type", "encrypt", "id", "n9");
+    wg_node_set_attr(wg_node_add_new(nt, "count"), "value", "0");
+    WG_CHECK_EQ_INT(feed(s, nt, 6), 0);
+    WG_CHECK_EQ_INT(count_ev(&r, WG_SESSION_EV_PREKEYS), 1);
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[2], "result", NULL), 7), 0);
+    WG_CHECK(!wg_session_ready(s)); /* the passive iq is still unanswered */
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[1], "result", NULL), 8), 0);
+    WG_CHECK(wg_session_ready(s));
+    wg_session_free(s);
+    rec_clear(&r);
+    wg_creds_wipe(&c);
+}
+
 WG_TEST(session_stream_errors_and_failures)
 {
     wg_creds_t c;
@@ -406,10 +551,14 @@ WG_TEST(session_stream_errors_and_failures)
     static const struct {
         const char *reason;
         wg_session_close_t how;
-    } f[] = {{"401", WG_SESSION_LOGGED_OUT}, {"403", WG_SESSION_LOGGED_OUT},
-             {"406", WG_SESSION_LOGGED_OUT}, {"500", WG_SESSION_RECONNECT_BACKOFF},
-             {"503", WG_SESSION_RECONNECT_BACKOFF}, {"405", WG_SESSION_STOP},
-             {"402", WG_SESSION_STOP}, {"409", WG_SESSION_STOP}};
+    } f[] = {{"401", WG_SESSION_LOGGED_OUT},
+             {"403", WG_SESSION_LOGGED_OUT},
+             {"406", WG_SESSION_LOGGED_OUT},
+             {"500", WG_SESSION_RECONNECT_BACKOFF},
+             {"503", WG_SESSION_RECONNECT_BACKOFF},
+             {"405", WG_SESSION_STOP},
+             {"402", WG_SESSION_STOP},
+             {"409", WG_SESSION_STOP}};
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
         close_of(&c, node("failure", "reason", f[i].reason, NULL, NULL), &how, reason);
         WG_CHECK_EQ_INT(how, f[i].how);
@@ -445,17 +594,17 @@ WG_TEST(session_pairing_code_flow)
     WG_CHECK_STR(wg_node_attr(reg, "jid"), "5511977776666@s.whatsapp.net");
     WG_CHECK_MEM(wg_node_bytes(wg_node_child_by_tag(reg, "companion_server_auth_key_pub"), &len),
                  c.noise.pub, 32);
-    WG_CHECK_STR((const char *)wg_node_bytes(
-                     wg_node_child_by_tag(reg, "companion_platform_display"), &len),
-                 "Chrome (Linux)");
+    WG_CHECK_STR(
+        (const char *)wg_node_bytes(wg_node_child_by_tag(reg, "companion_platform_display"), &len),
+        "Chrome (Linux)");
     const uint8_t *wc = wg_node_bytes(
         wg_node_child_by_tag(reg, "link_code_pairing_wrapped_companion_ephemeral_pub"), &len);
     WG_CHECK_EQ_INT(len, 80);
     /* the server takes it */
     wg_node_t *res = node("iq", "type", "result", "id", wg_node_attr(hello, "id"));
-    wg_node_set_bytes(wg_node_add_new(wg_node_add_new(res, "link_code_companion_reg"),
-                                      "link_code_pairing_ref"),
-                      "REF-1", 5);
+    wg_node_set_bytes(
+        wg_node_add_new(wg_node_add_new(res, "link_code_companion_reg"), "link_code_pairing_ref"),
+        "REF-1", 5);
     WG_CHECK_EQ_INT(feed(s, res, 10), 0);
     WG_CHECK_EQ_INT(r.ev[r.nev - 1], WG_SESSION_EV_LINK_CODE);
     WG_CHECK_EQ_INT(r.link_ok, 1);
@@ -480,9 +629,9 @@ WG_TEST(session_pairing_code_flow)
     const uint8_t *bundle =
         wg_node_bytes(wg_node_child_by_tag(fin, "link_code_pairing_wrapped_key_bundle"), &len);
     WG_CHECK_EQ_INT(len, 156);
-    WG_CHECK_EQ_INT(wg_pair_phone_code_finish(adv_phone, &peph, &phone, ceph_pub, c.identity.pub,
-                                              bundle, len),
-                    0);
+    WG_CHECK_EQ_INT(
+        wg_pair_phone_code_finish(adv_phone, &peph, &phone, ceph_pub, c.identity.pub, bundle, len),
+        0);
     WG_CHECK_MEM(adv_phone, c.adv_secret, 32); /* both ends derived the same secret */
     /* and the pair-success made with it is accepted */
     WG_CHECK_EQ_INT(feed(s, pair_success(&phone, c.identity.pub, adv_phone, &det, &dlen), 30), 0);

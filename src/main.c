@@ -111,6 +111,17 @@ static void engine_ctx_free(void *ctx)
 static void engine_report(void *ctx, const wg_engine_report_t *r)
 {
     wg_core_engine_report(ctx, r);
+    /* stored: a request waiting for this instance (its first QR, its link) answers now */
+    if (r->instance_id)
+        wg_http_wake(wg_http_key_str(r->instance_id));
+}
+
+/* The engine's QR, pairing-code or send-outcome tables changed: wake the deferred requests
+ * that watch that instance or send token (http.h wake keys; the API handlers watch them). */
+static void engine_changed(void *arg, const char *instance_id, uint64_t token)
+{
+    (void)arg;
+    wg_http_wake(instance_id ? wg_http_key_str(instance_id) : wg_http_key_num(token));
 }
 
 /* Gateway restart: every instance that was running (STARTING, SCAN_QR_CODE, WORKING, PENDING)
@@ -236,7 +247,8 @@ static int cmd_serve(int argc, char **argv)
                 cfg.db, wg_strerror(rv));
         goto out;
     }
-    wg_engine_hooks_t hooks = {engine_ctx_new, engine_ctx_free, engine_report, &cfg};
+    wg_engine_hooks_t hooks = {engine_ctx_new, engine_ctx_free, engine_report, &cfg,
+                               engine_changed};
     rv = wg_engine_wa_new(&cfg, master, &hooks, &engine);
     memset(master, 0, sizeof(master));
     if (rv != 0) {

@@ -197,6 +197,8 @@ int wg_dialect_wait_qr(wg_http_req_t *r, wg_api_ctx_t *c, const char *id, int wa
     r->wait = qr_wait_cb;
     r->wait_arg = w;
     r->wait_ms = wait_ms;
+    /* the engine wakes the instance's key when it shows a QR or reports a status */
+    wg_http_watch(r, wg_http_key_str(id));
     return 1;
 }
 
@@ -252,6 +254,9 @@ int wg_dialect_send_text(wg_http_req_t *r, wg_api_ctx_t *c, const wg_instance_t 
     r->wait = send_wait_cb;
     r->wait_arg = w;
     r->wait_ms = WG_SEND_WAIT_MS + (int)w->s.delay_ms;
+    /* the engine wakes the token's key when the send ends (acked or failed): the answer goes
+     * out then, not at the next poll */
+    wg_http_watch(r, wg_http_key_num(w->s.token));
     return 0;
 }
 

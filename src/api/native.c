@@ -492,6 +492,7 @@ static int create_wait_start(wg_http_req_t *r, wg_api_ctx_t *c, const wg_instanc
     r->wait = create_wait;
     r->wait_arg = cw;
     r->wait_ms = c->cfg->qr_wait_ms;
+    wg_http_watch(r, wg_http_key_str(in->id)); /* woken by the engine's QR and status */
     return 1;
 }
 
@@ -862,6 +863,7 @@ static void h_pairing_code(wg_http_req_t *r, void *ctx)
         r->wait = pairing_wait;
         r->wait_arg = pw;
         r->wait_ms = 30000;
+        wg_http_watch(r, wg_http_key_str(in.id)); /* woken when the server takes the code */
     }
 out:
     json_decref(root);

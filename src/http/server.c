@@ -1,5 +1,6 @@
 /* server.c - see server.h. */
 #include "http/server.h"
+#include "http/wake.h"
 #include "util/err.h"
 #include "util/log.h"
 
@@ -34,6 +35,8 @@ typedef struct conn {
 
 #define CONN_SLOTS 1024
 
+struct pending;
+
 typedef struct worker {
     struct wg_http_server *srv;
     int index;
@@ -48,6 +51,7 @@ typedef struct worker {
     void *ctx;
     int draining;
     int idle_events; /* events added on an idle base (libevent's own), see drain_check */
+    struct pending *pending; /* deferred requests and streams of this thread */
 } worker_t;
 
 struct wg_http_server {
@@ -205,33 +209,98 @@ static void send_response(worker_t *w, struct evhttp_request *req, wg_http_req_t
     r->json = NULL;
 }
 
-static void log_request(worker_t *w, const wg_http_req_t *r, int status, double t0)
+/* wait: "" for a request answered at once; for a deferred one, what made the answering call
+ * (wake, poll, deadline, drain) and how many calls of each kind it took. */
+static void log_request(worker_t *w, const wg_http_req_t *r, int status, double t0,
+                        const char *wait)
 {
     if (w->srv->app.observe)
         w->srv->app.observe(w->ctx, r, status);
-    wg_log(WG_LOG_INFO, "http", "method=%s path=%.200s status=%d ms=%.2f instance=%s remote=%s",
+    wg_log(WG_LOG_INFO, "http", "method=%s path=%.200s status=%d ms=%.2f instance=%s remote=%s%s",
            r->method_name, r->path, status, now_ms() - t0, r->log_instance[0] ? r->log_instance : "-",
-           r->remote);
+           r->remote, wait);
 }
 
-/* A deferred response (http.h "wait"): the request copied to the heap, polled by a timer. */
-typedef struct {
+/* A deferred response (http.h "wait") or a stream: the request copied to the heap. Its one
+ * event, tick, is both the poll timer and the wake: wg_http_wake() activates it from any thread
+ * with EV_READ (wake_cb), the timer fires it with EV_TIMEOUT; libevent deletes a non-persistent
+ * event before running it, so either way the callback re-arms (or frees) it. */
+typedef struct pending {
     worker_t *w;
+    struct pending *prev, *next; /* w->pending */
     struct evhttp_request *req;
     struct evhttp_connection *evcon;
     struct event *tick;
+    wg_http_watcher_t watchers[WG_HTTP_WATCH_MAX]; /* r.watch[0..nwatched) in the wake table */
+    int nwatched;
     wg_http_req_t r;
     double t0, deadline;
 } pending_t;
 
+static pending_t *pending_new(worker_t *w, struct evhttp_request *req, const wg_http_req_t *r,
+                              double t0, event_callback_fn cb)
+{
+    pending_t *p = calloc(1, sizeof(*p));
+    if (!p || !(p->tick = event_new(w->base, -1, 0, cb, p))) {
+        free(p);
+        return NULL;
+    }
+    p->w = w;
+    p->req = req;
+    p->r = *r;
+    for (int i = 0; i < r->nparams; i++) /* params point into pbuf: rebase them */
+        if (r->params[i] >= r->pbuf && r->params[i] < r->pbuf + sizeof(r->pbuf))
+            p->r.params[i] = p->r.pbuf + (r->params[i] - r->pbuf);
+    p->t0 = t0;
+    p->next = w->pending;
+    if (w->pending)
+        w->pending->prev = p;
+    w->pending = p;
+    return p;
+}
+
 static void pending_free(pending_t *p)
 {
+    /* out of the wake table first: after this no other thread can reach p->tick */
+    for (int i = 0; i < p->nwatched; i++)
+        wg_http_watcher_del(&p->watchers[i]);
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        p->w->pending = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
     if (p->evcon)
         evhttp_connection_set_closecb(p->evcon, NULL, NULL);
     event_free(p->tick);
     free(p->r.raw);
     json_decref(p->r.json);
     free(p);
+}
+
+/* wake.h fn: on the waking thread, under the wake table's lock (so p is alive). It only queues
+ * p's event on p's loop: event_active() is thread-safe since evthread_use_pthreads() runs
+ * before any base exists (wg_http_server_new), and it wakes the loop if it sleeps. */
+static void wake_cb(void *arg)
+{
+    pending_t *p = arg;
+    event_active(p->tick, EV_READ, 0);
+}
+
+/* Puts the keys r.watch[] holds and the wake table does not yet into the table; 1 when it
+ * added any. */
+static int pending_watch(pending_t *p)
+{
+    int added = 0;
+    while (p->nwatched < p->r.nwatch && p->nwatched < WG_HTTP_WATCH_MAX) {
+        wg_http_watcher_t *k = &p->watchers[p->nwatched++];
+        k->key = p->r.watch[p->nwatched - 1];
+        k->fn = wake_cb;
+        k->arg = p;
+        wg_http_watcher_add(k);
+        added = 1;
+    }
+    return added;
 }
 
 static void pending_closed(struct evhttp_connection *evcon, void *arg)
@@ -250,26 +319,49 @@ static void pending_closed(struct evhttp_connection *evcon, void *arg)
     pending_free(p);
 }
 
+/* The next call of a waiting request: at once when the last call added keys (an outcome woken
+ * before they were in the table would be missed otherwise), else the safety poll, never past
+ * the deadline. */
+static void pending_arm(pending_t *p, double now)
+{
+    if (pending_watch(p)) {
+        event_active(p->tick, EV_TIMEOUT, 0);
+        return;
+    }
+    double ms = p->nwatched ? WG_HTTP_WAIT_POLL_MS : WG_HTTP_WAIT_TICK_MS;
+    if (p->deadline - now < ms)
+        ms = p->deadline - now > 0 ? p->deadline - now : 0;
+    long us = (long)(ms * 1000.0) + 1; /* not a hair early: the deadline call must be final */
+    struct timeval tv = {us / 1000000, us % 1000000};
+    evtimer_add(p->tick, &tv);
+}
+
 static void pending_tick(evutil_socket_t fd, short what, void *arg)
 {
     pending_t *p = arg;
-    int final = now_ms() >= p->deadline || p->w->draining;
+    double now = now_ms();
+    int final = now >= p->deadline || p->w->draining;
+    int woken = (what & EV_READ) != 0;
+    char how[64];
     (void)fd;
-    (void)what;
+    p->r.wait_wakes += woken;
+    p->r.wait_polls += !woken;
     if (!p->r.wait(&p->r, p->w->ctx, final) && !final) {
-        struct timeval tv = {0, WG_HTTP_WAIT_TICK_MS * 1000};
-        evtimer_add(p->tick, &tv);
+        pending_arm(p, now);
         return;
     }
+    snprintf(how, sizeof(how), " wait=%s wakes=%d polls=%d",
+             p->w->draining ? "drain" : woken ? "wake" : final ? "deadline" : "poll",
+             p->r.wait_wakes, p->r.wait_polls);
     int status = p->r.status ? p->r.status : 500;
     send_response(p->w, p->req, &p->r);
     if (p->evcon)
         conn_touch(p->w, evhttp_connection_get_bufferevent(p->evcon));
-    log_request(p->w, &p->r, status, p->t0);
+    log_request(p->w, &p->r, status, p->t0, how);
     pending_free(p);
 }
 
-/* A streaming response (http.h "stream"): one tick per WG_HTTP_WAIT_TICK_MS. */
+/* A streaming response (http.h "stream"): one tick per WG_HTTP_STREAM_TICK_MS. */
 static void stream_tick(evutil_socket_t fd, short what, void *arg)
 {
     pending_t *p = arg;
@@ -301,31 +393,22 @@ static void stream_tick(evutil_socket_t fd, short what, void *arg)
     if (!done && !final) {
         if (p->evcon) /* a live stream is not a slow request */
             conn_touch_at(p->w, evhttp_connection_get_bufferevent(p->evcon), now_ms());
-        struct timeval tv = {0, WG_HTTP_WAIT_TICK_MS * 1000};
+        struct timeval tv = {0, WG_HTTP_STREAM_TICK_MS * 1000};
         evtimer_add(p->tick, &tv);
         return;
     }
     evhttp_send_reply_end(p->req);
-    log_request(p->w, &p->r, p->r.ws_accept[0] ? 101 : 200, p->t0);
+    log_request(p->w, &p->r, p->r.ws_accept[0] ? 101 : 200, p->t0, "");
     pending_free(p);
 }
 
 /* 0 when the stream started; negative when it could not (the handler's stream gets -1). */
 static int start_stream(worker_t *w, struct evhttp_request *req, const wg_http_req_t *r, double t0)
 {
-    pending_t *p = calloc(1, sizeof(*p));
+    pending_t *p = pending_new(w, req, r, t0, stream_tick);
     struct timeval tv = {0, 0};
-    if (!p || !(p->tick = evtimer_new(w->base, stream_tick, p))) {
-        free(p);
+    if (!p)
         return WG_ENOMEM;
-    }
-    p->w = w;
-    p->req = req;
-    p->r = *r;
-    for (int i = 0; i < r->nparams; i++)
-        if (r->params[i] >= r->pbuf && r->params[i] < r->pbuf + sizeof(r->pbuf))
-            p->r.params[i] = p->r.pbuf + (r->params[i] - r->pbuf);
-    p->t0 = t0;
     struct evkeyvalq *oh = evhttp_request_get_output_headers(req);
     if (r->ws_accept[0]) {
         /* libevent neither chunks nor counts the body of a 1xx reply: the chunks we send are
@@ -360,19 +443,9 @@ static int start_stream(worker_t *w, struct evhttp_request *req, const wg_http_r
 static int defer_request(worker_t *w, struct evhttp_request *req, const wg_http_req_t *r,
                          double t0)
 {
-    pending_t *p = calloc(1, sizeof(*p));
-    struct timeval tv = {0, WG_HTTP_WAIT_TICK_MS * 1000};
-    if (!p || !(p->tick = evtimer_new(w->base, pending_tick, p))) {
-        free(p);
+    pending_t *p = pending_new(w, req, r, t0, pending_tick);
+    if (!p)
         return WG_ENOMEM;
-    }
-    p->w = w;
-    p->req = req;
-    p->r = *r;
-    for (int i = 0; i < r->nparams; i++) /* params point into pbuf: rebase them */
-        if (r->params[i] >= r->pbuf && r->params[i] < r->pbuf + sizeof(r->pbuf))
-            p->r.params[i] = p->r.pbuf + (r->params[i] - r->pbuf);
-    p->t0 = t0;
     p->deadline = now_ms() + (r->wait_ms > 0 ? r->wait_ms : 0);
     p->evcon = evhttp_request_get_connection(req);
     if (p->evcon) {
@@ -380,7 +453,10 @@ static int defer_request(worker_t *w, struct evhttp_request *req, const wg_http_
         /* the request is complete; while we wait the request deadline must not cut it */
         conn_touch_at(w, evhttp_connection_get_bufferevent(p->evcon), p->deadline);
     }
-    evtimer_add(p->tick, &tv);
+    /* keys into the wake table, then the first call at once: an outcome that came before the
+     * keys were in the table is seen by that call, one after it wakes the request */
+    pending_watch(p);
+    event_active(p->tick, EV_TIMEOUT, 0);
     return 0;
 }
 
@@ -436,7 +512,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     send_response(w, req, &r);
     if (evcon) /* the next request's deadline counts from this response */
         conn_touch(w, evhttp_connection_get_bufferevent(evcon));
-    log_request(w, &r, status, t0);
+    log_request(w, &r, status, t0, "");
 }
 
 static void drain_check(evutil_socket_t fd, short what, void *arg)
@@ -467,6 +543,9 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     }
     if (w->sweep_ev) /* drain_check reaps from now on; keeps the event count exact */
         event_del(w->sweep_ev);
+    /* waiting requests answer now (final), streams end: their next poll may be a second away */
+    for (struct pending *p = w->pending; p; p = p->next)
+        event_active(p->tick, EV_TIMEOUT, 0);
     struct timeval deadline = {w->srv->cfg->shutdown_timeout, 0};
     event_base_loopexit(w->base, &deadline);
     struct timeval tick = {0, 20000};
@@ -527,6 +606,17 @@ static void worker_dispose(worker_t *w)
      * still use the app context; then the context (closes this thread's database) */
     if (w->http)
         evhttp_free(w->http);
+    /* a deferred request whose connection evhttp did not give us (none seen) is released here,
+     * before its event's base goes and while its wake-table entries can still be removed */
+    while (w->pending) {
+        pending_t *p = w->pending;
+        if (p->r.stream)
+            p->r.stream(&p->r, w->ctx, -1);
+        else
+            p->r.wait(&p->r, w->ctx, -1);
+        p->evcon = NULL;
+        pending_free(p);
+    }
     conn_sweep(w, 1);
     if (w->ctx)
         w->srv->app.ctx_free(w->ctx);

@@ -37,7 +37,7 @@ typedef struct cmd {
     uint64_t token;
 } cmd_t;
 
-/* The outcome of a send, read by the API thread that asked (polled). */
+/* The outcome of a send, read by the API thread that asked (woken by hooks.changed). */
 typedef struct sres {
     struct sres *next;
     uint64_t token;
@@ -104,6 +104,14 @@ static unsigned hash_id(const char *s)
     return h;
 }
 
+/* What ops->qr/qr_count/pairing_code_state answer for id may have changed (token 0), or send
+ * token ended: main wakes the HTTP requests waiting on it (no engine lock held here). */
+static void notify(eng_t *e, const char *id, uint64_t token)
+{
+    if (e->hooks.changed)
+        e->hooks.changed(e->hooks.arg, id, token);
+}
+
 /* ---- the shared QR table (any thread) ---------------------------------------------------- */
 
 static void qr_set(void *arg, const char *id, const char *qr, long long expires_at)
@@ -139,6 +147,7 @@ static void qr_set(void *arg, const char *id, const char *qr, long long expires_
     }
     pthread_mutex_unlock(&e->qmu);
     free(copy);
+    notify(e, id, 0);
 }
 
 /* Sets the pairing-code state of the instance's entry (none: nothing to track). */
@@ -152,6 +161,7 @@ static void link_state_set(eng_t *e, const char *id, int state)
             break;
         }
     pthread_mutex_unlock(&e->qmu);
+    notify(e, id, 0);
 }
 
 static void link_code_cb(void *arg, const char *id, int state)
@@ -329,6 +339,7 @@ static void sres_done(eng_t *e, uint64_t token, int rv, const char *msg_id)
             break;
         }
     pthread_mutex_unlock(&e->smu);
+    notify(e, NULL, token);
 }
 
 static void send_done_cb(void *arg, uint64_t token, int rv, const char *msg_id)

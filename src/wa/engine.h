@@ -8,9 +8,10 @@
  * post a command to the worker's queue and wake its loop; they never wait for it. Reports go
  * to hooks->report on the worker thread, with that worker's context.
  *
- * Shared state: only the table of current QR codes (instance id -> QR string, expiry), behind
- * a mutex, written by workers and read by API threads (ops->qr; the create request's QR wait
- * polls it).
+ * Shared state: only the table of current QR codes (instance id -> QR string, expiry) and
+ * the table of send outcomes (token -> result), each behind a mutex, written by workers and
+ * read by API threads (ops->qr, ops->send_result); hooks->changed says when either changed,
+ * so a waiting request is answered then instead of at its next poll.
  *
  * The master key is loaded by the caller (wa/masterkey.h) and copied. wg_engine_free() stops
  * the workers (connections closed, no reports) and joins them. */
@@ -31,6 +32,11 @@ typedef struct {
     /* On the worker thread. */
     void (*report)(void *ctx, const wg_engine_report_t *r);
     void *arg;
+    /* Optional; any thread, no engine lock held: what ops->qr, qr_count and pairing_code_state
+     * answer for instance_id may have changed (token 0), or the send `token` ended and
+     * ops->send_result tells its outcome now (instance_id NULL). For waking whoever waits on
+     * it (main: the deferred HTTP requests); it must not block. */
+    void (*changed)(void *arg, const char *instance_id, uint64_t token);
 } wg_engine_hooks_t;
 
 /* Starts the workers. cfg (borrowed, must outlive the engine): WAGATE_WA_URL,

@@ -201,3 +201,63 @@ WG_TEST(store_status_change_is_atomic)
     wg_store_close(st);
     rm_db(path);
 }
+
+typedef struct {
+    int calls, rv;
+    const char *settings, *seen;
+    char prev[64];
+} patch_arg_t;
+
+static int merge_cb(const wg_instance_t *cur, wg_instance_change_t *chg, void *arg)
+{
+    patch_arg_t *p = arg;
+    p->calls++;
+    snprintf(p->prev, sizeof(p->prev), "%s", cur->settings);
+    chg->settings = p->settings;
+    chg->set_proxy = 1; /* proxy NULL: cleared */
+    return p->rv;
+}
+
+WG_TEST(store_instance_patch_merges_under_the_lock)
+{
+    char path[256];
+    const char *conflict;
+    wg_store_t *st = open_tmp(path, sizeof(path)), *other = NULL;
+    wg_account_t a = {.id = "acc_1", .name = "A", .plan = "free", .created_at = 1, .updated_at = 1};
+    wg_instance_t in;
+    WG_CHECK(st != NULL);
+    WG_CHECK_EQ_INT(wg_store_account_insert(st, &a, NULL), 0);
+    WG_CHECK_EQ_INT(mk_inst(st, "i1", "acc_1", "n1", "t1", 0, &conflict), 0);
+    /* a refused merge writes nothing and its error comes back */
+    patch_arg_t p = {.rv = WG_EINVAL, .settings = "{\"x\":1}"};
+    WG_CHECK_EQ_INT(wg_store_instance_patch(st, "i1", merge_cb, &p, &in), WG_EINVAL);
+    WG_CHECK(in.id == NULL);
+    WG_CHECK_EQ_INT(wg_store_instance_get(st, "i1", &in), 0);
+    WG_CHECK_STR(in.settings, "{}");
+    wg_instance_dispose(&in);
+    /* the merge sees the row as stored and *out the row as written */
+    p.rv = 0;
+    WG_CHECK_EQ_INT(wg_store_instance_patch(st, "i1", merge_cb, &p, &in), 0);
+    WG_CHECK_STR(p.prev, "{}");
+    WG_CHECK_STR(in.settings, "{\"x\":1}");
+    WG_CHECK(in.proxy == NULL);
+    wg_instance_dispose(&in);
+    /* missing id: no merge call */
+    p.calls = 0;
+    WG_CHECK_EQ_INT(wg_store_instance_patch(st, "nope", merge_cb, &p, NULL), WG_ENOTFOUND);
+    WG_CHECK_EQ_INT(p.calls, 0);
+    /* a second connection's commit is seen by the first one's next read and merge: the cached
+     * statements of `st` hold no read snapshot between calls */
+    WG_CHECK_EQ_INT(wg_store_open(path, &other), 0);
+    p.settings = "{\"x\":2}";
+    WG_CHECK_EQ_INT(wg_store_instance_patch(other, "i1", merge_cb, &p, NULL), 0);
+    WG_CHECK_EQ_INT(wg_store_instance_by_token(st, "t1", &in), 0); /* another query than before */
+    WG_CHECK_STR(in.settings, "{\"x\":2}");
+    wg_instance_dispose(&in);
+    p.settings = "{\"x\":3}";
+    WG_CHECK_EQ_INT(wg_store_instance_patch(st, "i1", merge_cb, &p, NULL), 0);
+    WG_CHECK_STR(p.prev, "{\"x\":2}");
+    wg_store_close(other);
+    wg_store_close(st);
+    rm_db(path);
+}

@@ -281,9 +281,10 @@ WG_TEST(http_wake_after_request_ended)
     wg_http_wake(KEY);
     /* the client goes before its answer; the server stops with the request still waiting */
     wait_ms = 20000;
+    atomic_store(&calls, 0);
     fd = get_w(w.port);
     WG_CHECK(fd >= 0);
-    WG_CHECK(await_at_least(&calls, 2));
+    WG_CHECK(await_at_least(&calls, 1)); /* deferred */
     close(fd);
     wsrv_stop(&w);
     WG_CHECK_EQ_INT(atomic_load(&observed) + atomic_load(&cancels), 2); /* ended once */

@@ -855,13 +855,13 @@ static void upload_answer_held(wg_sandbox_conn_t *c)
 {
     if (!c->upload_id[0])
         return;
+    if (c->dev) /* logged before the answer leaves, so a test that sees its effect sees this */
+        wg_log(WG_LOG_INFO, "sandbox", "%s:%u prekey upload answered late", c->dev->number,
+               c->dev->id);
     if (c->upload_code)
         send_iq_error(c, c->upload_id, c->upload_code, "internal-server-error");
     else
         send_result(c, c->upload_id);
-    if (c->dev)
-        wg_log(WG_LOG_INFO, "sandbox", "%s:%u prekey upload answered late", c->dev->number,
-               c->dev->id);
     c->upload_id[0] = 0;
 }
 

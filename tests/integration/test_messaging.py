@@ -325,6 +325,34 @@ def test_concurrent_sends_all_arrive_once():
         srv.cleanup()
 
 
+def test_send_answered_on_the_ack_not_at_a_poll():
+    """A send's 200 goes out when the engine has the server's ack: the engine wakes the waiting
+    request (http.h wake keys) instead of the HTTP server finding the outcome at its next poll.
+    Asserted on the server's log line of each answer, not on wall time (this must hold on a
+    loaded machine): wait=wake, or the first call already found the outcome (polls=1). A lost
+    wake shows as an answer from the 1 s safety poll (wait=poll polls=2+); the server that
+    polled every 50 ms logged no wait= at all."""
+    srv = gateway()
+    try:
+        owner, peer = new_phone("WOwner"), new_phone("WPeer")
+        iid = link(srv, "msg-woken", owner)
+        n = 10
+        for i in range(n):
+            st, _, js = send(srv, iid, peer, "woken %d" % i)
+            assert st == 200, (st, js)
+        time.sleep(0.2)  # the log line follows the answer
+        mark = "path=/v1/instances/%s/messages status=200 " % iid
+        lines = [ln for ln in srv.stderr().splitlines() if mark in ln]
+        assert len(lines) == n, (len(lines), srv.stderr()[-3000:])
+        bad = [ln for ln in lines if " wait=wake " not in ln and not ln.endswith(" polls=1")]
+        assert not bad, bad[:3]
+        ms = sorted(float(ln.split(" ms=")[1].split()[0]) for ln in lines)
+        print("    %d sends one after another: server-side ms min %.1f median %.1f max %.1f" % (
+            n, ms[0], ms[n // 2], ms[-1]))
+    finally:
+        srv.cleanup()
+
+
 def test_lost_session_retry_receipt_then_message_arrives():
     """The gateway loses its session with the peer (deleted while stopped): the next msg cannot
     be decrypted -> an event with the error and a retry receipt; the phone resends, the second

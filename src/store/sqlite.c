@@ -1,8 +1,12 @@
 /* sqlite.c - the SQLite backend of store.h.
  *
  * One connection per wg_store_t (one per thread; SQLITE_OPEN_NOMUTEX). WAL journal,
- * synchronous=FULL (a commit is on disk before we answer), foreign keys on, busy timeout 5 s.
- * Write transactions use BEGIN IMMEDIATE so two threads never deadlock upgrading a read lock.
+ * synchronous=FULL (a commit is on disk before we answer: NORMAL would survive a process crash
+ * but not a power loss, and our promise is that nothing acknowledged is lost), foreign keys
+ * on, busy timeout 5 s. Write transactions use BEGIN IMMEDIATE so two threads never deadlock
+ * upgrading a read lock. SQLite's busy handler polls (it sleeps and retries, no queue), so a
+ * writer can lose the lock to busier threads for longer than the timeout: callers that must
+ * not give up (the dispatcher's outcomes) retry from their own loop.
  * Migrations are numbered SQL scripts in `migrations[]`, applied in order at open, each in its
  * own transaction, recorded in schema_migrations. Never edit a shipped migration: append one.
  *
@@ -102,7 +106,7 @@ static const char *const migrations[] = {
 #define NEXT_SEQ "(SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox WHERE instance_id = ?2)"
 
 typedef enum {
-    Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_VERSION, Q_MIGRATED,
+    Q_BEGIN, Q_COMMIT, Q_ROLLBACK, Q_SAVEPOINT, Q_RELEASE, Q_ROLLBACK_TO, Q_VERSION, Q_MIGRATED,
     Q_META_GET, Q_META_INSERT,
     Q_ACC_INSERT, Q_ACC_BY_ID, Q_ACC_BY_KEY, Q_ACC_LIST, Q_ACC_UPDATE,
     Q_INST_OWNED, Q_INST_NAME_TAKEN, Q_INST_API_NAME_TAKEN, Q_INST_TOKEN_TAKEN, Q_INST_INSERT,
@@ -121,6 +125,9 @@ static const char *const sql[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
     [Q_ROLLBACK] = "ROLLBACK",
+    [Q_SAVEPOINT] = "SAVEPOINT op",
+    [Q_RELEASE] = "RELEASE op",
+    [Q_ROLLBACK_TO] = "ROLLBACK TO op",
     [Q_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
     [Q_MIGRATED] = "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
     [Q_META_GET] = "SELECT value FROM meta WHERE key = ?",
@@ -207,6 +214,7 @@ typedef struct {
     wg_store_t base;
     sqlite3 *db;
     sqlite3_stmt *stmt[Q_COUNT]; /* sql[q] once prepared; finalized at close */
+    int txn;                     /* inside wg_store_txn_begin/_end */
 } sq_store_t;
 
 static int fail(sq_store_t *s, const char *what)
@@ -372,25 +380,63 @@ static int each(sq_store_t *s, sqlite3_stmt *st, const char *what,
     return rv;
 }
 
+/* Steps a statement whose failure changes nothing for the caller (a rollback that fails because
+ * SQLite already rolled back) and releases it. */
+static void step_quiet(sq_store_t *s, sq_query_t q)
+{
+    sqlite3_stmt *st = use(s, q, "");
+    if (st)
+        sqlite3_step(st);
+    release(st);
+}
+
 /* Write transactions: begin() takes the write lock at once (BEGIN IMMEDIATE); finish(s, rv)
  * commits when rv is 0 and rolls back otherwise (or when the commit fails), returning the
- * outcome, so every write operation ends in `return finish(s, rv)`. */
+ * outcome, so every write operation ends in `return finish(s, rv)`. Inside a caller's
+ * transaction (wg_store_txn_begin) the operation is a savepoint instead: released on success
+ * (the caller's end commits it), rolled back to on failure (the rest of the caller's
+ * transaction stays). */
 static int begin(sq_store_t *s)
 {
-    return run(s, use(s, Q_BEGIN, ""), "begin", 0);
+    return run(s, use(s, s->txn ? Q_SAVEPOINT : Q_BEGIN, ""), "begin", 0);
 }
 
 static int finish(sq_store_t *s, int rv)
 {
+    if (s->txn) {
+        if (!rv)
+            rv = run(s, use(s, Q_RELEASE, ""), "release", 0);
+        if (rv) {
+            step_quiet(s, Q_ROLLBACK_TO);
+            step_quiet(s, Q_RELEASE);
+        }
+        return rv;
+    }
     if (!rv)
         rv = run(s, use(s, Q_COMMIT, ""), "commit", 0);
-    if (rv) {
-        sqlite3_stmt *st = use(s, Q_ROLLBACK, "");
-        if (st)
-            sqlite3_step(st); /* fails harmlessly when SQLite already rolled back */
-        release(st);
-    }
+    if (rv)
+        step_quiet(s, Q_ROLLBACK); /* fails harmlessly when SQLite already rolled back */
     return rv;
+}
+
+static int sq_txn_begin(wg_store_t *base)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    int rv;
+    if (s->txn)
+        return WG_EINVAL;
+    if ((rv = begin(s)) == 0)
+        s->txn = 1;
+    return rv;
+}
+
+static int sq_txn_end(wg_store_t *base, int rv)
+{
+    sq_store_t *s = (sq_store_t *)base;
+    if (!s->txn)
+        return WG_EINVAL;
+    s->txn = 0;
+    return finish(s, rv);
 }
 
 /* ---- row readers (sq_read_fn) ---- */
@@ -1077,6 +1123,8 @@ static const wg_store_ops_t sqlite_ops = {
     .outbox_counts = sq_outbox_counts,
     .outbox_last_seq = sq_outbox_last_seq,
     .event_append_once = sq_event_append_once,
+    .txn_begin = sq_txn_begin,
+    .txn_end = sq_txn_end,
 };
 
 /* Once per process, before the first connection: SQLite's memory statistics take one global

@@ -234,6 +234,16 @@ int wg_store_event_append_once(wg_store_t *st, const char *instance_id, const wg
     return st->ops->event_append_once(st, instance_id, ev, key, id_out, cap, dup);
 }
 
+int wg_store_txn_begin(wg_store_t *st)
+{
+    return st->ops->txn_begin(st);
+}
+
+int wg_store_txn_end(wg_store_t *st, int rv)
+{
+    return st->ops->txn_end(st, rv);
+}
+
 void wg_account_dispose(wg_account_t *a)
 {
     if (!a)

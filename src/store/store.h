@@ -3,7 +3,8 @@
  * One opaque wg_store_t per thread, never shared (a SQLite connection today, with its own cache
  * of prepared statements; a PostgreSQL backend plugs in behind the same vtable, chosen by the
  * URL given to wg_store_open). Every function that changes
- * state commits before it returns, so a caller may acknowledge the change to a client at once.
+ * state commits before it returns, so a caller may acknowledge the change to a client at once
+ * (except inside wg_store_txn_begin/_end: then the end commits).
  * State changes that produce an event (status change, deletion) write the event into the outbox
  * in the same transaction.
  *
@@ -206,6 +207,17 @@ int wg_store_prekeys_next_id(wg_store_t *st, const char *instance_id, uint32_t *
  * engine acknowledges an inbound message only after this returns 0 (committed). */
 int wg_store_event_append_once(wg_store_t *st, const char *instance_id, const wg_store_event_t *ev,
                                const char *key, char *id_out, size_t cap, int *dup);
+/* One write transaction around several calls on this store (the engine: an inbound message's
+ * outbox row and the Signal state it advanced, one commit, one fdatasync). Between
+ * wg_store_txn_begin (takes the write lock, waiting up to the busy timeout) and
+ * wg_store_txn_end, the writes of this store join the transaction instead of committing (each
+ * operation is a savepoint: one that fails undoes only itself); nothing is durable, and nothing
+ * may be acknowledged to anyone, before wg_store_txn_end(st, 0) returned 0. wg_store_txn_end
+ * commits when rv is 0, else rolls back; it returns the outcome (rv, or the commit's error).
+ * Keep it short: other threads wait for the write lock meanwhile. WG_EINVAL if one is already
+ * open (begin) or none is (end). */
+int wg_store_txn_begin(wg_store_t *st);
+int wg_store_txn_end(wg_store_t *st, int rv);
 /* Appends an event that reports no state change of its own (qr.updated). */
 int wg_store_event_append(wg_store_t *st, const char *instance_id, const wg_store_event_t *ev);
 /* The linked WhatsApp identity: jid and push_name as given (NULL clears), phone only when
@@ -294,6 +306,8 @@ typedef struct wg_store_ops {
     int (*event_append_once)(wg_store_t *st, const char *instance_id,
                              const wg_store_event_t *ev, const char *key, char *id_out,
                              size_t cap, int *dup);
+    int (*txn_begin)(wg_store_t *st);
+    int (*txn_end)(wg_store_t *st, int rv);
 } wg_store_ops_t;
 
 /* Every backend struct starts with this header. */

@@ -570,24 +570,37 @@ static int send_receipt(wg_conn_t *c, const wg_stanza_msg_in_t *in, const char *
 int wg_conn_recv_commit(wg_store_t *st, const char *instance_id, wg_signal_storage_t *stage,
                         const wg_recv_env_t *env, const wg_node_t *node, wg_recv_result_t *r)
 {
-    /* the new ratchet state is held back until the event is committed: a crash in between
-     * keeps the old state, so the re-delivered message decrypts again and finds its event */
+    /* the new ratchet state is held back while decrypting (no write lock held for the CPU
+     * work), then written with the event in one transaction: one commit, one fdatasync. A
+     * crash before it keeps the old state, so the re-delivered message decrypts again and
+     * finds its event */
     wg_signal_stage_begin(stage);
     int rv = wg_recv_message(env, node, r);
     if (rv) {
         wg_signal_stage_discard(stage);
         return rv; /* storage: no reply, the server re-delivers after the reconnect */
     }
-    if (r->event && (rv = append_once(st, instance_id, r->event, r->payload, r->key)) != 0) {
+    if (!r->event && !wg_signal_stage_pending(stage)) {
+        wg_signal_stage_discard(stage);
+        return 0; /* nothing to write (a receipt-only outcome that changed no state) */
+    }
+    if ((rv = wg_store_txn_begin(st)) != 0) {
         wg_signal_stage_discard(stage);
         wg_recv_result_dispose(r);
         return rv; /* not committed: not acknowledged */
     }
-    if ((rv = wg_signal_stage_commit(stage)) != 0) {
+    if (r->event)
+        rv = append_once(st, instance_id, r->event, r->payload, r->key);
+    if (rv == 0 && (rv = wg_signal_stage_commit(stage)) != 0)
         wg_log(WG_LOG_ERROR, "conn", "instance=%s signal state not stored err=%s", instance_id,
                wg_strerror(rv));
+    else if (rv)
+        wg_signal_stage_discard(stage);
+    if ((rv = wg_store_txn_end(st, rv)) != 0) {
+        /* rolled back: the cache under the stage may hold state the store does not */
+        wg_signal_stage_rolled_back(stage);
         wg_recv_result_dispose(r);
-        return rv;
+        return rv; /* not committed: not acknowledged */
     }
     return 0;
 }

@@ -102,11 +102,12 @@ void wg_conn_free(wg_conn_t *c);
 
 /* The receive steps for one <message>, as the engine runs them (and bench/messages.c times
  * them): the Signal state changes staged on `stage` (the wg_signal_stage_new storage under
- * env->sig), wg_recv_message (decrypt, unpad, protobuf decode), its event appended once to
- * instance_id's outbox (key r->key), then the staged state committed. 0: all committed and *r
- * filled; the caller sends the reply r->reply asks for, then wg_recv_result_dispose(r). An
- * error (storage, memory): nothing committed, the staged state discarded, *r needs no dispose,
- * and no reply may be sent (the server re-delivers). */
+ * env->sig), wg_recv_message (decrypt, unpad, protobuf decode), then its event appended once to
+ * instance_id's outbox (key r->key) and the staged state written, both in one store
+ * transaction (wg_store_txn_begin: one commit). 0: all committed and *r filled; the caller
+ * sends the reply r->reply asks for, then wg_recv_result_dispose(r). An error (storage,
+ * memory): nothing committed, the staged state discarded, *r needs no dispose, and no reply
+ * may be sent (the server re-delivers). */
 int wg_conn_recv_commit(wg_store_t *st, const char *instance_id, wg_signal_storage_t *stage,
                         const wg_recv_env_t *env, const wg_node_t *node, wg_recv_result_t *r);
 /* The receipt for a received message (type NULL: delivery; t 0: no t attribute). */

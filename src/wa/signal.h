@@ -102,6 +102,9 @@ int wg_signal_storage_cache_new(wg_signal_storage_t *inner, size_t max_entries, 
                                 wg_signal_storage_t **out);
 /* Hits and misses so far (tests, stats). */
 void wg_signal_storage_cache_stats(wg_signal_storage_t *s, uint64_t *hits, uint64_t *misses);
+/* Drops every cached record (the store underneath was rolled back past writes the cache saw);
+ * a no-op when s is not a cache. */
+void wg_signal_storage_cache_clear(wg_signal_storage_t *s);
 
 /* On our store (wa/signal_db.c): rows of wa_signal and wa_prekeys of instance_id, each value
  * sealed with wg_creds_seal(master_key, label) where label is "<instance>/prekey/<id>" for

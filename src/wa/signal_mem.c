@@ -308,6 +308,15 @@ int wg_signal_storage_cache_new(wg_signal_storage_t *inner, size_t max_entries, 
     return 0;
 }
 
+void wg_signal_storage_cache_clear(wg_signal_storage_t *base)
+{
+    cache_t *c = (cache_t *)base;
+    if (!base || base->ops != &cache_ops)
+        return;
+    while (c->head)
+        cache_drop(c, c->head);
+}
+
 void wg_signal_storage_cache_stats(wg_signal_storage_t *base, uint64_t *hits, uint64_t *misses)
 {
     cache_t *c = (cache_t *)base;

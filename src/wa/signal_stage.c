@@ -153,6 +153,11 @@ void wg_signal_stage_discard(wg_signal_storage_t *s)
     ops_free(st);
 }
 
+void wg_signal_stage_rolled_back(wg_signal_storage_t *s)
+{
+    wg_signal_storage_cache_clear(((stage_t *)s)->inner);
+}
+
 size_t wg_signal_stage_pending(wg_signal_storage_t *s)
 {
     return ((stage_t *)s)->n;

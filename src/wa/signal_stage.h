@@ -18,6 +18,10 @@ void wg_signal_stage_begin(wg_signal_storage_t *s);
 /* Writes what was held back, in order. 0 or the inner storage's error (the rest is dropped). */
 int wg_signal_stage_commit(wg_signal_storage_t *s);
 void wg_signal_stage_discard(wg_signal_storage_t *s);
+/* The store transaction that _commit wrote into was rolled back: what the inner storage cached
+ * from those writes is forgotten (wg_signal_storage_cache_clear), so the next read comes from
+ * the store again. */
+void wg_signal_stage_rolled_back(wg_signal_storage_t *s);
 /* Writes held back now (tests). */
 size_t wg_signal_stage_pending(wg_signal_storage_t *s);
 

@@ -88,6 +88,7 @@ struct wg_dispatch {
     int inflight;
     mark_t *marks;
     size_t nmarks, capmarks;
+    int marks_stalled; /* a flush failed: instances wait for the retry (then a scan) */
 };
 
 static void pump(inst_t *in);
@@ -200,23 +201,39 @@ static void mark(wg_dispatch_t *d, const wg_outbox_row_t *r, const char *state, 
     m->err = err ? strdup(err) : NULL;
 }
 
-static void flush_marks(wg_dispatch_t *d)
+/* Commits the outcomes collected so far: 0 when they are recorded (or there were none). When
+ * the commit fails (the write lock not got within the busy timeout while the engine threads
+ * commit non-stop, or a full disk) they are KEPT and retried every FLUSH_MS: dropping them
+ * would leave delivered rows pending, and the next refill would deliver them again. Callers
+ * that re-read rows (refill, scan) must not do so until this returned 0. */
+static int flush_marks(wg_dispatch_t *d)
 {
+    wg_outbox_mark_t *v;
+    int rv;
     if (!d->nmarks)
-        return;
-    wg_outbox_mark_t *v = calloc(d->nmarks, sizeof(*v));
-    if (v) {
+        return 0;
+    if (!(v = calloc(d->nmarks, sizeof(*v))))
+        rv = WG_ENOMEM;
+    else {
         for (size_t i = 0; i < d->nmarks; i++)
             v[i] = (wg_outbox_mark_t){d->marks[i].id, d->marks[i].state, d->marks[i].attempts,
                                       d->marks[i].next_at, d->marks[i].err};
-        if (wg_store_outbox_mark(d->st, v, d->nmarks) != 0)
-            wg_log(WG_LOG_ERROR, "events", "outcomes not recorded n=%zu (rows stay pending)",
-                   d->nmarks);
+        rv = wg_store_outbox_mark(d->st, v, d->nmarks);
         free(v);
+    }
+    if (rv) {
+        struct timeval tv = {0, FLUSH_MS * 1000};
+        wg_log(WG_LOG_WARN, "events", "outcomes not recorded yet n=%zu err=%s (kept, retried)",
+               d->nmarks, wg_strerror(rv));
+        d->marks_stalled = 1;
+        if (!evtimer_pending(d->flush_ev, NULL))
+            evtimer_add(d->flush_ev, &tv);
+        return rv;
     }
     for (size_t i = 0; i < d->nmarks; i++)
         free(d->marks[i].err);
     d->nmarks = 0;
+    return 0;
 }
 
 /* ---- curl glue ---- */
@@ -507,7 +524,8 @@ static int refill(inst_t *in)
     wg_dispatch_t *d = in->d;
     wg_instance_t row;
     int rv;
-    flush_marks(d);
+    if ((rv = flush_marks(d)) != 0)
+        return rv; /* its delivered rows would read as pending: wait for the retry's scan */
     wg_outbox_list_free(in->rows, in->nrows);
     in->rows = NULL;
     in->nrows = in->pos = 0;
@@ -610,7 +628,8 @@ static int collect_cb(const char *id, void *arg)
 static void scan(wg_dispatch_t *d)
 {
     idlist_t l = {0};
-    flush_marks(d);
+    if (flush_marks(d) != 0)
+        return; /* the retry scans once the outcomes are recorded */
     wg_store_outbox_pending_instances(d->st, collect_cb, &l);
     for (size_t i = 0; i < l.n; i++) {
         inst_t *in = inst_find(d, l.ids[i]);
@@ -624,9 +643,15 @@ static void scan(wg_dispatch_t *d)
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
+    wg_dispatch_t *d = arg;
     (void)fd;
     (void)what;
-    flush_marks(arg);
+    if (flush_marks(d) == 0 && d->marks_stalled) {
+        /* instances that found their refill blocked went idle: start them again */
+        d->marks_stalled = 0;
+        wg_log(WG_LOG_INFO, "events", "outcomes recorded after a retry");
+        scan(d);
+    }
 }
 
 static void poll_cb(evutil_socket_t fd, short what, void *arg)
@@ -758,8 +783,12 @@ void wg_dispatch_free(wg_dispatch_t *d)
             in->queued = 0;
             inst_free(in);
         }
-    if (d->st)
-        flush_marks(d);
+    if (d->st && flush_marks(d) != 0)
+        wg_log(WG_LOG_ERROR, "events",
+               "outcomes not recorded at exit n=%zu (delivered again after the restart)",
+               d->nmarks);
+    for (size_t i = 0; i < d->nmarks; i++)
+        free(d->marks[i].err);
     free(d->marks);
     if (d->multi)
         curl_multi_cleanup(d->multi); /* may call sock_cb REMOVE: events still exist */

@@ -138,6 +138,52 @@ def test_flaky_receiver_gets_every_event_in_order_signed():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def test_outcome_waits_for_the_write_lock():
+    """Another writer holds the database's write lock for longer than the store's busy timeout
+    (5 s) right when a delivery's outcome is to be committed (the engine threads committing
+    non-stop did this in bench/messages). The delivered event must be recorded as delivered
+    once the lock is free, and never delivered twice (before: the outcome was dropped, the row
+    stayed pending and went out again)."""
+    import sqlite3
+    import threading
+    tmp = tempfile.mkdtemp(prefix="wagate-ev-")
+    rcv = Receiver(tmp).start()
+    arrived, locked = threading.Event(), threading.Event()
+
+    def hold_first(n):
+        if n == 0:  # answer the first delivery only once the lock is taken
+            arrived.set()
+            locked.wait(15)
+        return "ok"
+
+    rcv.behaviour = hold_first
+    env = dict(FAST, WAGATE_WEBHOOK_CA=rcv.ca_file)
+    srv = Server(env=env).start()
+    try:
+        d = create(srv, "locked", rcv.url("/hook"))
+        assert arrived.wait(10), "no delivery"
+        con = sqlite3.connect(srv.db, timeout=10, isolation_level=None)
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            locked.set()
+            time.sleep(7)
+            con.execute("ROLLBACK")
+        finally:
+            con.close()
+        wait_for(lambda: all(r[2] == "delivered" for r in outbox(srv, d["id"])), 30,
+                 "every event recorded as delivered")
+        got = rcv.snapshot()
+        ids = [g["id"] for g in got]
+        assert "outcomes not recorded" in srv.stderr(), "the lock never got in the way"
+        assert len(ids) == len(set(ids)), ("delivered twice", ids)
+        assert set(ids) == {r[0] for r in outbox(srv, d["id"])}, (ids, outbox(srv, d["id"]))
+        print("   write lock held 7 s: %d events, each delivered once" % len(ids))
+    finally:
+        srv.cleanup()
+        rcv.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def test_dead_letters_and_replay():
     tmp = tempfile.mkdtemp(prefix="wagate-ev-")
     rcv = Receiver(tmp).start()

@@ -5,7 +5,8 @@
  * the same cache + stage as wa/conn.c's ensure_signal). Timed, per message, is what conn.c does
  * (noise_frame -> on_message), through conn.c's own functions: wg_binary_decode, then
  * wg_conn_recv_commit (stage begin, wg_recv_message: parse, decrypt, unpad, protobuf decode,
- * event JSON; wg_store_event_append_once; wg_signal_stage_commit), then the receipt node
+ * event JSON; then in one store transaction wg_store_event_append_once and
+ * wg_signal_stage_commit: one commit), then the receipt node
  * (wg_conn_receipt_build + wg_binary_encode; the Noise frame and the socket are not part of
  * it). Encryption on the phone's side is done before the clock starts.
  * At the end the outbox must hold exactly N distinct message.received events, or it fails.
@@ -288,8 +289,8 @@ int main(int argc, char **argv)
     wg_store_close(g.st);
     rm_db(path);
 
-    printf("inbound messages (decode, decrypt, unpad, protobuf, outbox commit + Signal state "
-           "commit, receipt), one core, SQLite store:\n");
+    printf("inbound messages (decode, decrypt, unpad, protobuf, outbox row + Signal state in "
+           "one commit, receipt), one core, SQLite store:\n");
     printf("  %zu messages (1 pkmsg + %zu msg, %.0f wire bytes each) in %.3f s: %.0f messages/s, "
            "%.1f us/message\n",
            n, n - 1, (double)bytes / (double)(n - 1), timed, (double)n / timed,

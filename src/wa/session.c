@@ -6,6 +6,8 @@
  *   LOGIN    <success> received; the login steps that must precede messaging are under way
  *            (prekey count, upload when low, passive iq), bounded by login_timeout_ms
  *   ONLINE   every login step answered: READY raised (the instance is WORKING)
+ *   LEAVING  our own logout: remove-companion-device sent; only its answer and the server's
+ *            close count, bounded by logout_timeout_ms; everything else is ignored
  *   CLOSED   a CLOSE event was raised; input is ignored */
 #include "wa/session.h"
 #include "util/codec.h"
@@ -22,8 +24,9 @@
 #define SERVER_JID "@s.whatsapp.net"
 #define NEVER UINT64_MAX
 
-enum { ST_WAIT = 0, ST_PAIRING, ST_PAIRED, ST_LOGIN, ST_ONLINE, ST_CLOSED };
-static const char *const st_names[] = {"wait", "pairing", "paired", "login", "online", "closed"};
+enum { ST_WAIT = 0, ST_PAIRING, ST_PAIRED, ST_LOGIN, ST_ONLINE, ST_LEAVING, ST_CLOSED };
+static const char *const st_names[] = {"wait",   "pairing", "paired", "login",
+                                       "online", "leaving", "closed"};
 
 /* What an outstanding iq of ours was for. IQ_UPLOAD is the login upload (READY waits for it),
  * IQ_REFILL a later one (the server ran low while we were online). */
@@ -35,10 +38,12 @@ enum {
     IQ_REFILL,
     IQ_PASSIVE,
     IQ_LINK_HELLO,
-    IQ_LINK_FINISH
+    IQ_LINK_FINISH,
+    IQ_LOGOUT
 };
-static const char *const iq_names[] = {"none",   "ping",    "prekey_count", "prekey_upload",
-                                       "refill", "passive", "link_hello",   "link_finish"};
+static const char *const iq_names[] = {"none",    "ping",       "prekey_count", "prekey_upload",
+                                       "refill",  "passive",    "link_hello",   "link_finish",
+                                       "logout"};
 
 /* Login steps still unanswered (ST_LOGIN): READY when none is left. */
 #define WAIT_COUNT 1u
@@ -66,6 +71,7 @@ struct wg_session_s {
     /* login steps (ST_LOGIN) */
     unsigned login_wait; /* WAIT_* */
     uint64_t login_started, login_deadline;
+    uint64_t logout_deadline; /* ST_LEAVING */
     /* pairing code */
     int link_active;
     char link_code[WG_PAIR_CODE_LEN + 1];
@@ -96,6 +102,7 @@ static int close_with(wg_session_t *s, wg_session_close_t how, const char *reaso
         return 0;
     set_state(s, ST_CLOSED, reason);
     s->qr_deadline = s->ping_due = s->ping_deadline = s->login_deadline = NEVER;
+    s->logout_deadline = NEVER;
     return emit(s, &ev);
 }
 
@@ -745,11 +752,63 @@ static int on_failure(wg_session_t *s, const wg_node_t *node)
     }
 }
 
+/* ---- our own logout ---------------------------------------------------------------------- */
+
+int wg_session_logout(wg_session_t *s, uint64_t now_ms)
+{
+    wg_node_t *n, *r;
+    char id[32];
+    if (s->st != ST_LOGIN && s->st != ST_ONLINE)
+        return WG_EPERM;
+    /* [B] socket.ts logout, [W] Client.Logout: <iq xmlns="md" type="set"> with
+     * <remove-companion-device jid=<our device JID> reason="user_initiated"/> */
+    if (!(n = iq_new(s, "set", "md", id, sizeof(id))) ||
+        !(r = wg_node_add_new(n, "remove-companion-device")) ||
+        wg_node_set_attr_jid(r, "jid", s->creds->jid) ||
+        wg_node_set_attr(r, "reason", "user_initiated")) {
+        wg_node_free(n);
+        return WG_ENOMEM;
+    }
+    track(s, id, IQ_LOGOUT);
+    set_state(s, ST_LEAVING, "logout");
+    /* nothing but the answer matters now: no QR, login step or keepalive deadline */
+    s->qr_deadline = s->ping_due = s->ping_deadline = s->login_deadline = NEVER;
+    s->logout_deadline = now_ms + s->cfg.logout_timeout_ms;
+    wg_log(WG_LOG_INFO, "session", "jid=%s logout: remove-companion-device sent", s->creds->jid);
+    return send_free(s, n);
+}
+
+/* ST_LEAVING: the answer to our remove-companion-device, or the server ending the stream
+ * (a real server may close with device_removed right after its result), ends the session as
+ * LOGGED_OUT; anything else (messages, notifications, pings) is ignored. */
+static int leaving_handle(wg_session_t *s, const wg_node_t *node)
+{
+    const char *tag = wg_node_tag(node), *type = wg_node_attr(node, "type");
+    if (!strcmp(tag, "iq") && type && (!strcmp(type, "result") || !strcmp(type, "error")) &&
+        untrack(s, wg_node_attr(node, "id")) == IQ_LOGOUT) {
+        if (!strcmp(type, "result"))
+            return close_with(s, WG_SESSION_LOGGED_OUT, "logout");
+        const wg_node_t *err = wg_node_child_by_tag(node, "error");
+        wg_log(WG_LOG_WARN, "session", "jid=%s logout refused code=%s text=%s", s->creds->jid,
+               err && wg_node_attr(err, "code") ? wg_node_attr(err, "code") : "-",
+               err && wg_node_attr(err, "text") ? wg_node_attr(err, "text") : "-");
+        return close_with(s, WG_SESSION_LOGGED_OUT, "logout_refused");
+    }
+    if (!strcmp(tag, "stream:error") || !strcmp(tag, "xmlstreamend") || !strcmp(tag, "failure")) {
+        wg_log(WG_LOG_INFO, "session", "jid=%s logout: the server ended the stream (%s)",
+               s->creds->jid, tag);
+        return close_with(s, WG_SESSION_LOGGED_OUT, "logout");
+    }
+    return 0;
+}
+
 int wg_session_handle(wg_session_t *s, const wg_node_t *node, uint64_t now_ms)
 {
     const char *tag = wg_node_tag(node);
     if (s->st == ST_CLOSED)
         return 0;
+    if (s->st == ST_LEAVING)
+        return leaving_handle(s, node);
     /* any frame is a sign of life, like [B]'s lastDateRecv */
     if (s->ping_deadline != NEVER)
         s->ping_deadline = now_ms + s->cfg.keepalive_timeout_ms;
@@ -795,6 +854,8 @@ uint64_t wg_session_next_deadline(const wg_session_t *s)
         d = s->ping_due;
     if (s->ping_deadline < d)
         d = s->ping_deadline;
+    if (s->logout_deadline < d)
+        d = s->logout_deadline;
     return d;
 }
 
@@ -817,6 +878,11 @@ int wg_session_on_timer(wg_session_t *s, uint64_t now_ms)
     int rv;
     if (s->st == ST_CLOSED)
         return 0;
+    if (s->logout_deadline <= now_ms) {
+        wg_log(WG_LOG_WARN, "session", "jid=%s logout unanswered after_ms=%u", s->creds->jid,
+               s->cfg.logout_timeout_ms);
+        return close_with(s, WG_SESSION_LOGGED_OUT, "logout_unanswered");
+    }
     if (s->qr_deadline <= now_ms) {
         if (s->ref_idx + 1 >= s->nrefs) {
             wg_log(WG_LOG_INFO, "session", "qr refs exhausted count=%u", s->nrefs);
@@ -871,13 +937,14 @@ int wg_session_new(wg_session_t **out, wg_creds_t *creds, const wg_session_confi
     DEF(prekeys_initial, WG_SESSION_PREKEYS_INITIAL);
     DEF(prekeys_batch, WG_SESSION_PREKEYS_BATCH);
     DEF(login_timeout_ms, WG_SESSION_LOGIN_TIMEOUT_MS);
+    DEF(logout_timeout_ms, WG_SESSION_LOGOUT_TIMEOUT_MS);
     DEF(qr_platform, '1');
     DEF(platform_display, "Chrome (Linux)");
 #undef DEF
     s->next_prekey_id = s->cfg.next_prekey_id ? s->cfg.next_prekey_id : 1;
     /* §7.6: "<a>.<b>-<counter>" */
     snprintf(s->id_prefix, sizeof(s->id_prefix), "%u.%u-", r[0], r[1]);
-    s->qr_deadline = s->ping_deadline = s->login_deadline = NEVER;
+    s->qr_deadline = s->ping_deadline = s->login_deadline = s->logout_deadline = NEVER;
     /* keepalive from the start: a registration connection can die silently too */
     s->ping_due = now_ms + s->cfg.keepalive_ms;
     *out = s;

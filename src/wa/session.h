@@ -39,6 +39,8 @@
 #define WG_SESSION_PREKEY_MAX_ID 0xFFFFFFu     /* 24-bit ids */
 /* login steps after <success> ([B]: 30 s for the prekey upload) */
 #define WG_SESSION_LOGIN_TIMEOUT_MS 30000u
+/* our own logout: how long the answer to remove-companion-device is waited for */
+#define WG_SESSION_LOGOUT_TIMEOUT_MS 5000u
 
 typedef struct wg_session_s wg_session_t;
 
@@ -47,6 +49,7 @@ typedef struct {
     uint32_t keepalive_ms, keepalive_timeout_ms;
     uint32_t prekeys_initial, prekeys_batch; /* 0 = defaults above */
     uint32_t login_timeout_ms;               /* 0 = WG_SESSION_LOGIN_TIMEOUT_MS */
+    uint32_t logout_timeout_ms;              /* 0 = WG_SESSION_LOGOUT_TIMEOUT_MS */
     uint32_t next_prekey_id;                 /* first one-time prekey id not yet made (>= 1) */
     char qr_platform;                        /* §5.3 client type; 0 = '1' (Chrome) */
     const char *platform_display;            /* §6.5 "Browser (OS)"; NULL = "Chrome (Linux)" */
@@ -76,7 +79,10 @@ typedef enum {
                                      passive_failed) or unanswered (login_timeout) */
     WG_SESSION_STOP,              /* do not reconnect, keep credentials (qr_timeout, replaced,
                                      client_outdated, banned, ...): FAILED with reason */
-    WG_SESSION_LOGGED_OUT,        /* 401/403/406 failure or device_removed: wipe credentials */
+    WG_SESSION_LOGGED_OUT,        /* 401/403/406 failure or device_removed: wipe credentials.
+                                     Also the end of our own logout (wg_session_logout):
+                                     "logout" (answered, or the server closed the stream),
+                                     "logout_refused" (an iq error), "logout_unanswered" */
 } wg_session_close_t;
 
 typedef struct {
@@ -124,6 +130,13 @@ int wg_session_on_timer(wg_session_t *s, uint64_t now_ms);
  * the account's number in digits. Sends companion_hello. WG_EINVAL (bad phone/code), WG_EPERM
  * (not waiting for pairing: no pair-device yet, or already paired), WG_EIO. */
 int wg_session_pair_code(wg_session_t *s, const char *phone, const char *code, uint64_t now_ms);
+
+/* Our own logout (wa-protocol-core.md; [B] logout, [W] Client.Logout): sends
+ * <iq xmlns="md" type="set"><remove-companion-device jid=<our device JID>
+ * reason="user_initiated"/></iq>, after which the session only waits for its answer (or the
+ * server's close) for logout_timeout_ms and then raises CLOSE LOGGED_OUT; all other input is
+ * ignored meanwhile. WG_EPERM when not logged in (<success> not received, or closed). */
+int wg_session_logout(wg_session_t *s, uint64_t now_ms);
 
 /* 1 once the server has sent pair-device and the session shows QRs (not paired yet). */
 int wg_session_pairing(const wg_session_t *s);

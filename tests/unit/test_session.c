@@ -2,7 +2,8 @@
  * pair-success (accepted with the phone's real signature check of our reply; rejected with a
  * wrong adv secret), 515, login with prekey count/upload and passive (READY only once each is
  * answered; a failed or unanswered step reconnects instead), keepalive answered and timed out,
- * stream errors and failures, the pairing-code flow against the phone side of wa/pair,
+ * stream errors and failures, our own logout (remove-companion-device: answered, refused,
+ * the server's close, unanswered), the pairing-code flow against the phone side of wa/pair,
  * notifications acked, server pings answered, client payloads. */
 #include "test.h"
 #include "util/err.h"
@@ -565,6 +566,115 @@ WG_TEST(session_stream_errors_and_failures)
     }
     close_of(&c, node("failure", "reason", "405", NULL, NULL), &how, reason);
     WG_CHECK_STR(reason, "client_outdated");
+    wg_creds_wipe(&c);
+}
+
+/* A logged-in session that has sent its logout: r.sent[r.nsent - 1] is the iq. */
+static wg_session_t *leaving(wg_creds_t *c, rec_t *r, uint64_t now)
+{
+    wg_session_t *s = logged_in(c, r, now);
+    if (s && wg_session_logout(s, now) != 0) {
+        wg_session_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+WG_TEST(session_logout)
+{
+    wg_creds_t c;
+    rec_t r = {0};
+    WG_CHECK_EQ_INT(wg_creds_generate(&c), 0);
+    /* not logged in (a registration connection, or before <success>): nothing sent */
+    wg_session_t *s = new_session(&c, &r, 0);
+    WG_CHECK_EQ_INT(wg_session_logout(s, 0), WG_EPERM);
+    WG_CHECK_EQ_INT(r.nsent, 0);
+    wg_session_free(s);
+    rec_clear(&r);
+    make_paired(&c);
+
+    /* during the login steps already (logged in, not READY): the iq, as [B] and [W] send it */
+    s = leaving(&c, &r, 1000);
+    WG_CHECK(s != NULL);
+    WG_CHECK_EQ_INT(r.nsent, 3);
+    const wg_node_t *iq = r.sent[2];
+    WG_CHECK_STR(wg_node_tag(iq), "iq");
+    WG_CHECK_STR(wg_node_attr(iq, "type"), "set");
+    WG_CHECK_STR(wg_node_attr(iq, "xmlns"), "md");
+    WG_CHECK_STR(wg_node_attr(iq, "to"), "@s.whatsapp.net");
+    WG_CHECK_EQ_INT(wg_node_child_count(iq), 1);
+    const wg_node_t *rcd = wg_node_child(iq, 0);
+    WG_CHECK_STR(wg_node_tag(rcd), "remove-companion-device");
+    WG_CHECK_STR(wg_node_attr(rcd, "jid"), "5511988887777:4@s.whatsapp.net");
+    WG_CHECK_STR(wg_node_attr(rcd, "reason"), "user_initiated");
+    WG_CHECK(!wg_session_logged_in(s) && !wg_session_ready(s) && !wg_session_closed(s));
+    WG_CHECK_EQ_INT(wg_session_logout(s, 1001), WG_EPERM); /* once */
+    /* only the bound is left (no keepalive, no login deadline) */
+    WG_CHECK_EQ_INT(wg_session_next_deadline(s), 1000 + WG_SESSION_LOGOUT_TIMEOUT_MS);
+    /* meanwhile: login step answers, notifications, server pings and messages are ignored
+     * (nothing sent, no event) */
+    int nev = r.nev;
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[0], "result", "0"), 1002), 0);
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[1], "result", NULL), 1003), 0);
+    wg_node_t *nt = node("notification", "type", "encrypt", "id", "n1");
+    wg_node_set_attr(wg_node_add_new(nt, "count"), "value", "0");
+    WG_CHECK_EQ_INT(feed(s, nt, 1004), 0);
+    WG_CHECK_EQ_INT(feed(s, node("iq", "type", "get", "id", "p1"), 1005), 0);
+    WG_CHECK_EQ_INT(feed(s, node("message", "id", "m1", "type", "text"), 1006), 0);
+    WG_CHECK_EQ_INT(r.nsent, 3);
+    WG_CHECK_EQ_INT(r.nev, nev);
+    /* the answer: CLOSE LOGGED_OUT "logout"; later input changes nothing */
+    WG_CHECK_EQ_INT(feed(s, answer(iq, "result", NULL), 1100), 0);
+    WG_CHECK(wg_session_closed(s));
+    WG_CHECK_EQ_INT(r.close, WG_SESSION_LOGGED_OUT);
+    WG_CHECK_STR(r.reason, "logout");
+    WG_CHECK_EQ_INT(count_ev(&r, WG_SESSION_EV_CLOSE), 1);
+    WG_CHECK_EQ_INT(count_ev(&r, WG_SESSION_EV_READY), 0);
+    wg_node_t *se = node("stream:error", "code", "401", NULL, NULL);
+    wg_node_set_attr(wg_node_add_new(se, "conflict"), "type", "device_removed");
+    WG_CHECK_EQ_INT(feed(s, se, 1101), 0);
+    WG_CHECK_EQ_INT(count_ev(&r, WG_SESSION_EV_CLOSE), 1);
+    wg_session_free(s);
+    rec_clear(&r);
+
+    /* refused */
+    s = leaving(&c, &r, 0);
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[2], "error", NULL), 5), 0);
+    WG_CHECK_EQ_INT(r.close, WG_SESSION_LOGGED_OUT);
+    WG_CHECK_STR(r.reason, "logout_refused");
+    wg_session_free(s);
+    rec_clear(&r);
+
+    /* the server ends the stream before (or instead of) answering: the expected end too */
+    s = leaving(&c, &r, 0);
+    se = node("stream:error", "code", "401", NULL, NULL);
+    wg_node_set_attr(wg_node_add_new(se, "conflict"), "type", "device_removed");
+    WG_CHECK_EQ_INT(feed(s, se, 5), 0);
+    WG_CHECK_EQ_INT(r.close, WG_SESSION_LOGGED_OUT);
+    WG_CHECK_STR(r.reason, "logout");
+    wg_session_free(s);
+    rec_clear(&r);
+    s = leaving(&c, &r, 0);
+    WG_CHECK_EQ_INT(feed(s, node("xmlstreamend", NULL, NULL, NULL, NULL), 5), 0);
+    WG_CHECK_EQ_INT(r.close, WG_SESSION_LOGGED_OUT);
+    wg_session_free(s);
+    rec_clear(&r);
+
+    /* unanswered: CLOSE at the bound, not before */
+    s = logged_in(&c, &r, 0);
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[0], "result", "9"), 5), 0);
+    WG_CHECK_EQ_INT(feed(s, answer(r.sent[1], "result", NULL), 6), 0);
+    WG_CHECK(wg_session_ready(s)); /* from WORKING too */
+    WG_CHECK_EQ_INT(wg_session_logout(s, 10000), 0);
+    WG_CHECK_EQ_INT(wg_session_on_timer(s, 10000 + WG_SESSION_LOGOUT_TIMEOUT_MS - 1), 0);
+    WG_CHECK(!wg_session_closed(s));
+    WG_CHECK_EQ_INT(wg_session_on_timer(s, 10000 + WG_SESSION_LOGOUT_TIMEOUT_MS), 0);
+    WG_CHECK(wg_session_closed(s));
+    WG_CHECK_EQ_INT(r.close, WG_SESSION_LOGGED_OUT);
+    WG_CHECK_STR(r.reason, "logout_unanswered");
+    WG_CHECK_EQ_INT(wg_session_logout(s, 20000), WG_EPERM); /* closed */
+    wg_session_free(s);
+    rec_clear(&r);
     wg_creds_wipe(&c);
 }
 

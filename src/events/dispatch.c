@@ -36,6 +36,9 @@
 #define NBUCKETS 256
 #define BATCH 64
 #define FLUSH_MS 20
+/* the outcome commit's wait for the write lock: short, as a failed flush is retried every
+ * FLUSH_MS from the loop (the loop stalls for at most this while the engines commit) */
+#define BUSY_MS 250
 
 typedef struct inst inst_t;
 
@@ -223,8 +226,9 @@ static int flush_marks(wg_dispatch_t *d)
     }
     if (rv) {
         struct timeval tv = {0, FLUSH_MS * 1000};
-        wg_log(WG_LOG_WARN, "events", "outcomes not recorded yet n=%zu err=%s (kept, retried)",
-               d->nmarks, wg_strerror(rv));
+        if (!d->marks_stalled) /* once per stall: retries come every FLUSH_MS */
+            wg_log(WG_LOG_WARN, "events", "outcomes not recorded yet n=%zu err=%s (kept, retried)",
+                   d->nmarks, wg_strerror(rv));
         d->marks_stalled = 1;
         if (!evtimer_pending(d->flush_ev, NULL))
             evtimer_add(d->flush_ev, &tv);
@@ -649,7 +653,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     if (flush_marks(d) == 0 && d->marks_stalled) {
         /* instances that found their refill blocked went idle: start them again */
         d->marks_stalled = 0;
-        wg_log(WG_LOG_INFO, "events", "outcomes recorded after a retry");
+        wg_log(WG_LOG_INFO, "events", "outcomes recorded after retries");
         scan(d);
     }
 }
@@ -732,7 +736,9 @@ int wg_dispatch_new(const wg_config_t *cfg, wg_metrics_t *m, wg_dispatch_t **out
     wg_envelope_server_url(cfg->public_url, cfg->listen, d->server_url, sizeof(d->server_url));
     evthread_use_pthreads(); /* event_active from other threads (notify, stop) */
     curl_global_init(CURL_GLOBAL_DEFAULT);
-    if ((rv = wg_store_open(cfg->db, &d->st)) != 0)
+    if ((rv = wg_store_open(cfg->db, &d->st)) == 0)
+        wg_store_busy_timeout(d->st, BUSY_MS);
+    if (rv != 0)
         goto fail;
     rv = WG_ENOMEM;
     if (!(d->base = event_base_new()) || !(d->multi = curl_multi_init()))
@@ -783,6 +789,8 @@ void wg_dispatch_free(wg_dispatch_t *d)
             in->queued = 0;
             inst_free(in);
         }
+    if (d->st)
+        wg_store_busy_timeout(d->st, 5000); /* the last chance: no loop retries after this */
     if (d->st && flush_marks(d) != 0)
         wg_log(WG_LOG_ERROR, "events",
                "outcomes not recorded at exit n=%zu (delivered again after the restart)",

@@ -430,6 +430,11 @@ static int sq_txn_begin(wg_store_t *base)
     return rv;
 }
 
+static void sq_busy_timeout(wg_store_t *base, int ms)
+{
+    sqlite3_busy_timeout(((sq_store_t *)base)->db, ms);
+}
+
 static int sq_txn_end(wg_store_t *base, int rv)
 {
     sq_store_t *s = (sq_store_t *)base;
@@ -1125,6 +1130,7 @@ static const wg_store_ops_t sqlite_ops = {
     .event_append_once = sq_event_append_once,
     .txn_begin = sq_txn_begin,
     .txn_end = sq_txn_end,
+    .busy_timeout = sq_busy_timeout,
 };
 
 /* Once per process, before the first connection: SQLite's memory statistics take one global

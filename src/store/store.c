@@ -244,6 +244,11 @@ int wg_store_txn_end(wg_store_t *st, int rv)
     return st->ops->txn_end(st, rv);
 }
 
+void wg_store_busy_timeout(wg_store_t *st, int ms)
+{
+    st->ops->busy_timeout(st, ms);
+}
+
 void wg_account_dispose(wg_account_t *a)
 {
     if (!a)

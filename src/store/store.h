@@ -218,6 +218,10 @@ int wg_store_event_append_once(wg_store_t *st, const char *instance_id, const wg
  * open (begin) or none is (end). */
 int wg_store_txn_begin(wg_store_t *st);
 int wg_store_txn_end(wg_store_t *st, int rv);
+/* How long a write waits for another connection's write lock before failing (WG_ESTORE);
+ * 5000 ms after open. A thread that retries from its own loop sets it lower, so a wait does not
+ * stall its other work (the dispatcher). */
+void wg_store_busy_timeout(wg_store_t *st, int ms);
 /* Appends an event that reports no state change of its own (qr.updated). */
 int wg_store_event_append(wg_store_t *st, const char *instance_id, const wg_store_event_t *ev);
 /* The linked WhatsApp identity: jid and push_name as given (NULL clears), phone only when
@@ -308,6 +312,7 @@ typedef struct wg_store_ops {
                              size_t cap, int *dup);
     int (*txn_begin)(wg_store_t *st);
     int (*txn_end)(wg_store_t *st, int rv);
+    void (*busy_timeout)(wg_store_t *st, int ms);
 } wg_store_ops_t;
 
 /* Every backend struct starts with this header. */

@@ -983,6 +983,45 @@ static void handle_encrypt(wg_sandbox_conn_t *c, const char *id, const char *typ
     send_iq_error(c, id, 501, "feature-not-implemented");
 }
 
+/* 1 when jid (the remove-companion-device target) names device d itself, by its phone number
+ * or its account's LID: a companion can only remove itself. */
+static int names_device(wg_sandbox_t *sb, const wg_sandbox_device_t *d, const char *jid)
+{
+    wg_jid_t j;
+    const wg_sandbox_phone_t *p = wg_sandbox_state_phone_find(sb->st, d->number);
+    if (!jid || wg_jid_parse(jid, strlen(jid), &j) != 0 || j.type != WG_JID_AD ||
+        j.device != d->id)
+        return 0;
+    if (wg_jid_server_is(&j, "s.whatsapp.net"))
+        return j.user_len == strlen(d->number) && !memcmp(j.user, d->number, j.user_len);
+    return p && wg_jid_server_is(&j, "lid") && j.user_len == strlen(p->lid) &&
+           !memcmp(j.user, p->lid, j.user_len);
+}
+
+/* The companion logs itself out (core §7.7; [B] logout, [W] Client.Logout): the phone stops
+ * listing it, the iq is answered, then the stream ends as for a removal from the phone
+ * (<stream:error code="401"><conflict type="device_removed"/>), which both libraries treat as
+ * logged out. Another device's JID (or none) is refused: 400, nothing removed. */
+static void handle_remove_self(wg_sandbox_conn_t *c, const char *id, const wg_node_t *rcd)
+{
+    wg_sandbox_device_t *d = c->dev;
+    const char *target = wg_node_attr(rcd, "jid"), *why = wg_node_attr(rcd, "reason");
+    char jid[64];
+    wg_sandbox_device_jid(d, jid, sizeof(jid));
+    if (!names_device(c->sb, d, target)) {
+        wg_log(WG_LOG_INFO, "sandbox", "%s remove-companion-device for jid=%s refused", jid,
+               target ? target : "-");
+        send_iq_error(c, id, 400, "bad-request");
+        return;
+    }
+    send_result(c, id);
+    c->dev = NULL;
+    d->conn = NULL;
+    wg_sandbox_state_device_remove(c->sb->st, d);
+    wg_log(WG_LOG_INFO, "sandbox", "%s logged itself out reason=%s", jid, why ? why : "-");
+    stream_error(c, "401", "device_removed");
+}
+
 static void handle_iq(wg_sandbox_conn_t *c, const wg_node_t *iq)
 {
     const char *type = wg_node_attr(iq, "type"), *id = wg_node_attr(iq, "id");
@@ -1032,18 +1071,9 @@ static void handle_iq(wg_sandbox_conn_t *c, const wg_node_t *iq)
         send_result(c, id);
         return;
     }
-    if (xmlns && strcmp(xmlns, "md") == 0 && first &&
+    if (xmlns && strcmp(xmlns, "md") == 0 && strcmp(type, "set") == 0 && first &&
         wg_node_tag_is(first, "remove-companion-device")) {
-        /* The companion logs itself out. */
-        wg_sandbox_device_t *d = c->dev;
-        char jid[64];
-        wg_sandbox_device_jid(d, jid, sizeof(jid));
-        send_result(c, id);
-        c->dev = NULL;
-        d->conn = NULL;
-        wg_sandbox_state_device_remove(c->sb->st, d);
-        wg_log(WG_LOG_INFO, "sandbox", "%s logged itself out", jid);
-        close_soon(c);
+        handle_remove_self(c, id, first);
         return;
     }
     wg_log(WG_LOG_DEBUG, "sandbox", "conn=%s unhandled iq xmlns=%s type=%s",

@@ -53,6 +53,7 @@ struct wg_conn_s {
     struct event *timer, *defer;
     int close_pending;        /* a wg_session_close_t, 0 = none */
     const char *close_reason; /* static string */
+    int leaving;              /* our own logout is under way (wg_conn_logout) */
     unsigned attempt;         /* consecutive failed connection attempts */
     uint64_t connect_ms;      /* when this attempt began (logged with WORKING) */
     const char *status;       /* last status reported (static string) */
@@ -268,6 +269,23 @@ static void stop_failed(wg_conn_t *c, const char *reason)
     report_status(c, STATUS_FAILED, reason);
 }
 
+/* The end of our own logout, whatever ended it (the answer, the server's close, the bound, a
+ * lost link): never a reconnect, and no report (the core stopped the instance with reason
+ * "logout" when it asked). The stored credentials were wiped by the engine already. */
+static void logout_done(wg_conn_t *c, const char *why)
+{
+    c->leaving = 0;
+    wg_creds_wipe(&c->creds);
+    c->have_creds = 0;
+    wg_signal_free(c->sig);
+    c->sig = NULL;
+    c->stage = NULL;
+    /* no qr_clear: a logged-in conn shows none, and a new conn of the instance (a start right
+     * after the logout) may be showing one now */
+    conn_state(c, C_STOPPED, "logout");
+    wg_log(WG_LOG_INFO, "conn", "instance=%s logout done why=%s", c->id, why);
+}
+
 static void on_defer(evutil_socket_t fd, short what, void *arg)
 {
     wg_conn_t *c = arg;
@@ -280,6 +298,10 @@ static void on_defer(evutil_socket_t fd, short what, void *arg)
     if (!how)
         return;
     teardown(c);
+    if (c->leaving) {
+        logout_done(c, reason);
+        return;
+    }
     switch (how) {
     case WG_SESSION_RECONNECT_NOW:
         wg_log(WG_LOG_INFO, "conn", "instance=%s reconnect now why=%s", c->id, reason);
@@ -1516,6 +1538,24 @@ void wg_conn_stop(wg_conn_t *c)
     event_del(c->defer);
     qr_clear(c);
     conn_state(c, C_STOPPED, "stop");
+}
+
+int wg_conn_logout(wg_conn_t *c)
+{
+    int rv;
+    if (c->st != C_OPEN || !c->sess || c->close_pending || c->leaving)
+        return WG_EPERM;
+    if ((rv = wg_session_logout(c->sess, mono_ms())) != 0)
+        return rv;
+    c->leaving = 1;
+    if (!c->close_pending)
+        arm_timer(c);
+    return 0;
+}
+
+int wg_conn_leaving(const wg_conn_t *c)
+{
+    return c->leaving;
 }
 
 int wg_conn_pair_code(wg_conn_t *c, const char *phone, const char *code)

@@ -80,6 +80,14 @@ int wg_conn_new(wg_conn_t **out, const wg_conn_env_t *env, const char *instance_
 int wg_conn_start(wg_conn_t *c);
 /* Closes the connection, keeps the credentials; reports nothing. */
 void wg_conn_stop(wg_conn_t *c);
+/* Our own logout on a logged-in connection: sends remove-companion-device and waits (bounded,
+ * session logout_timeout_ms) for its answer or the server's close; then the conn is STOPPED
+ * with its in-memory credentials wiped, reporting nothing and never reconnecting (whatever
+ * ended it). The caller wipes the stored credentials. WG_EPERM when not logged in (nothing
+ * was sent: the device stays listed at WhatsApp), WG_ENOMEM, send errors. */
+int wg_conn_logout(wg_conn_t *c);
+/* 1 while that logout is under way. */
+int wg_conn_leaving(const wg_conn_t *c);
 /* Pairing code (§6) on the live registration connection. WG_EPERM when not waiting for a QR
  * scan; other errors of wg_session_pair_code. */
 int wg_conn_pair_code(wg_conn_t *c, const char *phone, const char *code);

@@ -77,6 +77,7 @@ typedef struct {
     int init_done, init_rv;
     cmd_t *head, *tail;
     centry_t *conns[NBUCKETS];
+    centry_t *leaving; /* conns still finishing their logout, out of the table (below) */
     wg_conn_env_t env;
 } worker_t;
 
@@ -431,12 +432,35 @@ static centry_t **conn_slot(worker_t *w, const char *id)
     return pp;
 }
 
+/* Frees the conns of the leaving list whose logout has ended (all of them with force). */
+static void leaving_sweep(worker_t *w, int force)
+{
+    for (centry_t **pp = &w->leaving, *ce; (ce = *pp);) {
+        if (!force && wg_conn_leaving(ce->conn)) {
+            pp = &ce->next;
+            continue;
+        }
+        *pp = ce->next;
+        wg_conn_free(ce->conn);
+        free(ce);
+    }
+}
+
 static void conn_remove(worker_t *w, const char *id)
 {
     centry_t **pp = conn_slot(w, id), *ce = *pp;
     if (!ce)
         return;
     *pp = ce->next;
+    if (wg_conn_leaving(ce->conn)) {
+        /* a start or stop right after a logout: the remove-companion-device iq is still on its
+         * way (maybe not even written to the socket yet); the conn finishes it out of the
+         * table, swept once it has ended */
+        ce->next = w->leaving;
+        w->leaving = ce;
+        atomic_fetch_sub(&w->eng->count, 1);
+        return;
+    }
     wg_conn_stop(ce->conn);
     wg_conn_free(ce->conn);
     free(ce);
@@ -490,6 +514,29 @@ static void do_start(worker_t *w, const char *id)
         conn_remove(w, id);
 }
 
+/* Logout: a logged-in connection tells WhatsApp to remove the device (remove-companion-device)
+ * and ends by itself once answered, closed by the server, or after the bound (wg_conn_logout);
+ * any other state has nobody to tell, so the device stays listed at WhatsApp until the phone
+ * removes it. The stored credentials go now either way: the conn keeps its own copy for the
+ * iq, and a start that follows at once must not log in with them again. */
+static void do_logout(worker_t *w, const char *id)
+{
+    centry_t *ce = *conn_slot(w, id);
+    int rv = ce ? wg_conn_logout(ce->conn) : WG_EPERM;
+    if (rv) {
+        conn_remove(w, id);
+        wg_log(WG_LOG_WARN, "engine",
+               "instance=%s logout while not logged in (%s): wiped here only; WhatsApp lists the "
+               "device until the phone removes it",
+               id, wg_strerror(rv));
+    }
+    if (wg_store_creds_delete(w->store, id) != 0)
+        wg_log(WG_LOG_ERROR, "engine", "instance=%s logout: credentials not wiped", id);
+    else
+        wg_log(WG_LOG_INFO, "engine", "instance=%s logout: credentials wiped%s", id,
+               rv ? "" : "; waiting for WhatsApp to remove the device");
+}
+
 static void on_wake(evutil_socket_t fd, short what, void *arg)
 {
     worker_t *w = arg;
@@ -500,6 +547,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
     c = w->head;
     w->head = w->tail = NULL;
     pthread_mutex_unlock(&w->mu);
+    leaving_sweep(w, 0);
     for (; c; c = next) {
         next = c->next;
         switch (c->type) {
@@ -510,11 +558,7 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
             conn_remove(w, c->id);
             break;
         case CMD_LOGOUT:
-            conn_remove(w, c->id);
-            if (wg_store_creds_delete(w->store, c->id) != 0)
-                wg_log(WG_LOG_ERROR, "engine", "instance=%s logout: credentials not wiped", c->id);
-            else
-                wg_log(WG_LOG_INFO, "engine", "instance=%s logout: credentials wiped", c->id);
+            do_logout(w, c->id);
             break;
         case CMD_PAIR_CODE: {
             centry_t *ce = *conn_slot(w, c->id);
@@ -604,6 +648,7 @@ static void worker_dispose(worker_t *w)
     for (unsigned b = 0; b < NBUCKETS; b++)
         while (w->conns[b])
             conn_remove(w, wg_conn_id(w->conns[b]->conn));
+    leaving_sweep(w, 1);
     for (cmd_t *c = w->head, *n; c; c = n) {
         n = c->next;
         cmd_free(c);

@@ -445,14 +445,13 @@ def test_hypersender_logout_and_delete():
         assert item["status"] == "STOPPED" and item["name"] == "hs-ld", item
         st, _, nj = srv.request("GET", "/v1/instances/" + iid, token=ka)
         assert st == 200 and nj["data"]["statusReason"] == "logout", nj
-        # the phone sees the device disconnected (or no longer lists it: the engine does not yet
-        # send WhatsApp's remove-companion-device, docs/engine.md "Known gaps"), the
-        # credentials are wiped, it stays logged out
+        # the engine told WhatsApp (remove-companion-device): the phone no longer lists the
+        # device; the credentials are wiped, it stays logged out
         deadline = time.time() + 10
         while True:
             st, devs = SB.api("GET", "/phones/%s/devices" % phone)
             assert st == 200, (st, devs)
-            if all(not d["connected"] for d in devs):
+            if devs == []:
                 break
             assert time.time() < deadline, devs
             time.sleep(0.1)

@@ -1,6 +1,7 @@
 """test_link.py - the WhatsApp engine end to end against `wagate sandbox` (issue 4): the gateway
 links by QR and by pairing code, logs in again after its own restart and after the server
-restarts, reconnects after a drop, is logged out from the phone, and links 200 instances at once.
+restarts, reconnects after a drop, is logged out from the phone, logs itself out (the phone stops
+listing the device), and links 200 instances at once.
 WORKING comes only after the login steps: not while the prekey upload is unanswered (sandbox
 control/prekey-upload holds the answer), not on a connection whose upload was refused or timed
 out (it reconnects and uploads again).
@@ -368,6 +369,85 @@ def test_logout_from_phone_wipes_credentials():
         srv.start()
         time.sleep(0.5)
         assert get(srv, iid)["status"] == "FAILED"
+    finally:
+        srv.cleanup()
+
+
+def test_logout_by_api_unlinks_the_device_at_whatsapp():
+    """POST /logout on a linked, connected instance sends remove-companion-device: the sandbox
+    phone stops listing the device, the close that follows is the expected end (STOPPED
+    "logout" stays, no FAILED, no reconnect), the credentials are wiped. A logout while not
+    connected wipes our side only, and says so: the phone still lists the device."""
+    srv = gateway()
+    try:
+        phone = new_phone()
+        iid = link_by_qr(srv, "bye", phone)["id"]
+        st, devs = SB.api("GET", "/phones/%s/devices" % phone)
+        assert st == 200 and len(devs) == 1 and devs[0]["connected"], devs
+        dev = devs[0]["jid"]
+        st, _, js = srv.request("POST", "/v1/instances/%s/logout" % iid, token=ADMIN)
+        assert st == 200 and js["data"]["status"] == "STOPPED", js
+        assert js["data"]["statusReason"] == "logout", js
+        deadline = time.time() + 10
+        while True:
+            st, devs = SB.api("GET", "/phones/%s/devices" % phone)
+            assert st == 200, (st, devs)
+            if devs == []:
+                break
+            assert time.time() < deadline, devs
+            time.sleep(0.05)
+        wait_log("%s logged itself out reason=user_initiated" % dev, SB.log)
+        # ended by the server's answer, not by the 5 s bound or a lost link
+        wait_log("instance=%s logout done why=logout" % iid, srv.stderr)
+        for table in ("wa_creds", "wa_prekeys"):
+            assert srv.db_rows("SELECT COUNT(*) FROM %s WHERE instance_id = ?" % table,
+                               (iid,))[0][0] == 0, table
+        time.sleep(1.0)
+        inst = get(srv, iid)
+        assert (inst["status"], inst["statusReason"]) == ("STOPPED", "logout"), inst
+        last = events(srv, iid, "connection.updated")[-1][1]
+        assert (last["status"], last["reason"]) == ("STOPPED", "logout"), last
+        assert "instance=%s reconnect in_ms=" % iid not in srv.stderr()
+        # a new start is a new link: a fresh QR, not a login with the old device
+        st, _, js = srv.request("POST", "/v1/instances/%s/start" % iid, token=ADMIN)
+        assert st == 200, js
+        wait_status(srv, iid, "SCAN_QR_CODE")
+
+        # a start while the logout is unanswered (the sandbox frozen in between): the old
+        # connection still waits for its answer out of the way, and once it ends it leaves the
+        # new link's QR alone
+        phone3 = new_phone()
+        iid3 = link_by_qr(srv, "bye3", phone3)["id"]
+        SB.proc.send_signal(signal.SIGSTOP)
+        try:
+            st, _, js = srv.request("POST", "/v1/instances/%s/logout" % iid3, token=ADMIN)
+            assert st == 200, js
+            st, _, js = srv.request("POST", "/v1/instances/%s/start" % iid3, token=ADMIN)
+            assert st == 200, js
+            time.sleep(0.3)
+        finally:
+            SB.proc.send_signal(signal.SIGCONT)
+        wait_log("instance=%s logout done why=logout" % iid3, srv.stderr)
+        st, devs = SB.api("GET", "/phones/%s/devices" % phone3)
+        assert st == 200 and devs == [], devs
+        wait_status(srv, iid3, "SCAN_QR_CODE")
+        time.sleep(0.3)
+        st, _, q = srv.request("GET", "/v1/instances/%s/qr" % iid3, token=ADMIN)
+        assert st == 200 and q["data"]["code"].startswith(QR_PREFIX), (st, q)
+
+        # not connected (stopped): nobody to tell; wiped here, the phone keeps the device
+        phone2 = new_phone()
+        iid2 = link_by_qr(srv, "bye2", phone2)["id"]
+        st, _, js = srv.request("POST", "/v1/instances/%s/stop" % iid2, token=ADMIN)
+        assert st == 200, js
+        st, _, js = srv.request("POST", "/v1/instances/%s/logout" % iid2, token=ADMIN)
+        assert st == 200 and js["data"]["statusReason"] == "logout", js
+        wait_log("instance=%s logout while not logged in" % iid2, srv.stderr)
+        wait_log("instance=%s logout: credentials wiped" % iid2, srv.stderr)
+        assert srv.db_rows("SELECT COUNT(*) FROM wa_creds WHERE instance_id = ?",
+                           (iid2,))[0][0] == 0
+        st, devs = SB.api("GET", "/phones/%s/devices" % phone2)
+        assert st == 200 and len(devs) == 1 and not devs[0]["connected"], devs
     finally:
         srv.cleanup()
 

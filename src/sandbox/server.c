@@ -989,8 +989,7 @@ static int names_device(wg_sandbox_t *sb, const wg_sandbox_device_t *d, const ch
 {
     wg_jid_t j;
     const wg_sandbox_phone_t *p = wg_sandbox_state_phone_find(sb->st, d->number);
-    if (!jid || wg_jid_parse(jid, strlen(jid), &j) != 0 || j.type != WG_JID_AD ||
-        j.device != d->id)
+    if (!jid || wg_jid_parse(jid, strlen(jid), &j) != 0 || j.type != WG_JID_AD || j.device != d->id)
         return 0;
     if (wg_jid_server_is(&j, "s.whatsapp.net"))
         return j.user_len == strlen(d->number) && !memcmp(j.user, d->number, j.user_len);

@@ -41,9 +41,9 @@ enum {
     IQ_LINK_FINISH,
     IQ_LOGOUT
 };
-static const char *const iq_names[] = {"none",    "ping",       "prekey_count", "prekey_upload",
-                                       "refill",  "passive",    "link_hello",   "link_finish",
-                                       "logout"};
+static const char *const iq_names[] = {"none",          "ping",        "prekey_count",
+                                       "prekey_upload", "refill",      "passive",
+                                       "link_hello",    "link_finish", "logout"};
 
 /* Login steps still unanswered (ST_LOGIN): READY when none is left. */
 #define WAIT_COUNT 1u

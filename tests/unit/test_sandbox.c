@@ -263,6 +263,7 @@ typedef struct {
     int upload_sent, upload_answered;
     uint64_t upload_sent_ms, upload_answer_ms;   /* monotonic */
     int msg_ack, retry_keys, usync_ok, fetch_ok; /* messaging (issue 5) */
+    int rm_refused, rm_ok, rm_removed_after;     /* remove-companion-device (our own logout) */
     char lid[64];
     int scan_status, scan_done;
     char scan_jid[64], scan_err[160];
@@ -377,10 +378,17 @@ static int cli_frame(void *ud, const uint8_t *p, size_t len)
             wg_node_set_attr(e, "text", wg_pair_fail_text(fail));
             cli_send(c, r);
         }
+    } else if (wg_node_tag_is(n, "iq") && id && !strcmp(id, "rm.1")) {
+        wg_node_t *e = wg_node_child_by_tag(n, "error");
+        c->rm_refused = type && !strcmp(type, "error") && e && wg_node_attr(e, "code") &&
+                        !strcmp(wg_node_attr(e, "code"), "400");
+    } else if (wg_node_tag_is(n, "iq") && id && !strcmp(id, "rm.2")) {
+        c->rm_ok = type && !strcmp(type, "result");
     } else if (wg_node_tag_is(n, "stream:error")) {
         const char *code = wg_node_attr(n, "code");
         wg_node_t *k = wg_node_child_by_tag(n, "conflict");
         const char *kt = k ? wg_node_attr(k, "type") : NULL;
+        c->rm_removed_after = c->rm_ok; /* the stream ends after the iq's result */
         if (code && !strcmp(code, "515"))
             c->got_515 = 1;
         if (kt && !strcmp(kt, "replaced"))
@@ -703,9 +711,40 @@ WG_TEST(sandbox_end_to_end)
     WG_CHECK(strstr(e.scan_err, "hmac") != NULL);
     WG_CHECK_EQ_INT(wg_sandbox_state_device_count(st), 0);
 
+    /* the companion logs itself out (remove-companion-device): another device's JID is
+     * refused (400, nothing removed); its own: result, record gone, then 401 device_removed */
+    static cli_t f;
+    cli_init(&f, base, sb, p);
+    WG_CHECK_EQ_INT(cli_connect(&f, 0), 0);
+    WG_CHECK(run_until(&f, &f.got_515));
+    WG_CHECK_EQ_INT(cli_connect(&f, 1), 0);
+    WG_CHECK(run_until(&f, &f.retry_keys));
+    WG_CHECK((d = wg_sandbox_state_device_find(st, "15550009999", f.device)) != NULL);
+    {
+        wg_node_t *q = cli_iq("set", "rm.1", "md");
+        wg_node_t *r = wg_node_add_new(q, "remove-companion-device");
+        snprintf(jid, sizeof(jid), "15550009999:%u@s.whatsapp.net", f.device + 1);
+        wg_node_set_attr_jid(r, "jid", jid);
+        wg_node_set_attr(r, "reason", "user_initiated");
+        cli_send(&f, q);
+        WG_CHECK(run_until(&f, &f.rm_refused));
+        WG_CHECK(wg_sandbox_state_device_find(st, "15550009999", f.device) != NULL);
+        q = cli_iq("set", "rm.2", "md");
+        r = wg_node_add_new(q, "remove-companion-device");
+        snprintf(jid, sizeof(jid), "15550009999:%u@s.whatsapp.net", f.device);
+        wg_node_set_attr_jid(r, "jid", jid);
+        wg_node_set_attr(r, "reason", "user_initiated");
+        cli_send(&f, q);
+        WG_CHECK(run_until(&f, &f.got_removed));
+        WG_CHECK(f.rm_ok && f.rm_removed_after);
+        WG_CHECK(wg_sandbox_state_device_find(st, "15550009999", f.device) == NULL);
+        WG_CHECK(run_until(&f, &f.ended));
+    }
+
     cli_disconnect(&a);
     cli_disconnect(&b);
     cli_disconnect(&e);
+    cli_disconnect(&f);
     wg_sandbox_free(sb);
     wg_sandbox_state_close(st);
     event_base_free(base);

@@ -435,6 +435,23 @@ def test_logout_by_api_unlinks_the_device_at_whatsapp():
         st, _, q = srv.request("GET", "/v1/instances/%s/qr" % iid3, token=ADMIN)
         assert st == 200 and q["data"]["code"].startswith(QR_PREFIX), (st, q)
 
+        # unanswered (the sandbox frozen past the 5 s bound): the connection ends at the bound,
+        # STOPPED "logout" stays, no reconnect
+        phone4 = new_phone()
+        iid4 = link_by_qr(srv, "bye4", phone4)["id"]
+        SB.proc.send_signal(signal.SIGSTOP)
+        try:
+            st, _, js = srv.request("POST", "/v1/instances/%s/logout" % iid4, token=ADMIN)
+            assert st == 200, js
+            wait_log("instance=%s logout done why=logout_unanswered" % iid4, srv.stderr,
+                     timeout=10)
+        finally:
+            SB.proc.send_signal(signal.SIGCONT)
+        time.sleep(0.5)
+        inst = get(srv, iid4)
+        assert (inst["status"], inst["statusReason"]) == ("STOPPED", "logout"), inst
+        assert "instance=%s reconnect in_ms=" % iid4 not in srv.stderr()
+
         # not connected (stopped): nobody to tell; wiped here, the phone keeps the device
         phone2 = new_phone()
         iid2 = link_by_qr(srv, "bye2", phone2)["id"]

@@ -171,9 +171,14 @@ def parallel(n, fn, workers=CONCURRENCY):
         raise RuntimeError(errors[0])
 
 
-def wait_until(what, fn, timeout):
+def wait_until(what, fn, timeout, procs=()):
+    """Polls fn() until it returns True; fails at once if one of procs (Server/Sandbox) died."""
     deadline = time.time() + timeout
     while True:
+        for p in procs:
+            if p.proc and p.proc.poll() is not None:
+                raise RuntimeError("%s: %s exited with status %s" % (
+                    what, os.path.basename(p.proc.args[1]), p.proc.returncode))
         v = fn()
         if v is True:
             return
@@ -249,7 +254,7 @@ def run(n, tls, binary):
         t0 = time.time()
         parallel(n, link)
         t_scanned = time.time() - t0
-        wait_until("all linked", n_working, 120 + n * 0.2)
+        wait_until("all linked", n_working, 120 + n * 0.2, (srv, sb))
         r["link_s"] = time.time() - t0
         log("%s: %d instances created and scanned in %.1f s, all WORKING after %.1f s"
             % (mode, n, t_scanned, r["link_s"]))
@@ -312,7 +317,7 @@ def run(n, tls, binary):
         st, js = sb.api("POST", "/control/drop")
         if st != 200:
             raise RuntimeError("drop: %s %s" % (st, js))
-        wait_until("reconnect storm", working_since(mark), 300 + n * 0.1)
+        wait_until("reconnect storm", working_since(mark), 300 + n * 0.1, (srv, sb))
         r["storm_s"] = time.time() - t0
         r["dropped"] = js.get("dropped")
         log("%s: reconnect storm: %s connections dropped, all WORKING again in %.1f s"
@@ -323,7 +328,7 @@ def run(n, tls, binary):
         srv.stop()
         t0 = time.time()
         srv.start(timeout=60)
-        wait_until("restart", working_since(mark), 300 + n * 0.1)
+        wait_until("restart", working_since(mark), 300 + n * 0.1, (srv, sb))
         r["restart_s"] = time.time() - t0
         time.sleep(1.0)
         gw3 = proc_status(srv.proc.pid)

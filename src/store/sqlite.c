@@ -8,7 +8,8 @@
  * writer can lose the lock to busier threads for longer than the timeout: callers that must
  * not give up (the dispatcher's outcomes) retry from their own loop.
  * Migrations are numbered SQL scripts in `migrations[]`, applied in order at open, each in its
- * own transaction, recorded in schema_migrations. Never edit a shipped migration: append one.
+ * own transaction, recorded in schema_migrations; an open that finds the schema current takes
+ * no write lock. Never edit a shipped migration: append one.
  *
  * Statements: every query is a fixed text in `sql[]`, prepared the first time the connection
  * uses it (SQLITE_PREPARE_PERSISTENT) and kept until close; compiling SQL is most of the cost of
@@ -587,6 +588,11 @@ static int migrate(sq_store_t *s)
     if ((rv = exec(s, "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY "
                       "KEY, applied_at INTEGER NOT NULL)")) != 0)
         return rv;
+    /* Up to date (every open but the first of a new schema): no write lock. Each thread opens
+     * its own connection at start, while the engine threads may hold the lock for seconds
+     * (thousands of instances logging in): a failed BEGIN here stopped the whole gateway. */
+    if (current_version(s) == NMIGRATIONS)
+        return 0;
     for (;;) {
         if ((rv = begin(s)) != 0)
             return rv;

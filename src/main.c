@@ -161,8 +161,12 @@ static void resume_instances(wg_core_t *c)
     }
     for (size_t i = 0; i < nids; i++) {
         char reason[64] = "engine_unavailable";
-        if (wg_core_instance_set_status(c, ids[i], WG_STATUS_STARTING, "restart") == 0 &&
-            c->engine->ops->start(c->engine, ids[i], reason, sizeof(reason)) != 0)
+        /* started even when STARTING was not stored (the write lock not got within the busy
+         * timeout): else the instance stays listed as running with no connection; its engine
+         * reports store the status once the lock is free */
+        if (wg_core_instance_set_status(c, ids[i], WG_STATUS_STARTING, "restart") != 0)
+            wg_log(WG_LOG_WARN, "main", "instance=%s resumed without its STARTING status", ids[i]);
+        if (c->engine->ops->start(c->engine, ids[i], reason, sizeof(reason)) != 0)
             wg_core_instance_set_status(c, ids[i], WG_STATUS_FAILED, reason);
         free(ids[i]);
     }

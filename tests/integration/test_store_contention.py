@@ -55,3 +55,37 @@ def test_start_while_another_process_holds_the_write_lock():
         assert srv.stop() == 0
     finally:
         srv.cleanup()
+
+
+def setup_module():
+    L.setup_module()
+
+
+def teardown_module():
+    L.teardown_module()
+
+
+def test_linked_instances_restart_while_the_write_lock_is_held():
+    srv = L.gateway()
+    try:
+        ids = [L.link_by_qr(srv, "lock-%d" % i, L.new_phone())["id"] for i in range(3)]
+        jids = dict(srv.db_rows("SELECT id, jid FROM instances"))
+        assert all(jids.values()), jids
+        assert srv.stop() == 0
+        holder = hold_write_lock(srv.db, HOLD_S)
+        try:
+            srv.start(timeout=HOLD_S + 20)
+        finally:
+            holder.join()
+        for iid in ids:
+            L.wait_status(srv, iid, "WORKING", timeout=40)
+        # each one connected again (a resume whose STARTING write timed out was not started and
+        # kept showing the WORKING of the previous run)
+        for iid in ids:
+            L.wait_log("instance=%s working after_ms" % iid,
+                       lambda: srv.stderr().split("main stopped")[-1], timeout=40)
+        assert srv.proc.poll() is None, srv.stderr()[-3000:]
+        assert dict(srv.db_rows("SELECT id, jid FROM instances")) == jids
+        assert srv.stop() == 0
+    finally:
+        srv.cleanup()

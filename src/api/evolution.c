@@ -16,6 +16,7 @@
  * {status, error, response:{message:[...]}}; core validation errors (422) become 400.
  * Parsing and rendering only: rules live in core/. */
 #include "api/dialect.h"
+#include "api/evo_shape.h"
 #include "api/render.h"
 #include "core/validate.h"
 #include "qr/qr.h"
@@ -31,17 +32,9 @@
 
 enum { RC_READ = 1, RC_WRITE = 2 };
 
-static void respond(wg_http_req_t *r, int status, json_t *body)
-{
-    json_decref(r->json);
-    r->status = status;
-    r->json = body;
-}
-
-static void fail(wg_http_req_t *r, int status, const char *msg)
-{
-    respond(r, status, wg_render_error_evolution(status, msg));
-}
+/* the Evolution response helpers are shared with Wachat (evo_shape.c); short local names */
+#define respond wg_evo_respond
+#define fail wg_evo_fail
 
 static void evo_error(wg_http_req_t *r, void *ctx, int status, const char *code, const char *msg)
 {
@@ -931,15 +924,17 @@ out:
     wg_instance_dispose(&in);
 }
 
+static const char *shown_name(const wg_instance_t *in)
+{
+    return in->name;
+}
+
+/* What Evolution's lifecycle routes differ by; the handlers are evo_shape.c's. */
+static const wg_evo_shape_t shape = {evo_instance, shown_name, fail_core, render_state};
+
 static void h_state(wg_http_req_t *r, void *ctx)
 {
-    wg_api_ctx_t *c = ctx;
-    wg_auth_t a;
-    wg_instance_t in;
-    if (evo_instance(r, c, &a, &in) != 0)
-        return;
-    respond(r, 200, render_state(&in));
-    wg_instance_dispose(&in);
+    wg_evo_state(r, ctx, &shape);
 }
 
 static void h_fetch(wg_http_req_t *r, void *ctx)
@@ -985,56 +980,19 @@ static void h_fetch(wg_http_req_t *r, void *ctx)
     respond(r, 200, arr);
 }
 
-static void act(wg_http_req_t *r, void *ctx, wg_action_t what)
-{
-    wg_api_ctx_t *c = ctx;
-    wg_auth_t a;
-    wg_instance_t in, out = {0};
-    wg_core_err_t err = {0};
-    if (evo_instance(r, c, &a, &in) != 0)
-        return;
-    if (what == WG_ACTION_LOGOUT && strcmp(in.status, WG_STATUS_WORKING)) {
-        char m[200];
-        snprintf(m, sizeof(m), "The \"%.100s\" instance is not connected", in.name);
-        fail(r, 400, m);
-        goto done;
-    }
-    if (wg_core_instance_action(c->core, &a, in.id, what, &out, &err) != 0) {
-        fail_core(r, &err, in.name);
-        goto done;
-    }
-    if (what == WG_ACTION_LOGOUT)
-        respond(r, 200, wg_render_ok_evolution("Instance logged out"));
-    else
-        respond(r, 200, render_state(&out));
-done:
-    wg_instance_dispose(&in);
-    wg_instance_dispose(&out);
-}
-
 static void h_restart(wg_http_req_t *r, void *ctx)
 {
-    act(r, ctx, WG_ACTION_RESTART);
+    wg_evo_action(r, ctx, &shape, WG_ACTION_RESTART);
 }
 
 static void h_logout(wg_http_req_t *r, void *ctx)
 {
-    act(r, ctx, WG_ACTION_LOGOUT);
+    wg_evo_action(r, ctx, &shape, WG_ACTION_LOGOUT);
 }
 
 static void h_delete(wg_http_req_t *r, void *ctx)
 {
-    wg_api_ctx_t *c = ctx;
-    wg_auth_t a;
-    wg_instance_t in;
-    wg_core_err_t err = {0};
-    if (evo_instance(r, c, &a, &in) != 0)
-        return;
-    if (wg_core_instance_delete(c->core, &a, in.id, &err) != 0)
-        fail_core(r, &err, in.name);
-    else
-        respond(r, 200, wg_render_ok_evolution("Instance deleted"));
-    wg_instance_dispose(&in);
+    wg_evo_delete(r, ctx, &shape);
 }
 
 /* ---- webhook and settings ---- */

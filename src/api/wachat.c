@@ -17,6 +17,7 @@
  * ({status, error, response:{message:[…]}}; core validation errors become 400 naming the
  * Wachat field). Parsing and rendering only: rules live in core/. */
 #include "api/dialect.h"
+#include "api/evo_shape.h"
 #include "api/render.h"
 #include "qr/qr.h"
 #include "util/err.h"
@@ -38,17 +39,9 @@ extern const wg_web_asset_t wg_web_assets[];
 
 #define LIVE_PAGE "/wachat-live.html"
 
-static void respond(wg_http_req_t *r, int status, json_t *body)
-{
-    json_decref(r->json);
-    r->status = status;
-    r->json = body;
-}
-
-static void fail(wg_http_req_t *r, int status, const char *msg)
-{
-    respond(r, status, wg_render_error_evolution(status, msg));
-}
+/* the Evolution response helpers are shared with Wachat (evo_shape.c); short local names */
+#define respond wg_evo_respond
+#define fail wg_evo_fail
 
 static void wac_error(wg_http_req_t *r, void *ctx, int status, const char *code, const char *msg)
 {
@@ -584,67 +577,32 @@ static json_t *render_state(const wg_instance_t *in)
                      wg_render_status_evolution(in->status));
 }
 
-static void h_state(wg_http_req_t *r, void *ctx)
+static const char *shown_name(const wg_instance_t *in)
 {
-    wg_api_ctx_t *c = ctx;
-    wg_auth_t a;
-    wg_instance_t in;
-    if (wac_instance(r, c, &a, &in) != 0)
-        return;
-    respond(r, 200, render_state(&in));
-    wg_instance_dispose(&in);
+    return in->api_name;
 }
 
-static void act(wg_http_req_t *r, void *ctx, wg_action_t what)
+/* What Wachat's lifecycle routes differ by; the handlers are evo_shape.c's. */
+static const wg_evo_shape_t shape = {wac_instance, shown_name, fail_core, render_state};
+
+static void h_state(wg_http_req_t *r, void *ctx)
 {
-    wg_api_ctx_t *c = ctx;
-    wg_auth_t a;
-    wg_instance_t in, out = {0};
-    wg_core_err_t err = {0};
-    if (wac_instance(r, c, &a, &in) != 0)
-        return;
-    if (what == WG_ACTION_LOGOUT && strcmp(in.status, WG_STATUS_WORKING)) {
-        char m[200];
-        snprintf(m, sizeof(m), "The \"%.100s\" instance is not connected", in.api_name);
-        fail(r, 400, m);
-        goto done;
-    }
-    if (wg_core_instance_action(c->core, &a, in.id, what, &out, &err) != 0) {
-        fail_core(r, &err, in.api_name);
-        goto done;
-    }
-    if (what == WG_ACTION_LOGOUT)
-        respond(r, 200, wg_render_ok_evolution("Instance logged out"));
-    else
-        respond(r, 200, render_state(&out));
-done:
-    wg_instance_dispose(&in);
-    wg_instance_dispose(&out);
+    wg_evo_state(r, ctx, &shape);
 }
 
 static void h_restart(wg_http_req_t *r, void *ctx)
 {
-    act(r, ctx, WG_ACTION_RESTART);
+    wg_evo_action(r, ctx, &shape, WG_ACTION_RESTART);
 }
 
 static void h_logout(wg_http_req_t *r, void *ctx)
 {
-    act(r, ctx, WG_ACTION_LOGOUT);
+    wg_evo_action(r, ctx, &shape, WG_ACTION_LOGOUT);
 }
 
 static void h_delete(wg_http_req_t *r, void *ctx)
 {
-    wg_api_ctx_t *c = ctx;
-    wg_auth_t a;
-    wg_instance_t in;
-    wg_core_err_t err = {0};
-    if (wac_instance(r, c, &a, &in) != 0)
-        return;
-    if (wg_core_instance_delete(c->core, &a, in.id, &err) != 0)
-        fail_core(r, &err, in.api_name);
-    else
-        respond(r, 200, wg_render_ok_evolution("Instance deleted"));
-    wg_instance_dispose(&in);
+    wg_evo_delete(r, ctx, &shape);
 }
 
 /* ---- send text ---- */

@@ -1,0 +1,70 @@
+/* evo_shape.c - see evo_shape.h. Parsing and rendering only: the rules live in core/. */
+#include "api/evo_shape.h"
+
+#include "api/render.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void wg_evo_respond(wg_http_req_t *r, int status, json_t *body)
+{
+    json_decref(r->json);
+    r->status = status;
+    r->json = body;
+}
+
+void wg_evo_fail(wg_http_req_t *r, int status, const char *msg)
+{
+    wg_evo_respond(r, status, wg_render_error_evolution(status, msg));
+}
+
+void wg_evo_state(wg_http_req_t *r, wg_api_ctx_t *c, const wg_evo_shape_t *sh)
+{
+    wg_auth_t a;
+    wg_instance_t in;
+    if (sh->instance(r, c, &a, &in) != 0)
+        return;
+    wg_evo_respond(r, 200, sh->state(&in));
+    wg_instance_dispose(&in);
+}
+
+void wg_evo_action(wg_http_req_t *r, wg_api_ctx_t *c, const wg_evo_shape_t *sh, wg_action_t what)
+{
+    wg_auth_t a;
+    wg_instance_t in, out = {0};
+    wg_core_err_t err = {0};
+    if (sh->instance(r, c, &a, &in) != 0)
+        return;
+    /* Evolution refuses a logout of an instance that is not connected (its wording) */
+    if (what == WG_ACTION_LOGOUT && strcmp(in.status, WG_STATUS_WORKING)) {
+        char m[200];
+        snprintf(m, sizeof(m), "The \"%.100s\" instance is not connected", sh->shown(&in));
+        wg_evo_fail(r, 400, m);
+        goto done;
+    }
+    if (wg_core_instance_action(c->core, &a, in.id, what, &out, &err) != 0) {
+        sh->fail_core(r, &err, sh->shown(&in));
+        goto done;
+    }
+    if (what == WG_ACTION_LOGOUT)
+        wg_evo_respond(r, 200, wg_render_ok_evolution("Instance logged out"));
+    else
+        wg_evo_respond(r, 200, sh->state(&out));
+done:
+    wg_instance_dispose(&in);
+    wg_instance_dispose(&out);
+}
+
+void wg_evo_delete(wg_http_req_t *r, wg_api_ctx_t *c, const wg_evo_shape_t *sh)
+{
+    wg_auth_t a;
+    wg_instance_t in;
+    wg_core_err_t err = {0};
+    if (sh->instance(r, c, &a, &in) != 0)
+        return;
+    if (wg_core_instance_delete(c->core, &a, in.id, &err) != 0)
+        sh->fail_core(r, &err, sh->shown(&in));
+    else
+        wg_evo_respond(r, 200, wg_render_ok_evolution("Instance deleted"));
+    wg_instance_dispose(&in);
+}

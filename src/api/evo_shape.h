@@ -1,0 +1,38 @@
+/* evo_shape.h - the Evolution-shaped lifecycle routes shared by the Evolution and Wachat
+ * dialects (Wachat's routes are Evolution's: connectionState, restart, logout, delete). The
+ * handlers are written once here; each dialect passes what really differs between the two in
+ * a wg_evo_shape_t: how the path's instance is looked up (by name / by apiInstanceName), the
+ * name its messages show, its core-error renderer and its state object. */
+#ifndef WG_API_EVO_SHAPE_H
+#define WG_API_EVO_SHAPE_H
+
+#include "api/dialect.h"
+#include "core/core.h"
+
+#include <jansson.h>
+
+typedef struct {
+    /* Auth, then the instance the path's {name} designates. 0, or the response is set. */
+    int (*instance)(wg_http_req_t *r, wg_api_ctx_t *c, wg_auth_t *a, wg_instance_t *in);
+    /* The instance name the dialect's messages show. */
+    const char *(*shown)(const wg_instance_t *in);
+    /* A core error in the dialect's terms (name: the instance name the request used). */
+    void (*fail_core)(wg_http_req_t *r, const wg_core_err_t *e, const char *name);
+    /* The {instance:{...}} state object (connectionState and restart answer it). */
+    json_t *(*state)(const wg_instance_t *in);
+} wg_evo_shape_t;
+
+/* r's body becomes `body` (stolen) with `status`. */
+void wg_evo_respond(wg_http_req_t *r, int status, json_t *body);
+/* Evolution's error body with `status` (render.h: wg_render_error_evolution). */
+void wg_evo_fail(wg_http_req_t *r, int status, const char *msg);
+
+/* GET connectionState/{name}: the state object. */
+void wg_evo_state(wg_http_req_t *r, wg_api_ctx_t *c, const wg_evo_shape_t *sh);
+/* restart/{name} (the new state) and logout/{name} (400 unless connected; then the ok
+ * envelope). */
+void wg_evo_action(wg_http_req_t *r, wg_api_ctx_t *c, const wg_evo_shape_t *sh, wg_action_t what);
+/* DELETE delete/{name}: the ok envelope. */
+void wg_evo_delete(wg_http_req_t *r, wg_api_ctx_t *c, const wg_evo_shape_t *sh);
+
+#endif

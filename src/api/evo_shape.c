@@ -2,6 +2,7 @@
 #include "api/evo_shape.h"
 
 #include "api/render.h"
+#include "util/err.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -16,6 +17,52 @@ void wg_evo_respond(wg_http_req_t *r, int status, json_t *body)
 void wg_evo_fail(wg_http_req_t *r, int status, const char *msg)
 {
     wg_evo_respond(r, status, wg_render_error_evolution(status, msg));
+}
+
+void wg_evo_route_error(wg_http_req_t *r, int status, const char *msg, int path_max)
+{
+    char m[300];
+    if (status == 404 && !r->route)
+        snprintf(m, sizeof(m), "Cannot %s %.*s", r->method_name ? r->method_name : "GET",
+                 path_max, r->path ? r->path : "/");
+    else
+        snprintf(m, sizeof(m), "%s", msg);
+    wg_evo_fail(r, status, m);
+}
+
+int wg_evo_core_message(const wg_core_err_t *e, const char *name, int *status, char *m,
+                        size_t cap)
+{
+    const char *code = e->code ? e->code : "";
+    if (e->taken && !strcmp(e->field, "name")) {
+        *status = 403;
+        snprintf(m, cap, "This name \"%.100s\" is already in use.", name ? name : "");
+    } else if (!strcmp(code, "not_found")) {
+        snprintf(m, cap, "The \"%.100s\" instance does not exist", name ? name : "");
+    } else if (*status == 401) {
+        snprintf(m, cap, "Unauthorized");
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* the route classes both dialects give their routes (WG_DIALECT_RC) */
+enum { EVO_RC_READ = 1, EVO_RC_WRITE = 2 };
+
+int wg_evo_limit(wg_http_req_t *r, wg_api_ctx_t *c, const wg_auth_t *a, const char *prefix)
+{
+    char key[120];
+    int retry;
+    int rc = r->route ? WG_DIALECT_RC(r->route->rclass) : EVO_RC_READ;
+    snprintf(key, sizeof(key), "%s%d:%s", prefix, rc,
+             a->kind == WG_AUTH_INSTANCE ? a->instance_id : a->account_id);
+    if (wg_dialect_limit(r, c, key, rc == EVO_RC_WRITE ? c->cfg->rate_write : c->cfg->rate_read,
+                         &retry) != 0) {
+        wg_evo_fail(r, 429, "Too many requests; retry later");
+        return WG_ELIMIT;
+    }
+    return 0;
 }
 
 void wg_evo_state(wg_http_req_t *r, wg_api_ctx_t *c, const wg_evo_shape_t *sh)

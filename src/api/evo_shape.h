@@ -27,6 +27,18 @@ void wg_evo_respond(wg_http_req_t *r, int status, json_t *body);
 /* Evolution's error body with `status` (render.h: wg_render_error_evolution). */
 void wg_evo_fail(wg_http_req_t *r, int status, const char *msg);
 
+/* The router's error in Evolution's words: an unrouted 404 reads "Cannot METHOD PATH" (as
+ * Express/NestJS answer), the path cut at path_max characters; else msg. */
+void wg_evo_route_error(wg_http_req_t *r, int status, const char *msg, int path_max);
+/* The messages every Evolution-shaped dialect gives a core error the same way (name taken:
+ * 403, not found, 401), written to m with *status. 1 when e is one of those, else 0 (the
+ * dialect words the rest). name: the instance name the request used, may be NULL. */
+int wg_evo_core_message(const wg_core_err_t *e, const char *name, int *status, char *m,
+                        size_t cap);
+/* The read/write rate limit of the route, keyed "<prefix><class>:<credential>". 0, or the 429
+ * is set. */
+int wg_evo_limit(wg_http_req_t *r, wg_api_ctx_t *c, const wg_auth_t *a, const char *prefix);
+
 /* GET connectionState/{name}: the state object. */
 void wg_evo_state(wg_http_req_t *r, wg_api_ctx_t *c, const wg_evo_shape_t *sh);
 /* restart/{name} (the new state) and logout/{name} (400 unless connected; then the ok

@@ -40,13 +40,7 @@ static void evo_error(wg_http_req_t *r, void *ctx, int status, const char *code,
 {
     (void)ctx;
     (void)code;
-    char m[300];
-    if (status == 404 && !r->route) /* Express/NestJS wording, as Evolution answers */
-        snprintf(m, sizeof(m), "Cannot %s %s", r->method_name ? r->method_name : "GET",
-                 r->path ? r->path : "/");
-    else
-        snprintf(m, sizeof(m), "%s", msg);
-    fail(r, status, m);
+    wg_evo_route_error(r, status, msg, 300); /* the path as long as the message holds */
 }
 
 /* 400 with one message per entry of msgs (an array of strings, taken). */
@@ -93,13 +87,8 @@ static void fail_core(wg_http_req_t *r, const wg_core_err_t *e, const char *name
     int st = e->status ? e->status : 500;
     const char *code = e->code ? e->code : "";
     snprintf(m, sizeof(m), "%s", e->message);
-    if (e->taken && !strcmp(e->field, "name")) {
-        st = 403;
-        snprintf(m, sizeof(m), "This name \"%.100s\" is already in use.", name ? name : "");
-    } else if (!strcmp(code, "not_found")) {
-        snprintf(m, sizeof(m), "The \"%.100s\" instance does not exist", name ? name : "");
-    } else if (st == 401) {
-        snprintf(m, sizeof(m), "Unauthorized");
+    if (wg_evo_core_message(e, name, &st, m, sizeof(m))) {
+        /* the messages Wachat shares (evo_shape.c) */
     } else if (!strncmp(e->field, "chatwoot.", 9)) {
         fail_chatwoot(r, e);
         return;
@@ -119,21 +108,11 @@ static void fail_core(wg_http_req_t *r, const wg_core_err_t *e, const char *name
 static int evo_auth(wg_http_req_t *r, wg_api_ctx_t *c, wg_auth_t *a)
 {
     wg_core_err_t err = {0};
-    char key[120];
-    int retry;
     if (wg_dialect_auth(r, c, a, &err) != 0) {
         fail_core(r, &err, NULL);
         return WG_EPERM;
     }
-    int rc = r->route ? WG_DIALECT_RC(r->route->rclass) : RC_READ;
-    snprintf(key, sizeof(key), "evo%d:%s", rc,
-             a->kind == WG_AUTH_INSTANCE ? a->instance_id : a->account_id);
-    if (wg_dialect_limit(r, c, key, rc == RC_WRITE ? c->cfg->rate_write : c->cfg->rate_read,
-                         &retry) != 0) {
-        fail(r, 429, "Too many requests; retry later");
-        return WG_ELIMIT;
-    }
-    return 0;
+    return wg_evo_limit(r, c, a, "evo");
 }
 
 /* Auth, then the {name} of the path resolved for that credential. 0, or the response is set. */

@@ -47,13 +47,7 @@ static void wac_error(wg_http_req_t *r, void *ctx, int status, const char *code,
 {
     (void)ctx;
     (void)code;
-    char m[300];
-    if (status == 404 && !r->route)
-        snprintf(m, sizeof(m), "Cannot %s %.200s", r->method_name ? r->method_name : "GET",
-                 r->path ? r->path : "/");
-    else
-        snprintf(m, sizeof(m), "%s", msg);
-    fail(r, status, m);
+    wg_evo_route_error(r, status, msg, 200);
 }
 
 /* The Wachat name of a core field ("settings.rejectCall" -> "rejectCalls"). */
@@ -84,15 +78,10 @@ static void fail_core(wg_http_req_t *r, const wg_core_err_t *e, const char *name
 {
     char m[300];
     int st = e->status ? e->status : 500;
-    const char *code = e->code ? e->code : "", *f = wachat_field(e->field);
+    const char *f = wachat_field(e->field);
     snprintf(m, sizeof(m), "%s", e->message);
-    if (e->taken && !strcmp(e->field, "name")) {
-        st = 403;
-        snprintf(m, sizeof(m), "This name \"%.100s\" is already in use.", name ? name : "");
-    } else if (!strcmp(code, "not_found")) {
-        snprintf(m, sizeof(m), "The \"%.100s\" instance does not exist", name ? name : "");
-    } else if (st == 401) {
-        snprintf(m, sizeof(m), "Unauthorized");
+    if (wg_evo_core_message(e, name, &st, m, sizeof(m))) {
+        /* the messages Evolution shares (evo_shape.c) */
     } else if (!strncmp(e->field, "business.", 9)) {
         st = 400;
         snprintf(m, sizeof(m), "%s is required for WHATSAPP-BUSINESS", f);
@@ -114,8 +103,7 @@ static void fail_core(wg_http_req_t *r, const wg_core_err_t *e, const char *name
 static int wac_auth(wg_http_req_t *r, wg_api_ctx_t *c, wg_auth_t *a, int query_key)
 {
     wg_core_err_t err = {0};
-    char tok[520], key[120];
-    int retry;
+    char tok[520];
     const char *t = wg_http_credential(r, tok, sizeof(tok));
     if (!t && query_key && wg_http_query_get(r->query, "apiKey", tok, sizeof(tok)) == 0 && tok[0])
         t = tok;
@@ -124,15 +112,7 @@ static int wac_auth(wg_http_req_t *r, wg_api_ctx_t *c, wg_auth_t *a, int query_k
         fail_core(r, &err, NULL);
         return WG_EPERM;
     }
-    int rc = r->route ? WG_DIALECT_RC(r->route->rclass) : RC_READ;
-    snprintf(key, sizeof(key), "wac%d:%s", rc,
-             a->kind == WG_AUTH_INSTANCE ? a->instance_id : a->account_id);
-    if (wg_dialect_limit(r, c, key, rc == RC_WRITE ? c->cfg->rate_write : c->cfg->rate_read,
-                         &retry) != 0) {
-        fail(r, 429, "Too many requests; retry later");
-        return WG_ELIMIT;
-    }
-    return 0;
+    return wg_evo_limit(r, c, a, "wac");
 }
 
 /* The instance called api_name, for credential a. 0, or the response is set. */

@@ -65,6 +65,18 @@ int wg_evo_limit(wg_http_req_t *r, wg_api_ctx_t *c, const wg_auth_t *a, const ch
     return 0;
 }
 
+int wg_evo_resolve(wg_http_req_t *r, wg_api_ctx_t *c, const wg_auth_t *a, const char *name,
+                   wg_evo_lookup_fn lookup, wg_evo_fail_core_fn fail_core, wg_instance_t *in)
+{
+    wg_core_err_t err = {0};
+    if (lookup(c->core, a, name, in, &err) != 0) {
+        fail_core(r, &err, name);
+        return WG_ENOTFOUND;
+    }
+    snprintf(r->log_instance, sizeof(r->log_instance), "%s", in->id);
+    return 0;
+}
+
 void wg_evo_state(wg_http_req_t *r, wg_api_ctx_t *c, const wg_evo_shape_t *sh)
 {
     wg_auth_t a;

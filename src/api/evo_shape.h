@@ -11,13 +11,20 @@
 
 #include <jansson.h>
 
+/* A core error renderer in a dialect's terms (name: the instance name the request used). */
+typedef void (*wg_evo_fail_core_fn)(wg_http_req_t *r, const wg_core_err_t *e, const char *name);
+/* How a dialect finds an instance by the name its clients use (wg_core_instance_by_name,
+ * wg_core_instance_by_api_name). */
+typedef int (*wg_evo_lookup_fn)(wg_core_t *c, const wg_auth_t *a, const char *name,
+                                wg_instance_t *out, wg_core_err_t *err);
+
 typedef struct {
     /* Auth, then the instance the path's {name} designates. 0, or the response is set. */
     int (*instance)(wg_http_req_t *r, wg_api_ctx_t *c, wg_auth_t *a, wg_instance_t *in);
     /* The instance name the dialect's messages show. */
     const char *(*shown)(const wg_instance_t *in);
     /* A core error in the dialect's terms (name: the instance name the request used). */
-    void (*fail_core)(wg_http_req_t *r, const wg_core_err_t *e, const char *name);
+    wg_evo_fail_core_fn fail_core;
     /* The {instance:{...}} state object (connectionState and restart answer it). */
     json_t *(*state)(const wg_instance_t *in);
 } wg_evo_shape_t;
@@ -38,6 +45,11 @@ int wg_evo_core_message(const wg_core_err_t *e, const char *name, int *status, c
 /* The read/write rate limit of the route, keyed "<prefix><class>:<credential>". 0, or the 429
  * is set. */
 int wg_evo_limit(wg_http_req_t *r, wg_api_ctx_t *c, const wg_auth_t *a, const char *prefix);
+
+/* The instance `name` for credential a, found by lookup and named in the request log. 0, or
+ * fail_core set the response (with name). */
+int wg_evo_resolve(wg_http_req_t *r, wg_api_ctx_t *c, const wg_auth_t *a, const char *name,
+                   wg_evo_lookup_fn lookup, wg_evo_fail_core_fn fail_core, wg_instance_t *in);
 
 /* GET connectionState/{name}: the state object. */
 void wg_evo_state(wg_http_req_t *r, wg_api_ctx_t *c, const wg_evo_shape_t *sh);

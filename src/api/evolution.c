@@ -118,15 +118,9 @@ static int evo_auth(wg_http_req_t *r, wg_api_ctx_t *c, wg_auth_t *a)
 /* Auth, then the {name} of the path resolved for that credential. 0, or the response is set. */
 static int evo_instance(wg_http_req_t *r, wg_api_ctx_t *c, wg_auth_t *a, wg_instance_t *in)
 {
-    wg_core_err_t err = {0};
     if (evo_auth(r, c, a) != 0)
         return WG_EPERM;
-    if (wg_core_instance_by_name(c->core, a, r->params[0], in, &err) != 0) {
-        fail_core(r, &err, r->params[0]);
-        return WG_ENOTFOUND;
-    }
-    snprintf(r->log_instance, sizeof(r->log_instance), "%s", in->id);
-    return 0;
+    return wg_evo_resolve(r, c, a, r->params[0], wg_core_instance_by_name, fail_core, in);
 }
 
 static json_t *proxy_from(json_t *root, int prefixed);

@@ -119,13 +119,7 @@ static int wac_auth(wg_http_req_t *r, wg_api_ctx_t *c, wg_auth_t *a, int query_k
 static int wac_resolve(wg_http_req_t *r, wg_api_ctx_t *c, const wg_auth_t *a, const char *api_name,
                        wg_instance_t *in)
 {
-    wg_core_err_t err = {0};
-    if (wg_core_instance_by_api_name(c->core, a, api_name, in, &err) != 0) {
-        fail_core(r, &err, api_name);
-        return WG_ENOTFOUND;
-    }
-    snprintf(r->log_instance, sizeof(r->log_instance), "%s", in->id);
-    return 0;
+    return wg_evo_resolve(r, c, a, api_name, wg_core_instance_by_api_name, fail_core, in);
 }
 
 /* Auth, then the instance named by the path's {name}. */

@@ -65,6 +65,16 @@ int wg_evo_limit(wg_http_req_t *r, wg_api_ctx_t *c, const wg_auth_t *a, const ch
     return 0;
 }
 
+int wg_evo_body(wg_http_req_t *r, json_t **root)
+{
+    wg_core_err_t err = {0};
+    if (wg_native_parse_body(r->body, r->body_len, root, &err) != 0) {
+        wg_evo_fail(r, 400, "request body must be a JSON object");
+        return WG_EINVAL;
+    }
+    return 0;
+}
+
 int wg_evo_resolve(wg_http_req_t *r, wg_api_ctx_t *c, const wg_auth_t *a, const char *name,
                    wg_evo_lookup_fn lookup, wg_evo_fail_core_fn fail_core, wg_instance_t *in)
 {

@@ -46,6 +46,9 @@ int wg_evo_core_message(const wg_core_err_t *e, const char *name, int *status, c
  * is set. */
 int wg_evo_limit(wg_http_req_t *r, wg_api_ctx_t *c, const wg_auth_t *a, const char *prefix);
 
+/* The request body parsed as a JSON object into *root (caller json_decref()s). 0, or the 400
+ * "request body must be a JSON object" is set. */
+int wg_evo_body(wg_http_req_t *r, json_t **root);
 /* The instance `name` for credential a, found by lookup and named in the request log. 0, or
  * fail_core set the response (with name). */
 int wg_evo_resolve(wg_http_req_t *r, wg_api_ctx_t *c, const wg_auth_t *a, const char *name,

@@ -702,10 +702,8 @@ static void create_run(wg_http_req_t *r, wg_api_ctx_t *c, int proxy_ok)
         fail(r, 401, "Unauthorized");
         goto out;
     }
-    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0) {
-        fail(r, 400, "request body must be a JSON object");
+    if (wg_evo_body(r, &root) != 0)
         goto out;
-    }
     memset(&spec, 0, sizeof(spec));
     spec.dialect = "evolution";
     spec.owner_id = a.kind == WG_AUTH_ACCOUNT ? a.account_id : WG_ADMIN_ACCOUNT_ID;
@@ -1010,10 +1008,8 @@ static void h_webhook_set(wg_http_req_t *r, void *ctx)
         json_decref(opts);
         return;
     }
-    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0) {
-        fail(r, 400, "request body must be a JSON object");
+    if (wg_evo_body(r, &root) != 0)
         goto out;
-    }
     /* v2 wraps the fields in "webhook"; v1 clients send them at the top level */
     json_t *wh = json_object_get(root, "webhook");
     if (!json_is_object(wh))
@@ -1089,10 +1085,8 @@ static void h_settings_set(wg_http_req_t *r, void *ctx)
         json_decref(s);
         return;
     }
-    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0) {
-        fail(r, 400, "request body must be a JSON object");
+    if (wg_evo_body(r, &root) != 0)
         goto out;
-    }
     json_t *src = json_is_object(json_object_get(root, "settings"))
                       ? json_object_get(root, "settings")
                       : root;
@@ -1186,10 +1180,8 @@ static void proxy_set_run(wg_http_req_t *r, wg_api_ctx_t *c, int proxy_ok)
         return;
     }
     snprintf(r->log_instance, sizeof(r->log_instance), "%s", in.id);
-    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0) {
-        fail(r, 400, "request body must be a JSON object");
+    if (wg_evo_body(r, &root) != 0)
         goto out;
-    }
     memset(&p, 0, sizeof(p));
     p.set_proxy = 1;
     if (!json_is_false(json_object_get(root, "enabled"))) {
@@ -1332,10 +1324,8 @@ static void h_send_text(wg_http_req_t *r, void *ctx)
         json_decref(msgs);
         return;
     }
-    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0) {
-        fail(r, 400, "request body must be a JSON object");
+    if (wg_evo_body(r, &root) != 0)
         goto out;
-    }
     require_string(root, "number", "Invalid format", msgs);
     require_string(root, "text", "text is not of a type(s) string", msgs);
     json_t *delay = json_object_get(root, "delay");
@@ -1383,10 +1373,8 @@ static void h_set_presence(wg_http_req_t *r, void *ctx)
     size_t i;
     if (evo_instance(r, c, &a, &in) != 0)
         return;
-    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0) {
-        fail(r, 400, "request body must be a JSON object");
+    if (wg_evo_body(r, &root) != 0)
         goto out;
-    }
     json_t *p = json_object_get(root, "presence");
     const char *state = json_string_value(p);
     for (i = 0; state && i < sizeof(states) / sizeof(states[0]); i++)

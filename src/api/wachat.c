@@ -418,10 +418,8 @@ static void h_create(wg_http_req_t *r, void *ctx)
         fail(r, 400, "response must be json or image");
         goto out;
     }
-    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0) {
-        fail(r, 400, "request body must be a JSON object");
+    if (wg_evo_body(r, &root) != 0)
         goto out;
-    }
     memset(&spec, 0, sizeof(spec));
     spec.dialect = "wachat";
     spec.api_name_auto = 1;
@@ -624,10 +622,8 @@ static void h_send_text(wg_http_req_t *r, void *ctx)
     char *text = NULL;
     if (wac_auth(r, c, &a, 0) != 0)
         return;
-    if (wg_native_parse_body(r->body, r->body_len, &root, &err) != 0) {
-        fail(r, 400, "request body must be a JSON object");
+    if (wg_evo_body(r, &root) != 0)
         return;
-    }
     if (req_string(r, root, "instanceName", &name) != 0 ||
         req_string(r, root, "number", &m.to) != 0 || req_string(r, root, "type", &type) != 0 ||
         req_string(r, root, "message", &m.text) != 0)

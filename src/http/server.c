@@ -15,6 +15,7 @@
 #include <event2/util.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -711,13 +712,14 @@ int wg_http_server_run(wg_http_server_t *s)
         w->started = 1;
     }
     wg_log(WG_LOG_INFO, "http", "listening addr=%s threads=%d", s->address, s->nworkers);
-    /* Wait for wg_http_server_stop (a byte on the pipe). */
+    /* Wait for wg_http_server_stop (a byte on the pipe). poll, never select: on a restart the
+     * engine has already opened a socket per linked instance, so the pipe's fd can be above
+     * FD_SETSIZE (1024), and FD_SET on it wrote past the fd_set into this stack frame (the
+     * SIGSEGV of bench/instances 10000 wss right after a gateway restart). */
     for (;;) {
         char c;
-        fd_set rs;
-        FD_ZERO(&rs);
-        FD_SET(s->stop_pipe[0], &rs);
-        int n = select(s->stop_pipe[0] + 1, &rs, NULL, NULL, NULL);
+        struct pollfd pfd = {.fd = s->stop_pipe[0], .events = POLLIN};
+        int n = poll(&pfd, 1, -1);
         if (n > 0 && read(s->stop_pipe[0], &c, 1) == 1)
             break;
         if (n < 0 && errno != EINTR)

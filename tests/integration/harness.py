@@ -86,6 +86,7 @@ class Server:
         self.proc = None
         self.admin_key = self.extra_env.get("WAGATE_ADMIN_KEY")
         self._out = self._err = None
+        self.pass_fds = ()  # descriptors the server inherits (a test can start it with many open)
 
     # -- lifecycle --
     def start(self, timeout=10):
@@ -107,7 +108,8 @@ class Server:
         self._out = open(os.path.join(self.tmpdir, "stdout.log"), "ab")
         self._err = open(os.path.join(self.tmpdir, "stderr.log"), "ab")
         self.proc = subprocess.Popen([self.binary, "serve"], env=env, stdout=self._out,
-                                     stderr=self._err, cwd=self.tmpdir)
+                                     stderr=self._err, cwd=self.tmpdir,
+                                     pass_fds=self.pass_fds)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

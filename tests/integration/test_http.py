@@ -256,3 +256,39 @@ def test_graceful_shutdown_finishes_in_flight_request():
 def test_version_command():
     out = subprocess.run([os.path.join(REPO, "build", "wagate"), "version"], capture_output=True, text=True).stdout
     assert out.startswith("wagate ")
+
+
+def test_serve_with_descriptors_above_fd_setsize():
+    """On a restart the engine opens one socket per linked instance before the HTTP server is
+    created, so the server's own descriptors can be above FD_SETSIZE (1024). The server once
+    waited for its stop pipe with select(): FD_SET wrote past the fd_set into its stack frame
+    (bench/instances 10000 wss: SIGSEGV right after a restart). Started here with 1,100
+    descriptors already open, under the ASan build when there is one (the overflow is then
+    reported at once), it must serve and stop cleanly."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 4096 if hard == resource.RLIM_INFINITY else min(4096, hard)
+    assert want > 1200, "RLIMIT_NOFILE hard limit %d is too low for this test" % hard
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    fds = []
+    try:
+        while len(fds) < 1100:
+            fds.append(os.open(os.devnull, os.O_RDONLY))
+        asan = os.path.join(REPO, "build-asan", "wagate")
+        srv = Server(binary=asan if os.path.exists(asan) else None)
+        srv.pass_fds = tuple(fds)
+        srv.start(timeout=30)
+        try:
+            st, _, js = srv.request("GET", "/health")
+            assert st == 200, js
+        finally:
+            code = srv.stop()
+        err = srv.stderr()
+        assert code == 0, "exit %s:\n%s" % (code, err[-3000:])
+        assert "AddressSanitizer" not in err and "runtime error" not in err, err[-3000:]
+    finally:
+        for fd in fds:
+            os.close(fd)
+        if soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

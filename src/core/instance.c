@@ -29,6 +29,30 @@ static int not_found(wg_core_err_t *err)
     return WG_ENOTFOUND;
 }
 
+/* Limits a store filter to what the caller may see: an account its own instances, an instance
+ * token its own instance, the admin everything. -1 for any other credential. */
+static int scope_to_caller(const wg_auth_t *a, wg_instance_filter_t *f)
+{
+    if (a->kind == WG_AUTH_ACCOUNT)
+        f->owner_id = a->account_id;
+    else if (a->kind == WG_AUTH_INSTANCE)
+        f->instance_id = a->instance_id;
+    else if (a->kind != WG_AUTH_ADMIN)
+        return -1;
+    return 0;
+}
+
+/* A lookup by name found nothing the caller may see: an instance token asking for any other
+ * name is refused (401), so names cannot be probed; others get 404. */
+static int not_found_for_caller(const wg_auth_t *a, wg_core_err_t *err)
+{
+    if (a->kind == WG_AUTH_INSTANCE) {
+        wg_core_err_set(err, 401, "unauthorized", NULL, "this token belongs to another instance");
+        return WG_EPERM;
+    }
+    return not_found(err);
+}
+
 static const struct {
     const char *key;
     int is_bool;
@@ -750,11 +774,7 @@ int wg_core_instance_by_name(wg_core_t *c, const wg_auth_t *a, const char *name,
     int64_t total = 0;
     int found = -1;
     memset(out, 0, sizeof(*out));
-    if (a->kind == WG_AUTH_ACCOUNT)
-        f.owner_id = a->account_id;
-    else if (a->kind == WG_AUTH_INSTANCE)
-        f.instance_id = a->instance_id;
-    else if (a->kind != WG_AUTH_ADMIN)
+    if (scope_to_caller(a, &f) != 0)
         return not_found(err);
     if (!name || !*name)
         return not_found(err);
@@ -782,15 +802,7 @@ int wg_core_instance_by_name(wg_core_t *c, const wg_auth_t *a, const char *name,
         if (f.offset + f.limit >= total || (found >= 0 && a->kind != WG_AUTH_ADMIN))
             break;
     }
-    if (found < 0) {
-        if (a->kind == WG_AUTH_INSTANCE) {
-            wg_core_err_set(err, 401, "unauthorized", NULL,
-                            "this token belongs to another instance");
-            return WG_EPERM;
-        }
-        return not_found(err);
-    }
-    return 0;
+    return found < 0 ? not_found_for_caller(a, err) : 0;
 }
 
 int wg_core_instance_by_api_name(wg_core_t *c, const wg_auth_t *a, const char *api_name,
@@ -801,11 +813,7 @@ int wg_core_instance_by_api_name(wg_core_t *c, const wg_auth_t *a, const char *a
     size_t n = 0;
     int64_t total = 0;
     memset(out, 0, sizeof(*out));
-    if (a->kind == WG_AUTH_ACCOUNT)
-        f.owner_id = a->account_id;
-    else if (a->kind == WG_AUTH_INSTANCE)
-        f.instance_id = a->instance_id;
-    else if (a->kind != WG_AUTH_ADMIN)
+    if (scope_to_caller(a, &f) != 0)
         return not_found(err);
     if (!api_name || !*api_name)
         return not_found(err);
@@ -819,13 +827,7 @@ int wg_core_instance_by_api_name(wg_core_t *c, const wg_auth_t *a, const char *a
         memset(&v[0], 0, sizeof(v[0]));
     }
     wg_instance_list_free(v, n);
-    if (n == 1)
-        return 0;
-    if (a->kind == WG_AUTH_INSTANCE) {
-        wg_core_err_set(err, 401, "unauthorized", NULL, "this token belongs to another instance");
-        return WG_EPERM;
-    }
-    return not_found(err);
+    return n == 1 ? 0 : not_found_for_caller(a, err);
 }
 
 int wg_core_instance_list(wg_core_t *c, const wg_auth_t *a, const char *status,
@@ -856,11 +858,7 @@ int wg_core_instance_list(wg_core_t *c, const wg_auth_t *a, const char *status,
         wg_core_err_set(err, 422, "validation_error", "limit", "limit must be from 1 to 100");
         return WG_EINVAL;
     }
-    if (a->kind == WG_AUTH_ACCOUNT)
-        f.owner_id = a->account_id;
-    else if (a->kind == WG_AUTH_INSTANCE)
-        f.instance_id = a->instance_id;
-    else if (a->kind != WG_AUTH_ADMIN)
+    if (scope_to_caller(a, &f) != 0)
         return not_found(err);
     f.status = status;
     f.name_like = name_like && *name_like ? name_like : NULL;
